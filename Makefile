@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine (see README):
+#   make run    installs into .venv and runs the default job (small CPU suite, installed frameworks)
+#   make test   installs into .venv and runs the test suite
+PYTHON ?= python3
+VENV ?= .venv
+EXTRAS ?= all,test
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: setup run test lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $@
+
+run: setup
+	$(BIN)/dlbench run $(ARGS)
+
+test: setup
+	bash scripts/test.sh
+
+lint: setup
+	$(BIN)/ruff check dlbench tests
+	$(BIN)/mypy dlbench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

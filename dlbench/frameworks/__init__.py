@@ -1,0 +1,1 @@
+"""Framework adapters (one per framework) and the registry that finds them through entry points."""

@@ -1,0 +1,154 @@
+"""The adapter protocol: what a framework plugin must provide so that dlbench can measure it.
+
+Life of an adapter inside one isolated worker process (see ``dlbench.runner.worker``):
+
+1. The parent calls :meth:`Adapter.worker_env` (cheap, no framework import) and starts the worker
+   with that environment, pinned to N cores *before* anything heavy is imported.
+2. In the worker, :meth:`Adapter.initialize` imports the framework, applies the thread count and the
+   precision settings (TF32 off, ...) and returns :class:`RuntimeInfo` (versions, backends, threads in
+   effect, devices seen).
+3. For each case, :meth:`Adapter.build` turns a :class:`BuildRequest` (the canonical workload, the
+   canonical initial weights and one input batch) into a :class:`BuiltCase`.
+4. The measuring code calls :meth:`BuiltCase.prepare` for a pass and times the returned callable,
+   calling :meth:`BuiltCase.sync` on its result before reading the clock.
+
+The adapter module itself must import no framework at module level: the parent process imports every
+adapter class to list them, and a heavy import there would distort every worker's measurements.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dlbench.workloads import Batch, Workload
+
+
+class CaseUnavailable(Exception):
+    """Raised by ``build`` when the adapter cannot run this case (e.g. a variant not supported on a
+    device). The case is recorded with status ``unavailable``, not as a failure."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """What a worker's framework reports about itself after ``initialize``."""
+
+    framework: str
+    version: str
+    threads: int | None  # intra-op threads in effect (None where the framework has no such notion)
+    devices: tuple[str, ...]  # e.g. ("cpu",) or ("cpu", "gpu")
+    backends: dict[str, str] = field(default_factory=dict)  # e.g. {"cuda": "12.4", "onednn": "3.5"}
+    settings: dict[str, str] = field(default_factory=dict)  # e.g. {"tf32": "off", "interop_threads": "1"}
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything needed to build one case: all of it framework-neutral."""
+
+    workload: Workload
+    phase: str  # "" for single-phase workloads
+    batch: Batch  # canonical layout (NHWC images, int32 labels/tokens)
+    weights: Mapping[str, np.ndarray]  # canonical layout and names, all parameters of the workload
+    variant: str
+    device: str  # "cpu" | "gpu"
+    precision: str = "float32"
+    dropout: bool = True  # False for verification: every framework then computes the same function
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One forward + loss + gradient evaluation in canonical names and layouts (for ``dlbench verify``)."""
+
+    output: np.ndarray  # logits, or the reconstruction of an autoencoder pretraining phase
+    loss: float
+    gradients: dict[str, np.ndarray]  # canonical parameter name -> gradient in canonical layout
+
+
+class BuiltCase(ABC):
+    """A model built for one (workload, phase, batch size, variant, device), ready to be timed."""
+
+    @property
+    @abstractmethod
+    def trainable_params(self) -> int:
+        """Number of trainable scalars of the built model (must equal the canonical count)."""
+
+    @abstractmethod
+    def prepare(self, pass_: str) -> Callable[[], Any]:
+        """Return the callable that runs one ``forward`` or ``gradient`` pass over the batch.
+
+        Any tracing or ahead-of-time compilation may happen here or in the first call; both are
+        timed together as ``first_call_ms`` and never enter the samples. The callable's result is a
+        handle that :meth:`sync` waits on; it must not copy anything to the host.
+        """
+
+    @abstractmethod
+    def sync(self, handle: Any) -> None:
+        """Block until the work that produced ``handle`` is finished on the device."""
+
+    @abstractmethod
+    def evaluate(self) -> Evaluation:
+        """Forward output, loss and gradients in canonical layout, copied to NumPy (verification only)."""
+
+    def reset_peak_memory(self) -> None:
+        """Reset the framework's own peak-memory counter, if it has one."""
+
+    def peak_memory_bytes(self, pass_: str) -> int | None:
+        """The framework's own peak memory for the pass just run (device allocator, or a compiled
+        executable's memory analysis); None where the framework has no such counter."""
+        return None
+
+    def framework_flops(self, pass_: str) -> float | None:
+        """FLOPs of one pass as counted by the framework itself (e.g. a compiled cost analysis)."""
+        return None
+
+    def close(self) -> None:
+        """Release the model's memory before the next case is built."""
+
+
+class Adapter(ABC):
+    """A framework plugin. Registered under the entry-point group ``dlbench.adapters``."""
+
+    name: ClassVar[str]  # registry name, e.g. "torch"
+    display_name: ClassVar[str]  # e.g. "PyTorch"
+    module: ClassVar[str]  # import name of the framework, used to check installation cheaply
+    distributions: ClassVar[tuple[str, ...]]  # pip distribution names to read the version from
+    variants: ClassVar[tuple[str, ...]]
+    default_variant: ClassVar[str]
+    variant_help: ClassVar[dict[str, str]] = {}
+    hidden: ClassVar[bool] = False  # hidden adapters (the fake) are only run when named explicitly
+
+    # ----- cheap queries, run in the parent process (no framework import) -----
+    def is_installed(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+    def version(self) -> str | None:
+        for dist in self.distributions:
+            try:
+                return importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return None
+
+    def supports_gpu_build(self) -> bool:
+        """Whether the installed build can use a GPU at all, judged without importing the framework
+        (e.g. a ``+cpu`` wheel or ``tensorflow-cpu`` cannot). The parent also requires NVML to see a GPU."""
+        return True
+
+    def worker_env(self, device: str, threads: int) -> dict[str, str]:
+        """Environment variables the worker must have before the framework is imported."""
+        return {}
+
+    # ----- in the worker -----
+    @abstractmethod
+    def initialize(self, device: str, threads: int) -> RuntimeInfo:
+        """Import the framework, apply ``threads`` and precision settings, report what is in effect."""
+
+    @abstractmethod
+    def build(self, request: BuildRequest) -> BuiltCase:
+        """Build the canonical model for ``request`` with its weights and batch placed on the device."""

@@ -1,0 +1,104 @@
+"""What one measured case produced: raw samples first, everything else derived from them.
+
+A :class:`CaseResult` is what a worker sends back and what the store keeps. Summaries are recomputed from
+``samples_ms`` whenever needed, so a stored run can always be re-analysed with better statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from dlbench.spec import Case
+from dlbench.stats import Summary, summarize
+
+# Status values. Anything other than "ok" is the reason the case has no timing.
+OK = "ok"
+FAILED = "failed"  # an exception while building or running the case
+CRASHED = "crashed"  # the worker process died (segfault, abort, killed)
+TIMEOUT = "timeout"
+OOM = "oom"
+UNAVAILABLE = "unavailable"  # the framework cannot run this case here (not installed, no GPU, variant)
+INTERRUPTED = "interrupted"  # the run was stopped (Ctrl-C) before this case finished
+STATUSES = (OK, FAILED, CRASHED, TIMEOUT, OOM, UNAVAILABLE, INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Memory readings of one case, in bytes.
+
+    ``peak_rss``: the worker's peak resident set during the case (VmHWM after a reset);
+    ``baseline_rss``: resident set before the model was built, so ``rise`` is what the case added;
+    ``framework_peak``: the framework's own counter (TF allocator peak, JAX compiled memory analysis);
+    ``device_peak``: the GPU allocator's peak (GPU cases only).
+    """
+
+    peak_rss: int | None = None
+    baseline_rss: int | None = None
+    framework_peak: int | None = None
+    device_peak: int | None = None
+
+    @property
+    def rise(self) -> int | None:
+        if self.peak_rss is None or self.baseline_rss is None:
+            return None
+        return max(0, self.peak_rss - self.baseline_rss)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """The outcome of one case. ``samples_ms`` are per-iteration times of whole timed blocks."""
+
+    case: Case
+    status: str
+    error: str = ""
+    samples_ms: tuple[float, ...] = ()
+    iterations_per_sample: int = 0
+    first_call_ms: float | None = None
+    warmup_iterations: int = 0
+    params: int | None = None
+    macs: int | None = None
+    framework_flops: float | None = None
+    memory: Memory = field(default_factory=Memory)
+    threads_effective: int | None = None
+    affinity: tuple[int, ...] = ()
+    cpu_per_wall: float | None = None  # process CPU time / wall time while sampling: ~threads if busy
+    started_at: str = ""
+    duration_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def summary(self) -> Summary | None:
+        return summarize(self.samples_ms) if self.samples_ms else None
+
+    def with_status(self, status: str, error: str) -> CaseResult:
+        return replace(self, status=status, error=error)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["case"] = self.case.to_dict()
+        data["key"] = self.case.key
+        data["samples_ms"] = list(self.samples_ms)
+        data["affinity"] = list(self.affinity)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CaseResult:
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        values["case"] = Case.from_dict(data["case"])
+        values["memory"] = Memory(**data.get("memory", {}))
+        values["samples_ms"] = tuple(data.get("samples_ms", ()))
+        values["affinity"] = tuple(data.get("affinity", ()))
+        return cls(**values)
+
+
+def failed_result(case: Case, status: str, error: str, **extra: Any) -> CaseResult:
+    """A result row for a case that produced no timing; the error text is kept to one line."""
+    return CaseResult(case=case, status=status, error=one_line(error), **extra)
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,253 @@
+"""Versioned run records on disk: ``run.json`` (everything, raw samples included) and ``results.csv``.
+
+Both files are rewritten atomically (temporary file + ``os.replace``) after every finished case, so a
+kill at any moment leaves readable files holding every case measured so far. A lock file stops two runs
+from writing into one directory at once. ``load_run`` validates the schema version, so ``report`` and
+``compare`` refuse a corrupt or unknown file with a clear message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dlbench.errors import StoreError
+from dlbench.results import CaseResult
+from dlbench.workloads.definitions import pass_flops
+
+SCHEMA_VERSION = 1
+RUN_FILE = "run.json"
+CSV_FILE = "results.csv"
+LOCK_FILE = ".lock"
+
+CSV_COLUMNS = (
+    "run_id", "key", "workload", "phase", "framework", "framework_version", "variant", "device", "threads",
+    "batch_size", "pass", "precision", "status", "median_ms", "iqr_ms", "ci_low_ms", "ci_high_ms", "mean_ms",
+    "std_ms", "min_ms", "n_samples", "iterations_per_sample", "noisy", "first_call_ms", "samples_per_s",
+    "params", "macs", "flops", "gflops_per_s", "framework_flops", "peak_rss_mb", "rss_rise_mb",
+    "framework_peak_mb", "device_peak_mb", "threads_effective", "affinity", "cpu_per_wall", "started_at",
+    "duration_s", "error",
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _mb(value: int | None) -> float | None:
+    return None if value is None else round(value / 2**20, 3)
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def result_row(run_id: str, result: CaseResult, framework_version: str = "") -> dict[str, Any]:
+    """One CSV row: the case's axes, its status and statistics derived from its raw samples."""
+    case = result.case
+    row: dict[str, Any] = {
+        "run_id": run_id, "key": case.key, "workload": case.workload, "phase": case.phase,
+        "framework": case.framework, "framework_version": framework_version, "variant": case.variant,
+        "device": case.device, "threads": case.threads, "batch_size": case.batch_size, "pass": case.pass_,
+        "precision": case.precision, "status": result.status, "error": result.error,
+        "first_call_ms": _round(result.first_call_ms, 3), "params": result.params, "macs": result.macs,
+        "iterations_per_sample": result.iterations_per_sample or None,
+        "framework_flops": result.framework_flops,
+        "peak_rss_mb": _mb(result.memory.peak_rss), "rss_rise_mb": _mb(result.memory.rise),
+        "framework_peak_mb": _mb(result.memory.framework_peak), "device_peak_mb": _mb(result.memory.device_peak),
+        "threads_effective": result.threads_effective,
+        "affinity": " ".join(map(str, result.affinity)),
+        "cpu_per_wall": _round(result.cpu_per_wall, 3), "started_at": result.started_at,
+        "duration_s": _round(result.duration_s, 3),
+    }
+    summary = result.summary()
+    if summary is not None:
+        flops = pass_flops(case.workload, case.phase, case.pass_, case.batch_size)
+        row.update(
+            median_ms=_round(summary.median), iqr_ms=_round(summary.iqr), ci_low_ms=_round(summary.ci_low),
+            ci_high_ms=_round(summary.ci_high), mean_ms=_round(summary.mean), std_ms=_round(summary.std),
+            min_ms=_round(summary.min), n_samples=summary.n, noisy=summary.noisy,
+            samples_per_s=_round(case.batch_size / (summary.median / 1e3), 2),
+            flops=flops, gflops_per_s=_round(flops / (summary.median / 1e3) / 1e9, 3),
+        )
+    return {col: ("" if row.get(col) is None else row.get(col)) for col in CSV_COLUMNS}
+
+
+def csv_text(run_id: str, results: Iterable[CaseResult], versions: dict[str, str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for result in results:
+        writer.writerow(result_row(run_id, result, versions.get(result.case.framework, "")))
+    return out.getvalue()
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new file, never a torn one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class RunRecord:
+    """The versioned content of ``run.json``."""
+
+    run_id: str
+    created: str
+    environment: dict[str, Any]
+    suite: dict[str, Any]
+    config: dict[str, Any]
+    results: list[CaseResult] = field(default_factory=list)
+    finished: str = ""
+    status: str = "running"  # running | complete | interrupted
+    schema_version: int = SCHEMA_VERSION
+
+    def framework_versions(self) -> dict[str, str]:
+        frameworks = self.environment.get("frameworks", {})
+        return {name: str(info.get("version", "")) for name, info in frameworks.items()}
+
+    def to_json(self) -> str:
+        data = {
+            "schema_version": self.schema_version, "run_id": self.run_id, "created": self.created,
+            "finished": self.finished, "status": self.status, "environment": self.environment,
+            "suite": self.suite, "config": self.config, "results": [r.to_dict() for r in self.results],
+        }
+        return json.dumps(data, indent=1, sort_keys=False, default=str)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "run.json") -> RunRecord:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(data, dict) or "schema_version" not in data:
+            raise StoreError(f"{source} is not a dlbench run record (no schema_version)")
+        version = data["schema_version"]
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"{source} has schema version {version!r}; this dlbench reads {SCHEMA_VERSION}")
+        try:
+            return cls(
+                run_id=str(data["run_id"]), created=str(data["created"]), environment=dict(data["environment"]),
+                suite=dict(data["suite"]), config=dict(data["config"]),
+                results=[CaseResult.from_dict(r) for r in data["results"]],
+                finished=str(data.get("finished", "")), status=str(data.get("status", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{source} is a damaged run record ({type(exc).__name__}: {exc})") from None
+
+
+def resolve_run_file(path: Path) -> Path:
+    """Accept a run directory or its run.json."""
+    return path / RUN_FILE if path.is_dir() else path
+
+
+def load_run(path: Path | str) -> RunRecord:
+    """Read and validate a stored run (a directory holding run.json, or the file itself)."""
+    run_file = resolve_run_file(Path(path))
+    if not run_file.exists():
+        raise StoreError(f"no dlbench run at {path} (expected {run_file})")
+    try:
+        text = run_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StoreError(f"cannot read {run_file}: {exc.strerror}") from None
+    return RunRecord.from_json(text, str(run_file))
+
+
+class RunStore:
+    """An open, locked run directory. Every :meth:`add` rewrites both files atomically."""
+
+    def __init__(self, directory: Path, record: RunRecord) -> None:
+        self.directory = directory
+        self.record = record
+        self._lock_handle: io.TextIOWrapper | None = None
+
+    @classmethod
+    def open(cls, directory: Path, record: RunRecord, *, resume: bool = False) -> RunStore:
+        """Create (or, with ``resume``, reopen) a run directory and take its lock.
+
+        A fresh run refuses a directory that already holds a run, so nothing measured is overwritten.
+        """
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create output directory {directory}: {exc.strerror}") from None
+        if not os.access(directory, os.W_OK):
+            raise StoreError(f"output directory {directory} is not writable")
+        store = cls(directory, record)
+        store._lock()
+        existing = directory / RUN_FILE
+        if resume:
+            if not existing.exists():
+                store.close()
+                raise StoreError(f"nothing to resume: {existing} does not exist")
+            store.record = load_run(directory)
+        elif existing.exists():
+            store.close()
+            raise StoreError(f"{directory} already holds a run; use --resume to finish it or another --output")
+        store.flush()
+        return store
+
+    def _lock(self) -> None:
+        handle = open(self.directory / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held open)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise StoreError(f"another dlbench run is writing into {self.directory}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_handle = handle
+
+    def close(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def done_keys(self) -> set[str]:
+        """Keys of cases that need not be measured again on resume (everything but interrupted ones)."""
+        return {r.case.key for r in self.record.results if r.status != "interrupted"}
+
+    def add(self, result: CaseResult) -> None:
+        """Store a finished case (replacing an earlier result of the same case) and persist at once."""
+        self.record.results = [r for r in self.record.results if r.case.key != result.case.key]
+        self.record.results.append(result)
+        self.flush()
+
+    def set_framework_info(self, name: str, info: dict[str, Any]) -> None:
+        self.record.environment.setdefault("frameworks", {})[name] = info
+        self.flush()
+
+    def finish(self, status: str) -> None:
+        self.record.status = status
+        self.record.finished = now_iso()
+        self.flush()
+
+    def flush(self) -> None:
+        try:
+            atomic_write(self.directory / RUN_FILE, self.record.to_json())
+            atomic_write(
+                self.directory / CSV_FILE,
+                csv_text(self.record.run_id, self.record.results, self.record.framework_versions()),
+            )
+        except OSError as exc:
+            raise StoreError(f"cannot write results into {self.directory}: {exc.strerror}") from None

@@ -1,0 +1,26 @@
+"""The canonical workloads of ``shared/design/workloads.md``: one definition, every adapter builds it.
+
+``definitions`` holds shapes, parameters and MACs (computed from the layer tables, not typed in),
+``data`` the seeded synthetic inputs and ``weights`` the seeded canonical initial weights.
+"""
+
+from dlbench.workloads.data import Batch, make_batch
+from dlbench.workloads.definitions import (
+    WORKLOADS,
+    ParamSpec,
+    Workload,
+    get_workload,
+    workload_names,
+)
+from dlbench.workloads.weights import initial_weights
+
+__all__ = [
+    "WORKLOADS",
+    "Batch",
+    "ParamSpec",
+    "Workload",
+    "get_workload",
+    "initial_weights",
+    "make_batch",
+    "workload_names",
+]

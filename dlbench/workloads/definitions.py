@@ -1,0 +1,213 @@
+"""Framework-neutral definitions of the four canonical networks.
+
+Each workload lists its parameters in the canonical layout (HWIO convolution kernels, ``[in, out]``
+dense kernels, LSTM kernels ``[in, 4H]`` with gate order i, f, g, o) and its layers' multiply-accumulates.
+Parameter counts and MACs are *derived* from these tables so that the tests can check them against the
+numbers printed in ``workloads.md``, and every adapter can check the model it built against them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+from dlbench.errors import SuiteError
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One trainable tensor in the canonical layout."""
+
+    name: str
+    shape: tuple[int, ...]
+    init: str = "glorot_uniform"  # or "zeros"
+
+    @property
+    def size(self) -> int:
+        return prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A separately timed part of a workload (the autoencoder's pretraining stages and fine-tuning)."""
+
+    name: str
+    trainable: tuple[str, ...]  # canonical parameter names that receive gradients
+    macs_per_sample: int
+    output: str  # what the forward pass returns: "logits" or "reconstruction"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A canonical network: its input, its parameters and its phases (one unnamed phase if it has none)."""
+
+    name: str
+    description: str
+    input_shape: tuple[int, ...]  # per sample, canonical (NHWC for images)
+    num_classes: int
+    params: tuple[ParamSpec, ...]
+    phases: tuple[Phase, ...]
+    paper_batch_size: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def has_phases(self) -> bool:
+        return len(self.phases) > 1
+
+    @property
+    def phase_names(self) -> tuple[str, ...]:
+        """Phase names as they appear in results: ``("",)`` for a single-phase workload."""
+        return tuple(p.name for p in self.phases)
+
+    def phase(self, name: str) -> Phase:
+        for p in self.phases:
+            if p.name == name:
+                return p
+        known = ", ".join(p.name for p in self.phases if p.name) or "(none)"
+        raise SuiteError(f"workload {self.name!r} has no phase {name!r}; phases: {known}")
+
+    def param(self, name: str) -> ParamSpec:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def trainable_params(self, phase: str = "") -> int:
+        return sum(self.param(n).size for n in self.phase(phase).trainable)
+
+    def total_params(self) -> int:
+        return sum(p.size for p in self.params)
+
+    def macs(self, phase: str = "") -> int:
+        return self.phase(phase).macs_per_sample
+
+
+def _conv(name: str, k: int, cin: int, cout: int) -> tuple[ParamSpec, ParamSpec]:
+    return ParamSpec(f"{name}.kernel", (k, k, cin, cout)), ParamSpec(f"{name}.bias", (cout,), "zeros")
+
+
+def _dense(name: str, fin: int, fout: int) -> tuple[ParamSpec, ParamSpec]:
+    return ParamSpec(f"{name}.kernel", (fin, fout)), ParamSpec(f"{name}.bias", (fout,), "zeros")
+
+
+def conv_macs(out_h: int, out_w: int, k: int, cin: int, cout: int) -> int:
+    """MACs of a dense 2-D convolution: one k*k*cin dot product per output element."""
+    return out_h * out_w * cout * k * k * cin
+
+
+def _lenet() -> Workload:
+    params = (*_conv("conv1", 5, 1, 20), *_conv("conv2", 5, 20, 50),
+              *_dense("fc1", 800, 500), *_dense("fc2", 500, 10))
+    macs = conv_macs(24, 24, 5, 1, 20) + conv_macs(8, 8, 5, 20, 50) + 800 * 500 + 500 * 10
+    return Workload(
+        name="lenet",
+        description="LeNet on MNIST-shaped 28x28x1 input, tanh convolutions, 10 classes",
+        input_shape=(28, 28, 1),
+        num_classes=10,
+        params=params,
+        phases=(Phase("", tuple(p.name for p in params), macs, "logits"),),
+        paper_batch_size=64,
+    )
+
+
+def _alexnet() -> Workload:
+    params = (
+        *_conv("conv1", 11, 3, 96), *_conv("conv2", 5, 96, 256), *_conv("conv3", 3, 256, 384),
+        *_conv("conv4", 3, 384, 384), *_conv("conv5", 3, 384, 256),
+        *_dense("fc6", 9216, 4096), *_dense("fc7", 4096, 4096), *_dense("fc8", 4096, 1000),
+    )
+    macs = (
+        conv_macs(55, 55, 11, 3, 96) + conv_macs(27, 27, 5, 96, 256) + conv_macs(13, 13, 3, 256, 384)
+        + conv_macs(13, 13, 3, 384, 384) + conv_macs(13, 13, 3, 384, 256)
+        + 9216 * 4096 + 4096 * 4096 + 4096 * 1000
+    )
+    return Workload(
+        name="alexnet",
+        description="AlexNet (no LRN, no groups) on ImageNet-shaped 227x227x3 input, 1000 classes",
+        input_shape=(227, 227, 3),
+        num_classes=1000,
+        params=params,
+        phases=(Phase("", tuple(p.name for p in params), macs, "logits"),),
+        paper_batch_size=256,
+    )
+
+
+def _autoencoder() -> Workload:
+    sizes = (784, 400, 200, 100)
+    params: list[ParamSpec] = []
+    for i in range(3):
+        params.append(ParamSpec(f"enc{i + 1}.kernel", (sizes[i], sizes[i + 1])))
+        params.append(ParamSpec(f"enc{i + 1}.bias", (sizes[i + 1],), "zeros"))
+        params.append(ParamSpec(f"dec{i + 1}.bias", (sizes[i],), "zeros"))
+    params.extend(_dense("classifier", 100, 10))
+
+    def enc_macs(upto: int) -> int:
+        return sum(sizes[i] * sizes[i + 1] for i in range(upto))
+
+    phases = []
+    for i in range(3):
+        frozen = enc_macs(i)
+        own = 2 * sizes[i] * sizes[i + 1]  # encoder and tied decoder
+        trainable = (f"enc{i + 1}.kernel", f"enc{i + 1}.bias", f"dec{i + 1}.bias")
+        phases.append(Phase(f"pretrain{i + 1}", trainable, frozen + own, "reconstruction"))
+    finetune = tuple(f"enc{i + 1}.{t}" for i in range(3) for t in ("kernel", "bias")) + (
+        "classifier.kernel", "classifier.bias")
+    phases.append(Phase("finetune", finetune, enc_macs(3) + 100 * 10, "logits"))
+    return Workload(
+        name="autoencoder",
+        description="stacked autoencoder 784-400-200-100 with tied decoders: 3 pretraining phases + fine-tuning",
+        input_shape=(784,),
+        num_classes=10,
+        params=tuple(params),
+        phases=tuple(phases),
+        paper_batch_size=64,
+    )
+
+
+def _lstm() -> Workload:
+    vocab, dim, hidden, maxlen = 10_000, 128, 128, 100
+    params = (
+        ParamSpec("embedding.table", (vocab, dim)),
+        ParamSpec("lstm.input_kernel", (dim, 4 * hidden)),
+        ParamSpec("lstm.recurrent_kernel", (hidden, 4 * hidden)),
+        ParamSpec("lstm.bias", (4 * hidden,), "zeros"),
+        *_dense("classifier", hidden, 2),
+    )
+    macs = maxlen * 4 * (dim * hidden + hidden * hidden) + hidden * 2
+    return Workload(
+        name="lstm",
+        description="LSTM sentiment classifier on IMDB-shaped sequences (vocab 10k, maxlen 100, hidden 128)",
+        input_shape=(maxlen,),
+        num_classes=2,
+        params=params,
+        phases=(Phase("", tuple(p.name for p in params), macs, "logits"),),
+        paper_batch_size=16,
+        extra={"vocab": vocab, "embed_dim": dim, "hidden": hidden, "maxlen": maxlen},
+    )
+
+
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (_lenet(), _alexnet(), _autoencoder(), _lstm())}
+
+
+def workload_names() -> tuple[str, ...]:
+    return tuple(WORKLOADS)
+
+
+def get_workload(name: str) -> Workload:
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise SuiteError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}") from None
+
+
+def forward_flops(workload: str, phase: str, batch_size: int) -> float:
+    """Floating-point operations of one forward pass over a batch: 2 per multiply-accumulate."""
+    return 2.0 * get_workload(workload).macs(phase) * batch_size
+
+
+def pass_flops(workload: str, phase: str, pass_: str, batch_size: int) -> float:
+    """FLOPs of a timed pass. The gradient pass is counted as 3x the forward pass (forward + a backward of
+    about twice its cost), the usual convention (e.g. Kaplan et al. 2020); it is an estimate, documented
+    as such in the README, while the forward count is exact for the layers that dominate."""
+    factor = 1.0 if pass_ == "forward" else 3.0
+    return factor * forward_flops(workload, phase, batch_size)

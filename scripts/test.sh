@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# The project's test command (called by `make test` and by .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec .venv/bin/python -m pytest "$@"
