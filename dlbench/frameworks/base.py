@@ -59,6 +59,7 @@ class BuildRequest:
     device: str  # "cpu" | "gpu"
     precision: str = "float32"
     dropout: bool = True  # False for verification: every framework then computes the same function
+    case_key: str = ""  # the Case.key being built, for logging and for the fake adapter's fault injection
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,10 @@ class Adapter(ABC):
         """Whether the installed build can use a GPU at all, judged without importing the framework
         (e.g. a ``+cpu`` wheel or ``tensorflow-cpu`` cannot). The parent also requires NVML to see a GPU."""
         return True
+
+    def gpu_usable(self, gpus: list[dict[str, Any]]) -> bool:
+        """Whether a GPU case can run here, given the GPUs that NVML reports on this host."""
+        return bool(gpus) and self.supports_gpu_build()
 
     def worker_env(self, device: str, threads: int) -> dict[str, str]:
         """Environment variables the worker must have before the framework is imported."""

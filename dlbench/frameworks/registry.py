@@ -17,14 +17,22 @@ from dlbench.frameworks.base import Adapter
 GROUP = "dlbench.adapters"
 
 
+class PluginError(SuiteError):
+    """An entry point that does not load into a working adapter."""
+
+
 @dataclass(frozen=True)
 class AdapterEntry:
     name: str
     target: str  # "module:Class"
 
     def load(self) -> Adapter:
-        cls = importlib.metadata.EntryPoint(self.name, self.target, GROUP).load()
-        adapter = cls()
+        try:
+            cls = importlib.metadata.EntryPoint(self.name, self.target, GROUP).load()
+            adapter = cls()
+        except Exception as exc:  # a broken plugin must not take the whole tool down
+            raise PluginError(f"adapter plugin {self.name!r} ({self.target}) failed to load: "
+                              f"{type(exc).__name__}: {exc}") from None
         if not isinstance(adapter, Adapter):
             raise SuiteError(f"entry point {self.name!r} ({self.target}) is not a dlbench Adapter")
         return adapter
@@ -47,10 +55,26 @@ def get_adapter(name: str) -> Adapter:
     return known[name].load()
 
 
+def broken_adapters() -> dict[str, str]:
+    """Registered adapters that fail to load, with the reason (shown by ``dlbench list``)."""
+    broken = {}
+    for name in sorted(entries()):
+        try:
+            get_adapter(name)
+        except PluginError as exc:
+            broken[name] = str(exc)
+    return broken
+
+
 def adapter_names(include_hidden: bool = False) -> list[str]:
+    """Names of the adapters that load (broken plugins are left out; see :func:`broken_adapters`)."""
     names = []
     for name in sorted(entries()):
-        if include_hidden or not get_adapter(name).hidden:
+        try:
+            adapter = get_adapter(name)
+        except PluginError:
+            continue
+        if include_hidden or not adapter.hidden:
             names.append(name)
     return names
 

@@ -1,0 +1,62 @@
+"""``dlbench list``: frameworks, workloads and suites known here (no framework is imported)."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from dlbench.console import out
+from dlbench.frameworks.registry import adapter_names, broken_adapters, get_adapter
+from dlbench.gpu import nvml_gpus
+from dlbench.suite import available_suites, load_suite
+from dlbench.workloads import WORKLOADS
+
+
+def frameworks_table(show_hidden: bool) -> Table:
+    table = Table(title="frameworks")
+    for column in ("name", "installed", "version", "devices", "variants (default first)"):
+        table.add_column(column)
+    gpus = list(nvml_gpus())
+    for name in adapter_names(include_hidden=show_hidden):
+        adapter = get_adapter(name)
+        installed = adapter.is_installed()
+        devices = "cpu" + (", gpu" if installed and adapter.gpu_usable(gpus) else "")
+        variants = [adapter.default_variant] + [v for v in adapter.variants if v != adapter.default_variant]
+        table.add_row(name, "yes" if installed else "no", adapter.version() or "", devices if installed else "",
+                      ", ".join(variants))
+    for name, reason in broken_adapters().items():
+        table.add_row(name, "[red]broken[/red]", "", "", reason)
+    return table
+
+
+def workloads_table() -> Table:
+    table = Table(title="workloads")
+    for column in ("workload", "phase", "trainable params", "forward MACs/sample", "paper batch", "input"):
+        table.add_column(column, justify="right" if "params" in column or "MACs" in column else "left")
+    for w in WORKLOADS.values():
+        for phase in w.phase_names:
+            table.add_row(w.name, phase, f"{w.trainable_params(phase):,}", f"{w.macs(phase):,}",
+                          str(w.paper_batch_size), "x".join(map(str, w.input_shape)))
+    return table
+
+
+def suites_table() -> Table:
+    table = Table(title="suites")
+    table.add_column("suite")
+    table.add_column("description")
+    for name in available_suites():
+        try:
+            description = load_suite(name).description
+        except Exception as exc:  # a broken suite file is listed, not fatal
+            description = f"[red]invalid: {exc}[/red]"
+        table.add_row(name, description)
+    return table
+
+
+@click.command("list")
+@click.option("--all", "show_hidden", is_flag=True, help="Also list hidden adapters (the test fake).")
+def command(show_hidden: bool) -> None:
+    """List frameworks (installed?, version, devices, variants), workloads (phases, params, MACs), suites."""
+    out.print(frameworks_table(show_hidden))
+    out.print(workloads_table())
+    out.print(suites_table())

@@ -1,0 +1,163 @@
+"""``dlbench run``: plan the cases, run them in isolated workers, store every result at once."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dlbench import env as environment
+from dlbench.cli.options import CommaList, flatten
+from dlbench.console import console, describe, out, progress_bar, summary_table
+from dlbench.errors import DlbenchError
+from dlbench.measure.timing import MeasureConfig
+from dlbench.plan import make_plan
+from dlbench.results import CRASHED, FAILED, OOM, TIMEOUT, CaseResult
+from dlbench.runner.isolate import LocalExecutor
+from dlbench.runner.schedule import RunLoop
+from dlbench.spec import Case
+from dlbench.store import RunRecord, RunStore, now_iso
+from dlbench.suite import Overrides
+
+FAILURES = (FAILED, CRASHED, TIMEOUT, OOM)
+EXIT_INTERRUPTED = 130
+
+
+def new_run_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def measure_overrides(max_time: float | None, min_samples: int | None, timeout: float | None) -> dict[str, Any]:
+    given = {"max_time_s": max_time, "min_samples": min_samples, "timeout_s": timeout}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+@click.command("run")
+@click.option("--suite", "-s", default="default", show_default=True, help="Suite name (suites/NAME.toml) or path.")
+@click.option("--framework", "-f", "frameworks", multiple=True, type=CommaList(label="framework"),
+              help="Frameworks to run (default: every installed one).")
+@click.option("--workload", "-w", "workloads", multiple=True, type=CommaList(label="workload"),
+              help="Workloads, e.g. lenet or autoencoder/pretrain1.")
+@click.option("--pass", "passes", multiple=True, type=CommaList(label="pass"), help="forward, gradient.")
+@click.option("--variant", "variants", multiple=True, type=CommaList(label="variant"),
+              help="Framework variants (e.g. eager, channels_last, xla) or 'all'.")
+@click.option("--device", "-d", "devices", multiple=True, type=CommaList(label="device"), help="cpu, gpu.")
+@click.option("--threads", "-t", multiple=True, type=CommaList(positive_int=True, label="thread count"),
+              help="CPU thread counts, e.g. 1,2.")
+@click.option("--batch-size", "-b", "batch_sizes", multiple=True,
+              type=CommaList(positive_int=True, label="batch size"), help="Batch sizes, e.g. 16,64.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Results directory [results/<run-id>].")
+@click.option("--resume", type=click.Path(path_type=Path), help="Finish the interrupted run in this directory.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per case before it is killed.")
+@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), help="Sampling budget per case (s).")
+@click.option("--min-samples", type=click.IntRange(min=3), help="Samples per case at the least.")
+@click.option("--memory-limit", type=click.FloatRange(min=1), help="Kill a worker above this RSS (MB): status oom.")
+@click.option("--seed", type=int, default=None, help="Seed of inputs and weights (default: the suite's).")
+@click.option("--report", "make_report", is_flag=True, help="Also write an HTML report into OUTPUT/report.")
+@click.option("--calibrate", is_flag=True, help="Measure the machine's matmul peak first (for GFLOP/s fractions).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
+def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tuple[tuple[str, ...], ...],
+            passes: tuple[tuple[str, ...], ...], variants: tuple[tuple[str, ...], ...],
+            devices: tuple[tuple[str, ...], ...], threads: tuple[tuple[int, ...], ...],
+            batch_sizes: tuple[tuple[int, ...], ...], output: Path | None, resume: Path | None,
+            timeout: float | None, max_time: float | None, min_samples: int | None,
+            memory_limit: float | None, seed: int | None, make_report: bool, calibrate: bool, quiet: bool) -> None:
+    """Measure forward and gradient time and memory of the suite's cases.
+
+    Exit codes: 0 every case ok (or unavailable here), 1 some case failed, crashed, timed out or ran out of
+    memory (its row says why), 2 bad input, 130 interrupted (what was measured is saved; --resume finishes).
+    """
+    if resume is not None:
+        store, cases = reopen(resume, output)
+    else:
+        overrides = Overrides(
+            frameworks=flatten(frameworks), workloads=flatten(workloads), passes=flatten(passes),
+            variants=flatten(variants), devices=flatten(devices), threads=flatten(threads),
+            batch_sizes=flatten(batch_sizes), measure=measure_overrides(max_time, min_samples, timeout))
+        plan = make_plan(suite, overrides)
+        run_id = new_run_id()
+        directory = output or Path("results") / run_id
+        measure = plan.suite.measure
+        record = RunRecord(
+            run_id=run_id, created=now_iso(), environment=environment.capture(), suite=plan.suite.to_dict(),
+            config={"cases": [c.to_dict() for c in plan.cases], "measure": measure.to_dict(),
+                    "seed": plan.suite.seed if seed is None else seed, "memory_limit_mb": memory_limit,
+                    "command": sys.argv[1:]})
+        store = RunStore.open(directory, record)
+        cases = plan.cases
+        for note in plan.suite.notes:
+            console.print(f"[yellow]note:[/yellow] {note}")
+    try:
+        if calibrate:
+            run_calibration(store, sorted({c.threads for c in cases}), quiet)
+        status = execute(store, cases, memory_limit if resume is None else store.record.config.get("memory_limit_mb"),
+                         quiet)
+    finally:
+        store.close()
+    results = store.record.results
+    if not quiet and results:
+        out.print(summary_table(results, title=f"dlbench run {store.record.run_id}"))
+    console.print(f"results: {store.directory / 'results.csv'}  (run record: {store.directory / 'run.json'})")
+    if make_report:
+        write_report(store.directory)
+    if status == "interrupted":
+        console.print(f"[yellow]interrupted[/yellow]: finish with dlbench run --resume {store.directory}")
+        sys.exit(EXIT_INTERRUPTED)
+    failed = [r for r in results if r.status in FAILURES]
+    if failed:
+        console.print(f"[red]{len(failed)} case(s) did not finish ok[/red] (see the status and error columns)")
+        sys.exit(1)
+
+
+def reopen(directory: Path, output: Path | None) -> tuple[RunStore, list[Case]]:
+    if output is not None and output.resolve() != directory.resolve():
+        raise DlbenchError("--resume and --output name different directories")
+    store = RunStore.open(directory, RunRecord("", "", {}, {}, {}), resume=True)
+    cases = [Case.from_dict(c) for c in store.record.config.get("cases", [])]
+    if not cases:
+        store.close()
+        raise DlbenchError(f"{directory}/run.json lists no planned cases; cannot resume it")
+    return store, cases
+
+
+def execute(store: RunStore, cases: list[Case], memory_limit: float | None, quiet: bool) -> str:
+    """Run what is pending; returns the run's final status (complete or interrupted)."""
+    config = store.record.config
+    measure = MeasureConfig(**config["measure"])
+    executor = LocalExecutor(memory_limit_mb=memory_limit)
+    with progress_bar(quiet) as bar:
+        loop = RunLoop(store=store, executor=executor, measure=measure, seed=int(config.get("seed", 0)))
+        pending = loop.pending(cases)
+        task = bar.add_task(f"run {store.record.run_id}", total=len(pending), last="")
+
+        def advance(result: CaseResult) -> None:
+            bar.update(task, advance=1, last=describe(result))
+
+        loop.on_result = advance
+        try:
+            loop.run(cases)
+        except KeyboardInterrupt:
+            store.finish("interrupted")
+            return "interrupted"
+    store.finish("complete")
+    return "complete"
+
+
+def run_calibration(store: RunStore, threads: list[int], quiet: bool) -> None:
+    from dlbench.calibrate import calibrate
+
+    if not quiet:
+        console.print(f"calibrating float32 matmul peak for threads {threads} ...")
+    store.record.environment["calibration"] = {str(k): v for k, v in calibrate(threads).items()}
+    store.flush()
+
+
+def write_report(directory: Path) -> None:
+    from dlbench.report import build_report
+
+    index = build_report([directory], directory / "report")
+    console.print(f"report: {index}")

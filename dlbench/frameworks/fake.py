@@ -1,0 +1,164 @@
+"""A fake framework: a seeded cost model that does real CPU work, and can be told to fail.
+
+It lets every layer above the adapters (runner, store, statistics, reports, comparisons) be tested in
+seconds, with no framework installed. Each pass performs a fixed, seeded amount of pure-Python integer work
+proportional to the workload's MACs and batch size (divided by the thread count, a simulated speed-up), so
+its times are stable on a quiet machine and really get slower when another process competes for the core.
+
+Behaviour is steered through environment variables, which the runner passes on to the worker:
+
+* ``DLBENCH_FAKE_FAULTS``: comma-separated ``fault:pattern`` pairs; ``pattern`` is an fnmatch pattern on
+  the case key (``lenet/-/gradient/fake/default/cpu/t1/b2/float32``). Faults: ``crash`` (SIGSEGV),
+  ``hang``, ``oom`` (allocates until the worker's memory limit is hit, or raises MemoryError past 4 GiB),
+  ``raise`` (an exception while building), ``abort`` (SIGABRT while running). ``import:*`` makes
+  ``initialize`` fail like a broken framework install.
+* ``DLBENCH_FAKE_SCALE``: multiplies every cost (default 1.0: a LeNet b64 forward costs a few ms).
+* ``DLBENCH_FAKE_GPU=1``: pretend a GPU is present (GPU cases then use a simulated device counter).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dlbench.frameworks.base import Adapter, BuildRequest, BuiltCase, Evaluation, RuntimeInfo
+from dlbench.workloads.data import derive_seed
+
+# Work units (simple integer operations of the Python loop below) per multiply-accumulate. Sized so that a
+# LeNet batch-64 forward pass takes a few milliseconds, like the real frameworks on one core.
+UNITS_PER_MAC = 1.5e-5
+BASE_UNITS = 200  # per-call overhead, like a framework's dispatch cost
+GRADIENT_FACTOR = 2.5
+FAST_VARIANT_FACTOR = 0.7
+NOISE_SIGMA = 0.02
+OOM_CHUNK = 64 * 2**20
+OOM_CAP = 4 * 2**30
+
+
+def parse_faults(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        fault, _, pattern = item.partition(":")
+        pairs.append((fault.strip(), pattern.strip() or "*"))
+    return pairs
+
+
+def fault_for(key: str, env: dict[str, str] | os._Environ[str] = os.environ) -> str | None:
+    for fault, pattern in parse_faults(env.get("DLBENCH_FAKE_FAULTS", "")):
+        if fnmatch.fnmatchcase(key, pattern):
+            return fault
+    return None
+
+
+def spin(units: int) -> int:
+    """Deterministic CPU work: a linear congruential generator stepped ``units`` times."""
+    x = 12345
+    for _ in range(units):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+    return x
+
+
+def allocate_until_oom() -> None:
+    hoard = []
+    while len(hoard) * OOM_CHUNK < OOM_CAP:
+        hoard.append(np.ones(OOM_CHUNK // 8))
+    raise MemoryError("fake adapter: simulated out of memory")
+
+
+class FakeBuiltCase(BuiltCase):
+    def __init__(self, request: BuildRequest, threads: int, fault: str | None) -> None:
+        self.request = request
+        self.threads = threads
+        self.fault = fault
+        workload, phase = request.workload, request.phase
+        self._params = workload.trainable_params(phase)
+        scale = float(os.environ.get("DLBENCH_FAKE_SCALE", "1.0"))
+        factor = FAST_VARIANT_FACTOR if request.variant == "fast" else 1.0
+        self._units = workload.macs(phase) * request.batch.x.shape[0] * UNITS_PER_MAC * scale * factor / threads
+        self._rng = np.random.default_rng(derive_seed("fake", workload.name, phase, request.variant))
+        self._device_peak = 0
+
+    @property
+    def trainable_params(self) -> int:
+        return self._params
+
+    def prepare(self, pass_: str) -> Callable[[], Any]:
+        units = self._units * (GRADIENT_FACTOR if pass_ == "gradient" else 1.0)
+        spin(int(units * 3))  # "compilation": makes the first call visibly slower than the rest
+
+        def run() -> int:
+            if self.fault == "hang":
+                time.sleep(10**6)
+            if self.fault == "crash":
+                os.kill(os.getpid(), signal.SIGSEGV)
+            if self.fault == "abort":
+                os.abort()
+            if self.fault == "oom":
+                allocate_until_oom()
+            noise = float(self._rng.lognormal(0.0, NOISE_SIGMA))
+            self._device_peak = max(self._device_peak, self.request.batch.x.nbytes * 4)
+            return spin(BASE_UNITS + int(units * noise))
+
+        return run
+
+    def sync(self, handle: Any) -> None:
+        return None
+
+    def evaluate(self) -> Evaluation:
+        raise NotImplementedError("the fake adapter computes no real model")
+
+    def reset_peak_memory(self) -> None:
+        self._device_peak = 0
+
+    def peak_memory_bytes(self, pass_: str) -> int | None:
+        return self._device_peak if self.request.device == "gpu" else None
+
+
+class FakeAdapter(Adapter):
+    """The cost-model framework used by the tests; hidden from default runs."""
+
+    name: ClassVar[str] = "fake"
+    display_name: ClassVar[str] = "Fake (cost model)"
+    module: ClassVar[str] = "dlbench"
+    distributions: ClassVar[tuple[str, ...]] = ("dlbench",)
+    variants: ClassVar[tuple[str, ...]] = ("default", "fast")
+    default_variant: ClassVar[str] = "default"
+    variant_help: ClassVar[dict[str, str]] = {
+        "default": "seeded cost model",
+        "fast": "the same model at 0.7x the cost, to test variant comparisons",
+    }
+    hidden: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self._threads = 1
+
+    def supports_gpu_build(self) -> bool:
+        return os.environ.get("DLBENCH_FAKE_GPU") == "1"
+
+    def gpu_usable(self, gpus: list[dict[str, Any]]) -> bool:
+        return self.supports_gpu_build()  # no NVML needed: the fake GPU is simulated
+
+    def initialize(self, device: str, threads: int) -> RuntimeInfo:
+        if any(fault == "import" for fault, _ in parse_faults(os.environ.get("DLBENCH_FAKE_FAULTS", ""))):
+            raise ImportError("fake adapter: simulated broken installation (No module named 'fakeframework')")
+        if device == "gpu" and not self.supports_gpu_build():
+            raise RuntimeError("fake adapter: no GPU (set DLBENCH_FAKE_GPU=1)")
+        self._threads = threads
+        devices = ("cpu", "gpu") if self.supports_gpu_build() else ("cpu",)
+        return RuntimeInfo(
+            framework=self.name, version=self.version() or "0", threads=threads, devices=devices,
+            backends={"cost_model": "lcg-spin"}, settings={"scale": os.environ.get("DLBENCH_FAKE_SCALE", "1.0")},
+        )
+
+    def build(self, request: BuildRequest) -> BuiltCase:
+        key = request.case_key
+        fault = fault_for(key)
+        if fault == "raise":
+            raise RuntimeError(f"fake adapter: simulated build failure for {key}")
+        return FakeBuiltCase(request, self._threads, fault)

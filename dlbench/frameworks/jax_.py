@@ -1,0 +1,562 @@
+"""The JAX adapter: the canonical networks written in plain JAX (``jax.numpy``, ``jax.lax``, ``jax.nn``).
+
+Why no Flax or Equinox: the install stays lean (``jax`` alone), and the parameters are a plain dict keyed
+by the canonical names in the canonical layout (HWIO convolution kernels, ``[in, out]`` dense kernels,
+LSTM kernels ``[in, 4H]`` with gate order i, f, g, o). Loading the canonical weights and mapping the
+gradients back is then the identity, and nothing sits between the network and XLA: what is timed is what
+``jax.jit`` compiles from these few functions, which is what a competent JAX user writes by hand.
+
+Timing fairness:
+
+* ``prepare`` compiles ahead of time (``jit(f).lower(*args).compile()``), so the runner's ``first_call_ms``
+  holds tracing and XLA compilation, and every sample calls the compiled executable on arguments that
+  were placed on the device once in ``build``. The gradient pass returns the gradient pytree, left on the
+  device; ``sync`` waits for it (JAX dispatches asynchronously on CPU too).
+* The forward pass is inference (no dropout). The gradient pass is ``jax.grad`` of the loss w.r.t. the
+  phase's trainable parameters only; the frozen encoders of the autoencoder's pretraining phases are
+  separate, non-differentiated arguments, so XLA computes no gradient for them. Dropout draws from a fixed
+  ``jax.random`` key passed as an argument, which keeps the compiled function pure; every call does the
+  same amount of random-number work as with a fresh key.
+* Variants: ``jit`` writes the non-overlapping 2x2 max pools of LeNet as reshape + max, whose gradient is
+  much cheaper on CPU than that of ``lax.reduce_window`` (shared/design/measurement.md); ``jit_reduce_window``
+  uses ``lax.reduce_window`` everywhere, for comparison. AlexNet's overlapping 3x3/2 pools use
+  ``lax.reduce_window`` in both.
+
+Threads: JAX has no thread API and ignores the XLA thread flags, so the runner pins the worker to N cores
+with ``sched_setaffinity`` before JAX is imported; this adapter sets no thread flag and reports the affinity
+it finds. fp32 means fp32: the default matmul precision is ``highest`` (no TF32 on GPU).
+
+This module imports no framework at module level (see ``dlbench.frameworks.base``): JAX is imported in
+``initialize``/``build`` and inside the network functions, which run only while JAX traces them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from dlbench.errors import SuiteError
+from dlbench.frameworks.base import (
+    Adapter,
+    BuildRequest,
+    BuiltCase,
+    CaseUnavailable,
+    Evaluation,
+    RuntimeInfo,
+)
+
+if TYPE_CHECKING:
+    import jax
+
+    Array = jax.Array
+else:
+    Array = Any
+
+Params = Mapping[str, Array]
+Inputs = tuple[Array, ...]
+PoolFn = Callable[[Array], Array]
+
+DROPOUT_RATE = 0.5
+CONV_DIMS = ("NHWC", "HWIO", "NHWC")
+MATMUL_PRECISION = "highest"
+CUDA_PLUGIN_DISTRIBUTIONS = ("jax-cuda13-plugin", "jax-cuda12-plugin")
+PASSES = ("forward", "gradient")
+_WHILE_LOOP = re.compile(r"\bwhile\(")  # an HLO while instruction in Compiled.as_text()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Layers. Pure functions of arrays; jax is imported inside because this module must stay import-free.
+# ----------------------------------------------------------------------------------------------------
+def dense(params: Params, name: str, x: Array) -> Array:
+    return x @ params[f"{name}.kernel"] + params[f"{name}.bias"]
+
+
+def conv(params: Params, name: str, x: Array, stride: int = 1, pad: int = 0) -> Array:
+    """NHWC input, HWIO kernel (the canonical layout, so the kernel is used as stored)."""
+    from jax import lax
+
+    out = lax.conv_general_dilated(
+        x, params[f"{name}.kernel"], (stride, stride), [(pad, pad), (pad, pad)], dimension_numbers=CONV_DIMS
+    )
+    return out + params[f"{name}.bias"]
+
+
+def max_pool_reshape_2x2(x: Array) -> Array:
+    """Non-overlapping 2x2/2 max pool as reshape + max: its gradient is a cheap select, unlike the
+    scatter that reduce_window's gradient lowers to on CPU."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def max_pool_window(x: Array, size: int, stride: int) -> Array:
+    """Max pool over ``size`` x ``size`` windows with ``stride`` (valid padding) via ``lax.reduce_window``."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, size, size, 1), (1, stride, stride, 1), "VALID")
+
+
+def max_pool_window_2x2(x: Array) -> Array:
+    return max_pool_window(x, 2, 2)
+
+
+def dropout(x: Array, key: Array | None, rate: float = DROPOUT_RATE) -> Array:
+    """Inverted dropout; ``key`` None means inference (identity)."""
+    if key is None:
+        return x
+    import jax
+    import jax.numpy as jnp
+
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+def cross_entropy(logits: Array, labels: Array) -> Array:
+    """Sparse softmax cross-entropy, mean over the batch."""
+    import jax
+    import jax.numpy as jnp
+
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=1))
+
+
+def reconstruction_loss(reconstruction: Array, target: Array) -> Array:
+    """The autoencoder pretraining loss of workloads.md: sum((x' - x)^2) / (2 * batch)."""
+    import jax.numpy as jnp
+
+    return jnp.sum((reconstruction - target) ** 2) / (2.0 * target.shape[0])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Networks. Each maps (params, inputs, dropout key or None) to its output.
+# ----------------------------------------------------------------------------------------------------
+def lenet(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+    import jax
+    import jax.numpy as jnp
+
+    (x,) = inputs
+    x = pool(jnp.tanh(conv(params, "conv1", x)))
+    x = pool(jnp.tanh(conv(params, "conv2", x)))
+    x = x.reshape(x.shape[0], -1)  # NHWC flatten = the canonical H, W, C order
+    x = jax.nn.relu(dense(params, "fc1", x))
+    return dense(params, "fc2", x)
+
+
+def alexnet(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+    """``pool`` is unused: AlexNet's 3x3/2 pools overlap, so every variant uses reduce_window."""
+    import jax
+
+    (x,) = inputs
+    relu = jax.nn.relu
+    x = max_pool_window(relu(conv(params, "conv1", x, stride=4)), 3, 2)
+    x = max_pool_window(relu(conv(params, "conv2", x, pad=2)), 3, 2)
+    x = relu(conv(params, "conv3", x, pad=1))
+    x = relu(conv(params, "conv4", x, pad=1))
+    x = max_pool_window(relu(conv(params, "conv5", x, pad=1)), 3, 2)
+    x = x.reshape(x.shape[0], -1)
+    key6, key7 = (None, None) if key is None else tuple(jax.random.split(key))
+    x = dropout(relu(dense(params, "fc6", x)), key6)
+    x = dropout(relu(dense(params, "fc7", x)), key7)
+    return dense(params, "fc8", x)
+
+
+def encode(params: Params, x: Array, levels: int) -> Array:
+    """The first ``levels`` sigmoid encoders of the stacked autoencoder."""
+    import jax
+
+    for i in range(1, levels + 1):
+        x = jax.nn.sigmoid(dense(params, f"enc{i}", x))
+    return x
+
+
+def pretrain_pair(params: Params, x: Array, level: int) -> tuple[Array, Array]:
+    """(reconstruction, target) of pretraining phase ``level``: the target is the frozen encoding below
+    it, the decoder reuses the transpose of the encoder kernel (tied) with its own bias."""
+    import jax
+
+    target = encode(params, x, level - 1)
+    hidden = jax.nn.sigmoid(dense(params, f"enc{level}", target))
+    recon = jax.nn.sigmoid(hidden @ params[f"enc{level}.kernel"].T + params[f"dec{level}.bias"])
+    return recon, target
+
+
+def finetune(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+    (x,) = inputs
+    return dense(params, "classifier", encode(params, x, 3))
+
+
+def lstm(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+    """Embedding, one LSTM layer as ``lax.scan`` over time (input projection of all steps done as one
+    matmul before the scan), mean of the hidden states over the valid steps, dropout, classifier."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    tokens, mask = inputs
+    embedded = jnp.take(params["embedding.table"], tokens, axis=0)  # [N, T, D]
+    projected = embedded @ params["lstm.input_kernel"] + params["lstm.bias"]  # [N, T, 4H]
+    recurrent = params["lstm.recurrent_kernel"]
+    hidden = recurrent.shape[0]
+
+    def step(carry: tuple[Array, Array], z_in: Array) -> tuple[tuple[Array, Array], Array]:
+        h, c = carry
+        z = z_in + h @ recurrent
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    zeros = jnp.zeros((tokens.shape[0], hidden), projected.dtype)
+    _, states = lax.scan(step, (zeros, zeros), jnp.swapaxes(projected, 0, 1))  # [T, N, H]
+    weights = jnp.swapaxes(mask, 0, 1)[:, :, None]
+    pooled = jnp.sum(states * weights, axis=0) / jnp.sum(mask, axis=1, keepdims=True)
+    return dense(params, "classifier", dropout(pooled, key))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The (workload, phase) table.
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Network:
+    """One (workload, phase): the parameters it reads, its forward function and its loss."""
+
+    needed: tuple[str, ...]  # canonical names the computation reads (trainable + frozen)
+    output: Callable[[Params, Inputs, Array | None, PoolFn], Array]
+    objective: Callable[[Params, Inputs, Array, Array | None, PoolFn], Array]
+    uses_dropout: bool
+
+
+def _classifier_objective(
+    output: Callable[[Params, Inputs, Array | None, PoolFn], Array],
+) -> Callable[[Params, Inputs, Array, Array | None, PoolFn], Array]:
+    def objective(params: Params, inputs: Inputs, labels: Array, key: Array | None, pool: PoolFn) -> Array:
+        return cross_entropy(output(params, inputs, key, pool), labels)
+
+    return objective
+
+
+def _pretrain_network(level: int) -> Network:
+    def output(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+        return pretrain_pair(params, inputs[0], level)[0]
+
+    def objective(params: Params, inputs: Inputs, labels: Array, key: Array | None, pool: PoolFn) -> Array:
+        return reconstruction_loss(*pretrain_pair(params, inputs[0], level))
+
+    needed = tuple(f"enc{i}.{t}" for i in range(1, level + 1) for t in ("kernel", "bias"))
+    return Network(needed + (f"dec{level}.bias",), output, objective, uses_dropout=False)
+
+
+def network_for(workload: str, phase: str, param_names: tuple[str, ...]) -> Network:
+    """The network of ``workload``/``phase``; CaseUnavailable for a workload this adapter does not know
+    (a plugin may add workloads that only some adapters implement)."""
+    classifiers = {"lenet": (lenet, False), "alexnet": (alexnet, True), "lstm": (lstm, True)}
+    if workload in classifiers:
+        fn, uses_dropout = classifiers[workload]
+        return Network(param_names, fn, _classifier_objective(fn), uses_dropout)
+    if workload == "autoencoder":
+        if phase == "finetune":
+            needed = tuple(n for n in param_names if not n.startswith("dec"))
+            return Network(needed, finetune, _classifier_objective(finetune), uses_dropout=False)
+        if phase.startswith("pretrain") and phase[len("pretrain"):] in ("1", "2", "3"):
+            return _pretrain_network(int(phase[len("pretrain"):]))
+    raise CaseUnavailable(f"the JAX adapter does not implement workload {workload!r} phase {phase!r}")
+
+
+POOLS: dict[str, PoolFn] = {"jit": max_pool_reshape_2x2, "jit_reduce_window": max_pool_window_2x2}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The built case.
+# ----------------------------------------------------------------------------------------------------
+def _flops_from_cost(cost: Any) -> float | None:
+    """``Compiled.cost_analysis()`` returned a list of dicts in older JAX and a dict in newer ones."""
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else None
+    if not isinstance(cost, Mapping) or "flops" not in cost:
+        return None
+    flops = float(cost["flops"])
+    return flops if flops > 0 else None
+
+
+class JaxBuiltCase(BuiltCase):
+    """A canonical network with its parameters, batch and dropout key resident on one JAX device."""
+
+    def __init__(self, request: BuildRequest, network: Network, device: Any) -> None:
+        import jax
+
+        self._network = network
+        self._pool = POOLS[request.variant]
+        self._device = device
+        self._on_gpu = request.device == "gpu"
+        self._gpu_peak_mark = self._gpu_peak()  # before our buffers exist (see peak_memory_bytes)
+        trainable_names = request.workload.phase(request.phase).trainable
+        self._trainable_names = trainable_names
+        self._shapes = {name: tuple(request.workload.param(name).shape) for name in network.needed}
+        trainable: dict[str, np.ndarray] = {}
+        frozen: dict[str, np.ndarray] = {}
+        for name in network.needed:
+            value = np.asarray(request.weights[name], dtype=np.float32)
+            if value.shape != self._shapes[name]:
+                raise ValueError(f"weight {name!r} has shape {value.shape}, expected {self._shapes[name]}")
+            (trainable if name in trainable_names else frozen)[name] = value
+        self._trainable: dict[str, Array] = jax.device_put(trainable, device)
+        self._frozen: dict[str, Array] = jax.device_put(frozen, device)
+        batch = request.batch
+        host_inputs: tuple[np.ndarray, ...] = (batch.x,) if batch.mask is None else (batch.x, batch.mask)
+        self._inputs: Inputs = tuple(jax.device_put(a, device) for a in host_inputs)
+        self._labels: Array = jax.device_put(np.asarray(batch.y, dtype=np.int32), device)
+        wants_dropout = request.dropout and network.uses_dropout
+        self._key: Array | None = jax.device_put(jax.random.key(0), device) if wants_dropout else None
+        self._compiled: dict[str, Any] = {}
+        expected = request.workload.trainable_params(request.phase)
+        if self.trainable_params != expected:
+            raise RuntimeError(
+                f"JAX {request.workload.name}/{request.phase or '-'} built {self.trainable_params} trainable "
+                f"parameters, the canonical count is {expected}"
+            )
+
+    # ----- the pure functions that get compiled -----
+    def _forward(self, trainable: Params, frozen: Params, inputs: Inputs) -> Array:
+        return self._network.output({**trainable, **frozen}, inputs, None, self._pool)
+
+    def _loss(
+        self, trainable: Params, frozen: Params, inputs: Inputs, labels: Array, key: Array | None
+    ) -> Array:
+        return self._network.objective({**trainable, **frozen}, inputs, labels, key, self._pool)
+
+    def _pass(self, pass_: str) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        import jax
+
+        if pass_ == "forward":
+            return self._forward, (self._trainable, self._frozen, self._inputs)
+        if pass_ == "gradient":
+            args = (self._trainable, self._frozen, self._inputs, self._labels, self._key)
+            return jax.grad(self._loss), args
+        raise SuiteError(f"unknown pass {pass_!r}; known: {', '.join(PASSES)}")
+
+    def _compile(self, pass_: str) -> Any:
+        """Ahead-of-time compiled executable of ``pass_`` (cached: memory and FLOP queries reuse it)."""
+        import jax
+
+        if pass_ not in self._compiled:
+            fn, args = self._pass(pass_)
+            self._compiled[pass_] = jax.jit(fn).lower(*args).compile()
+        return self._compiled[pass_]
+
+    # ----- BuiltCase -----
+    @property
+    def trainable_params(self) -> int:
+        return sum(int(np.prod(a.shape)) for a in self._trainable.values())
+
+    def prepare(self, pass_: str) -> Callable[[], Any]:
+        compiled = self._compile(pass_)
+        _, args = self._pass(pass_)
+
+        def run() -> Any:
+            return compiled(*args)
+
+        return run
+
+    def sync(self, handle: Any) -> None:
+        import jax
+
+        jax.block_until_ready(handle)
+
+    def evaluate(self) -> Evaluation:
+        """Dropout off whatever the request said, so that every framework computes the same function."""
+        import jax
+
+        output = self._compile("forward")(self._trainable, self._frozen, self._inputs)
+        value_and_grad = jax.jit(jax.value_and_grad(self._loss))
+        loss, grads = value_and_grad(self._trainable, self._frozen, self._inputs, self._labels, None)
+        host_grads = jax.device_get(grads)
+        return Evaluation(
+            output=np.asarray(jax.device_get(output)),
+            loss=float(loss),
+            gradients={name: np.asarray(host_grads[name]) for name in self._trainable_names},
+        )
+
+    def _gpu_peak(self) -> int | None:
+        if not self._on_gpu:
+            return None
+        stats = self._device.memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+        return int(peak) if peak is not None else None
+
+    def reset_peak_memory(self) -> None:
+        """JAX cannot reset its allocator's high-water mark; remember it instead (see peak_memory_bytes)."""
+        self._gpu_peak_mark = self._gpu_peak()
+
+    def peak_memory_bytes(self, pass_: str) -> int | None:
+        """GPU: the allocator's ``peak_bytes_in_use``. It is a process-lifetime high-water mark that cannot
+        be reset, so it is reported only when it rose since the last mark (then it *is* this pass's peak,
+        all live device buffers included); otherwise an earlier, larger case set it and None is returned
+        rather than a number that belongs to another case.
+
+        CPU (no allocator counter): XLA's static buffer assignment of the compiled executable, argument +
+        output + temporary bytes minus aliased bytes, i.e. the device memory the pass needs while it runs.
+        """
+        if self._on_gpu:
+            peak = self._gpu_peak()
+            if peak is None or self._gpu_peak_mark is None or peak <= self._gpu_peak_mark:
+                return None
+            return peak
+        try:
+            stats = self._compile(pass_).memory_analysis()
+        except Exception:  # an optional counter must never fail a case
+            return None
+        if stats is None:
+            return None
+        return int(
+            stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+            - stats.alias_size_in_bytes
+        )
+
+    def framework_flops(self, pass_: str) -> float | None:
+        """XLA's cost analysis of the compiled executable. None where the backend does not provide it, and
+        None for a program with a loop: XLA counts a while loop's body once, not once per iteration (the
+        LSTM's recurrent matmuls would be undercounted 100x), and a wrong count is worse than none."""
+        try:
+            compiled = self._compile(pass_)
+            if _WHILE_LOOP.search(compiled.as_text() or ""):
+                return None
+            return _flops_from_cost(compiled.cost_analysis())
+        except Exception:  # an optional counter must never fail a case
+            return None
+
+    def close(self) -> None:
+        import jax
+
+        self._compiled.clear()
+        buffers = (self._trainable, self._frozen, self._inputs, self._labels, self._key)
+        for leaf in jax.tree_util.tree_leaves(buffers):
+            leaf.delete()
+        self._trainable, self._frozen, self._inputs, self._key = {}, {}, (), None
+
+
+# ----------------------------------------------------------------------------------------------------
+# The adapter.
+# ----------------------------------------------------------------------------------------------------
+def _platform(device: str) -> str:
+    if device not in ("cpu", "gpu"):
+        raise SuiteError(f"unknown device {device!r}; known: cpu, gpu")
+    return device
+
+
+def _cuda_versions() -> dict[str, str]:
+    """CUDA runtime, driver and cuDNN versions as the JAX CUDA plugin sees them (empty without one).
+    Uses ``jax._src.lib.cuda_versions``, JAX's own hook for this; guarded because it is private."""
+    try:
+        from jax._src.lib import cuda_versions
+    except ImportError:
+        return {}
+    if cuda_versions is None:
+        return {}
+    found: dict[str, str] = {}
+    probes = (
+        ("cuda_runtime", "cuda_runtime_get_version"),
+        ("cuda_driver", "cuda_driver_get_version"),
+        ("cudnn", "cudnn_get_version"),
+    )
+    for key, attr in probes:
+        try:
+            found[key] = str(getattr(cuda_versions, attr)())
+        except Exception:  # version probes are informative only
+            continue
+    return found
+
+
+class JaxAdapter(Adapter):
+    """JAX on CPU or CUDA, compiled with ``jax.jit`` ahead of time."""
+
+    name: ClassVar[str] = "jax"
+    display_name: ClassVar[str] = "JAX"
+    module: ClassVar[str] = "jax"
+    distributions: ClassVar[tuple[str, ...]] = ("jax",)
+    variants: ClassVar[tuple[str, ...]] = ("jit", "jit_reduce_window")
+    default_variant: ClassVar[str] = "jit"
+    variant_help: ClassVar[dict[str, str]] = {
+        "jit": "jax.jit, ahead-of-time compiled; non-overlapping 2x2 max pools as reshape + max",
+        "jit_reduce_window": "jax.jit, ahead-of-time compiled; every max pool via lax.reduce_window",
+    }
+
+    def supports_gpu_build(self) -> bool:
+        """A CUDA plugin distribution is installed, or an old-style jaxlib with ``+cuda`` in its version."""
+        for dist in CUDA_PLUGIN_DISTRIBUTIONS:
+            try:
+                importlib.metadata.version(dist)
+                return True
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        try:
+            return "cuda" in importlib.metadata.version("jaxlib")
+        except importlib.metadata.PackageNotFoundError:
+            return False
+
+    def worker_env(self, device: str, threads: int) -> dict[str, str]:
+        """No thread flag (JAX ignores them; the runner pins affinity). No preallocation, so that GPU
+        memory is measurable; only the requested platform, so that a CPU run on a GPU machine does not
+        initialise CUDA; fp32 matmuls in full precision."""
+        return {
+            "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+            "JAX_PLATFORMS": "cpu" if _platform(device) == "cpu" else "cuda",
+            "JAX_DEFAULT_MATMUL_PRECISION": MATMUL_PRECISION,
+        }
+
+    def initialize(self, device: str, threads: int) -> RuntimeInfo:
+        import jax
+        import jaxlib
+
+        platform = _platform(device)
+        jax.config.update("jax_default_matmul_precision", MATMUL_PRECISION)
+        try:
+            devices = jax.devices(platform)
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"JAX has no {platform} backend here ({exc}); "
+                "install a CUDA build of JAX, e.g. pip install 'jax[cuda12]'"
+            ) from exc
+        seen = []
+        for candidate in ("cpu", "gpu"):
+            try:
+                if jax.devices(candidate):
+                    seen.append(candidate)
+            except RuntimeError:
+                continue
+        affinity = len(os.sched_getaffinity(0))
+        backends = {"jaxlib": jaxlib.__version__, "xla_platform": str(devices[0].client.platform_version)}
+        if platform == "gpu":
+            backends.update(_cuda_versions())
+            backends["device_kind"] = str(devices[0].device_kind)
+        settings = {
+            "platform": platform,
+            "matmul_precision": str(jax.config.jax_default_matmul_precision),  # type: ignore[attr-defined]
+            "affinity_cores": str(affinity),
+            "requested_threads": str(threads),
+            "thread_control": "cpu affinity (JAX has no thread API)",
+        }
+        if platform == "gpu":
+            settings["preallocate"] = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true (JAX default)")
+        return RuntimeInfo("jax", jax.__version__, affinity, tuple(seen), backends, settings)
+
+    def build(self, request: BuildRequest) -> BuiltCase:
+        import jax
+
+        if request.variant not in self.variants:
+            raise SuiteError(f"unknown JAX variant {request.variant!r}; known: {', '.join(self.variants)}")
+        if request.precision != "float32":
+            raise CaseUnavailable(f"the JAX adapter runs float32 only, not {request.precision!r}")
+        param_names = tuple(p.name for p in request.workload.params)
+        network = network_for(request.workload.name, request.phase, param_names)
+        platform = _platform(request.device)
+        try:
+            device = jax.devices(platform)[0]
+        except RuntimeError as exc:
+            raise CaseUnavailable(f"JAX has no {platform} device here") from exc
+        return JaxBuiltCase(request, network, device)

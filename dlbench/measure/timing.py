@@ -1,0 +1,123 @@
+"""Blocked, synchronised timing with adaptive stopping (the protocol of ``measurement.md``).
+
+1. The first call (with any tracing or compilation done by ``prepare``) is timed on its own.
+2. Warm-up runs until ``warmup_s`` has passed; its times size the blocks.
+3. Each sample is one block of ``k`` iterations, each ended by a sync, divided by ``k``; ``k`` is chosen so
+   that a block lasts at least ``min_block_s`` (timer and sync overhead become negligible).
+4. Sampling stops once ``min_samples`` and ``min_time_s`` are reached and the median's confidence
+   interval is within ``target_rel_ci``, or when the case's budget (``max_time_s``, ``max_samples``) is spent.
+
+We sync after every iteration rather than once per block: it measures the latency of a pass (the study's
+"forward time"), costs microseconds, and keeps asynchronous frameworks (JAX dispatches asynchronously even on
+CPU) from overlapping iterations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dlbench.stats import summarize
+
+ABSOLUTE_MIN_SAMPLES = 3  # fewer cannot give a median and an IQR worth printing
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """How long and how precisely to measure each case. A suite's ``[measure]`` table sets these."""
+
+    warmup_s: float = 0.2
+    min_warmup: int = 1
+    min_block_s: float = 0.02
+    min_samples: int = 7
+    max_samples: int = 200
+    min_time_s: float = 0.5
+    max_time_s: float = 10.0
+    target_rel_ci: float = 0.02
+    timeout_s: float = 900.0  # per case, enforced by the parent process
+
+    def __post_init__(self) -> None:
+        if self.min_samples < ABSOLUTE_MIN_SAMPLES:
+            raise ValueError(f"min_samples must be at least {ABSOLUTE_MIN_SAMPLES}")
+        if self.max_samples < self.min_samples:
+            raise ValueError("max_samples must be at least min_samples")
+        if min(self.warmup_s, self.min_block_s, self.min_time_s, self.max_time_s) < 0:
+            raise ValueError("times must not be negative")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Timing:
+    first_call_ms: float
+    samples_ms: tuple[float, ...]
+    iterations_per_sample: int
+    warmup_iterations: int
+    cpu_per_wall: float
+
+
+Clock = Callable[[], int]
+
+
+def _run_once(fn: Callable[[], Any], sync: Callable[[Any], None]) -> None:
+    sync(fn())
+
+
+def should_stop(samples_ms: list[float], elapsed_s: float, config: MeasureConfig) -> bool:
+    """The adaptive stopping rule, separate so that it can be tested on synthetic samples."""
+    n = len(samples_ms)
+    if n >= config.max_samples:
+        return True
+    if elapsed_s >= config.max_time_s and n >= ABSOLUTE_MIN_SAMPLES:
+        return True
+    if n < config.min_samples or elapsed_s < config.min_time_s:
+        return False
+    return summarize(samples_ms).rel_ci_halfwidth <= config.target_rel_ci
+
+
+def block_size(iteration_s: float, config: MeasureConfig) -> int:
+    if iteration_s <= 0:
+        return 1000
+    return max(1, math.ceil(config.min_block_s / iteration_s))
+
+
+def measure(
+    prepare: Callable[[], Callable[[], Any]],
+    sync: Callable[[Any], None],
+    config: MeasureConfig,
+    clock: Clock = time.perf_counter_ns,
+    cpu_clock: Callable[[], float] = time.process_time,
+) -> Timing:
+    """Time one pass: ``prepare()`` returns the callable to time; ``sync`` waits for its result."""
+    start = clock()
+    fn = prepare()
+    _run_once(fn, sync)
+    first_call_ms = (clock() - start) / 1e6
+
+    warm_start = clock()
+    warmup = 0
+    while warmup < config.min_warmup or (clock() - warm_start) / 1e9 < config.warmup_s:
+        _run_once(fn, sync)
+        warmup += 1
+    per_iteration_s = (clock() - warm_start) / 1e9 / warmup
+    k = block_size(per_iteration_s, config)
+
+    samples: list[float] = []
+    sample_start = clock()
+    cpu_start = cpu_clock()
+    while True:
+        t0 = clock()
+        for _ in range(k):
+            _run_once(fn, sync)
+        samples.append((clock() - t0) / 1e6 / k)
+        if should_stop(samples, (clock() - sample_start) / 1e9, config):
+            break
+    wall_s = (clock() - sample_start) / 1e9
+    cpu_per_wall = (cpu_clock() - cpu_start) / wall_s if wall_s > 0 else 0.0
+    return Timing(first_call_ms, tuple(samples), k, warmup, cpu_per_wall)

@@ -1,0 +1,99 @@
+"""Say where two runs were not taken under the same conditions.
+
+A comparison is only meaningful when both runs ran on the same machine with the same software: a
+different CPU model or framework version explains a "regression" better than the code change does.
+The verdicts are still computed (the user may compare across machines on purpose), but every
+difference found becomes a warning line in every output format.
+
+Every key of the environment record is optional: older or partial records simply yield fewer checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from dlbench.store import RunRecord
+
+CALIBRATION_TOLERANCE = 0.10  # relative GFLOP/s difference of the calibration kernel worth mentioning
+
+HOST_FIELDS = (
+    ("hostname", "host name"),
+    ("cpu_model", "CPU model"),
+    ("cpu_flags", "CPU features"),
+    ("cpu_logical", "logical CPU count"),
+    ("machine", "machine architecture"),
+    ("python", "Python version"),
+)
+
+
+def _section(record: RunRecord, name: str) -> Mapping[str, Any]:
+    value = record.environment.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _differs(a: Any, b: Any) -> bool:
+    return a not in (None, "") and b not in (None, "") and a != b
+
+
+def _host_differences(base: RunRecord, cur: RunRecord) -> list[str]:
+    base_host, cur_host = _section(base, "host"), _section(cur, "host")
+    return [
+        f"{label} differs: {base_host.get(field)!s} (baseline) vs {cur_host.get(field)!s} (current)"
+        for field, label in HOST_FIELDS
+        if _differs(base_host.get(field), cur_host.get(field))
+    ]
+
+
+def _gpu_names(record: RunRecord) -> list[str]:
+    gpus = record.environment.get("gpus")
+    if not isinstance(gpus, list):
+        return []
+    return sorted(str(gpu.get("name", "?")) for gpu in gpus if isinstance(gpu, Mapping))
+
+
+def _gpu_differences(base: RunRecord, cur: RunRecord) -> list[str]:
+    base_gpus, cur_gpus = _gpu_names(base), _gpu_names(cur)
+    if "gpus" in base.environment and "gpus" in cur.environment and base_gpus != cur_gpus:
+        return [f"GPUs differ: {', '.join(base_gpus) or 'none'} (baseline) vs {', '.join(cur_gpus) or 'none'}"
+                " (current)"]
+    return []
+
+
+def _framework_differences(base: RunRecord, cur: RunRecord, frameworks: Iterable[str]) -> list[str]:
+    base_versions, cur_versions = base.framework_versions(), cur.framework_versions()
+    return [
+        f"{name} version differs: {base_versions[name]} (baseline) vs {cur_versions[name]} (current)"
+        for name in sorted(set(frameworks))
+        if _differs(base_versions.get(name), cur_versions.get(name))
+    ]
+
+
+def _gflops(record: RunRecord, threads: str) -> float | None:
+    entry = _section(record, "calibration").get(threads)
+    value = entry.get("gflops") if isinstance(entry, Mapping) else None
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def _calibration_differences(base: RunRecord, cur: RunRecord) -> list[str]:
+    """The calibration kernel measures the machine itself; a gap means the machines ran at different speeds
+    (another CPU, frequency scaling, a noisy neighbour), whatever the code under test did."""
+    found = []
+    for threads in sorted(set(_section(base, "calibration")) & set(_section(cur, "calibration"))):
+        base_gflops, cur_gflops = _gflops(base, threads), _gflops(cur, threads)
+        if base_gflops and cur_gflops and abs(cur_gflops / base_gflops - 1) > CALIBRATION_TOLERANCE:
+            found.append(
+                f"machine speed differs: calibration at {threads} thread(s) {base_gflops:.1f} GFLOP/s (baseline)"
+                f" vs {cur_gflops:.1f} GFLOP/s (current)"
+            )
+    return found
+
+
+def environment_differences(base: RunRecord, cur: RunRecord, frameworks: Iterable[str]) -> list[str]:
+    """One line per difference that could explain a timing change; ``frameworks``: those in the cases."""
+    return [
+        *_host_differences(base, cur),
+        *_gpu_differences(base, cur),
+        *_framework_differences(base, cur, frameworks),
+        *_calibration_differences(base, cur),
+    ]

@@ -1,0 +1,246 @@
+"""Render a :class:`~dlbench.regress.verdict.Comparison` for people (terminal, pull-request comment) and
+for machines (JSON). Pure functions of the comparison: nothing here decides a verdict.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from dlbench.regress.significance import CI_OVERLAP, RATIO_CONFIDENCE
+from dlbench.regress.verdict import (
+    FAILED,
+    IMPROVED,
+    MISSING,
+    NEW,
+    REGRESSED,
+    UNCHANGED,
+    VERDICTS,
+    CaseComparison,
+    Comparison,
+    MemoryChange,
+)
+
+JSON_SCHEMA = "dlbench-compare/1"
+MARKDOWN_ICONS = {REGRESSED: "🔴", FAILED: "💥", IMPROVED: "🟢", MISSING: "❔", NEW: "🆕", UNCHANGED: "⚪"}
+STYLES = {REGRESSED: "bold red", FAILED: "red", IMPROVED: "green", MISSING: "yellow", NEW: "cyan",
+          UNCHANGED: "dim"}
+METRIC_LABELS = {"rss_rise": "RSS rise", "framework_peak": "framework peak", "device_peak": "device peak"}
+
+
+# ----- small formatters -----
+def fmt_ms(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f} ms"
+    return f"{value:.2f} ms" if value >= 1 else f"{value:.3f} ms"
+
+
+def fmt_change(ratio: float) -> str:
+    return "∞" if math.isinf(ratio) else f"{(ratio - 1) * 100:+.1f}%"
+
+
+def fmt_mib(value: int) -> str:
+    return f"{value / 2**20:.1f} MiB"
+
+
+def fmt_p(case: CaseComparison) -> str:
+    timing = case.timing
+    if timing is None:
+        return ""
+    if timing.method == CI_OVERLAP:
+        return "CIs apart" if timing.significant else "CIs overlap"
+    assert timing.p_value is not None
+    return f"{timing.p_value:.2g}"
+
+
+def fmt_interval(case: CaseComparison) -> str:
+    timing = case.timing
+    return "" if timing is None else f"{fmt_change(timing.ratio_low)} … {fmt_change(timing.ratio_high)}"
+
+
+def fmt_memory(change: MemoryChange) -> str:
+    relative = "" if change.change is None else f" {change.change * 100:+.1f}%"
+    label = METRIC_LABELS.get(change.metric, change.metric)
+    return f"{label}{relative} ({fmt_mib(change.baseline)} → {fmt_mib(change.current)})"
+
+
+def memory_summary(case: CaseComparison) -> str:
+    """The memory readings that changed beyond the thresholds (empty when none did)."""
+    return "; ".join(fmt_memory(m) for m in case.memory if m.verdict != UNCHANGED)
+
+
+def _status_text(case: CaseComparison) -> str:
+    if case.verdict == FAILED:
+        return f"{case.current_status} (baseline: {case.baseline_status or 'absent'})"
+    if case.verdict == MISSING:
+        return f"absent from current run (baseline: {case.baseline_status})"
+    return ""
+
+
+def details(case: CaseComparison) -> str:
+    """Memory changes, statuses and notes of a case, in one line."""
+    parts = [memory_summary(case), _status_text(case), *case.notes]
+    return "; ".join(p for p in parts if p)
+
+
+def ordered(comparison: Comparison) -> list[CaseComparison]:
+    rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
+    return sorted(comparison.cases, key=lambda c: (rank[c.verdict], c.key))
+
+
+def counts_line(comparison: Comparison) -> str:
+    return ", ".join(f"{n} {verdict}" for verdict, n in comparison.counts().items() if n)
+
+
+def policy_line(comparison: Comparison) -> str:
+    p = comparison.policy
+    return (
+        f"threshold {p.threshold:.1%} on the median time, significance level {p.alpha:g} (two-sided Mann-Whitney U)"
+        f"; memory threshold {p.memory_threshold:.0%} and at least {fmt_mib(p.memory_floor_bytes)}"
+    )
+
+
+def headline(comparison: Comparison) -> str:
+    regressed = len(comparison.with_verdict(REGRESSED))
+    if regressed:
+        return f"{regressed} regression{'s' if regressed > 1 else ''}"
+    return "no regression"
+
+
+def _timing_cells(case: CaseComparison) -> tuple[str, str, str]:
+    timing = case.timing
+    if timing is None:
+        return "", "", ""
+    return fmt_ms(timing.baseline.median), fmt_ms(timing.current.median), fmt_change(timing.ratio)
+
+
+# ----- terminal -----
+def table_renderable(comparison: Comparison) -> RenderableType:
+    """A rich renderable: headline, warnings, then one row per case, worst verdicts first."""
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for name in ("verdict", "case", "baseline", "current", "change"):
+        table.add_column(name, justify="right" if name in ("baseline", "current", "change") else "left")
+    table.add_column(f"{RATIO_CONFIDENCE:.0%} CI")
+    table.add_column("p")
+    table.add_column("details", overflow="fold")
+    for case in ordered(comparison):
+        base, cur, change = _timing_cells(case)
+        table.add_row(
+            Text(case.verdict, style=STYLES[case.verdict]), case.key, base, cur, change,
+            fmt_interval(case), fmt_p(case), details(case),
+        )
+    head = Text(
+        f"dlbench compare: {headline(comparison)} ({counts_line(comparison) or 'no cases'})\n"
+        f"baseline {comparison.baseline_id} → current {comparison.current_id}; {policy_line(comparison)}"
+    )
+    warnings = [Text(f"warning: {w}", style="yellow") for w in comparison.warnings]
+    return Group(head, *warnings, table)
+
+
+def render_text(comparison: Comparison, width: int = 160) -> str:
+    """The terminal table as plain text (for files and tests)."""
+    buffer = io.StringIO()
+    Console(width=width, file=buffer, color_system=None).print(table_renderable(comparison))
+    return buffer.getvalue()
+
+
+# ----- markdown (pull-request comment) -----
+def md_cell(text: str) -> str:
+    """Table-cell safe: no line breaks, no pipes, and no raw HTML (GitHub renders tags in comments)."""
+    return html.escape(" ".join(text.split())).replace("|", "\\|")
+
+
+def _md_row(case: CaseComparison) -> str:
+    base, cur, change = _timing_cells(case)
+    cells = [
+        f"{MARKDOWN_ICONS[case.verdict]} {case.verdict}", f"`{case.key.replace('`', '')}`", base, cur, change,
+        fmt_interval(case), fmt_p(case), details(case),
+    ]
+    return "| " + " | ".join(md_cell(c) if i != 1 else c for i, c in enumerate(cells)) + " |"
+
+
+def _md_table(cases: list[CaseComparison]) -> list[str]:
+    header = f"| verdict | case | baseline | current | change | {RATIO_CONFIDENCE:.0%} CI | p | details |"
+    return [header, "|---|---|--:|--:|--:|---|---|---|", *(_md_row(c) for c in cases)]
+
+
+def render_markdown(comparison: Comparison) -> str:
+    """A pull-request comment: headline, warnings, the cases that need attention, all cases folded."""
+    icon = "❌" if comparison.with_verdict(REGRESSED) else "✅"
+    lines = [
+        f"### {icon} dlbench: {headline(comparison)}",
+        "",
+        f"Baseline `{md_cell(comparison.baseline_id)}` → current `{md_cell(comparison.current_id)}`: "
+        f"{md_cell(counts_line(comparison) or 'no cases')}.",
+        f"<sub>{md_cell(policy_line(comparison))}. Median times; the change interval is a conservative "
+        f"{RATIO_CONFIDENCE:.0%} interval of the ratio of medians.</sub>",
+        "",
+    ]
+    for warning in comparison.warnings:
+        lines.append(f"> ⚠️ **Environment differs:** {md_cell(warning)}")
+    if comparison.warnings:
+        lines.append("")
+    notable = [c for c in ordered(comparison) if c.verdict != UNCHANGED]
+    if notable:
+        lines += [*_md_table(notable), ""]
+    lines += [
+        f"<details><summary>All {len(comparison.cases)} cases</summary>",
+        "",
+        *_md_table(ordered(comparison)),
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ----- JSON -----
+def _finite(value: float | None) -> float | None:
+    """JSON has no infinity or NaN; such values become null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _timing_json(case: CaseComparison) -> dict[str, Any] | None:
+    t = case.timing
+    if t is None:
+        return None
+    return {
+        "verdict": case.timing_verdict, "baseline_median_ms": t.baseline.median,
+        "current_median_ms": t.current.median, "baseline_n": t.baseline.n, "current_n": t.current.n,
+        "ratio": _finite(t.ratio), "ratio_low": _finite(t.ratio_low), "ratio_high": _finite(t.ratio_high),
+        "ratio_confidence": RATIO_CONFIDENCE, "p_value": t.p_value, "method": t.method,
+        "significant": t.significant,
+    }
+
+
+def case_json(case: CaseComparison) -> dict[str, Any]:
+    return {
+        "key": case.key, "case": case.case.to_dict(), "verdict": case.verdict,
+        "baseline_status": case.baseline_status, "current_status": case.current_status,
+        "timing": _timing_json(case),
+        "memory": [
+            {"metric": m.metric, "baseline_bytes": m.baseline, "current_bytes": m.current,
+             "change": _finite(m.change), "verdict": m.verdict}
+            for m in case.memory
+        ],
+        "notes": list(case.notes),
+    }
+
+
+def render_json(comparison: Comparison, strict: bool = False) -> str:
+    p = comparison.policy
+    data = {
+        "schema": JSON_SCHEMA, "baseline": comparison.baseline_id, "current": comparison.current_id,
+        "policy": {"threshold": p.threshold, "alpha": p.alpha, "memory_threshold": p.memory_threshold,
+                   "memory_floor_bytes": p.memory_floor_bytes, "strict": strict},
+        "exit_code": comparison.exit_code(strict), "counts": comparison.counts(),
+        "warnings": list(comparison.warnings), "cases": [case_json(c) for c in ordered(comparison)],
+    }
+    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"

@@ -1,0 +1,188 @@
+"""Turn a baseline run and a current run into per-case verdicts and a CI exit code.
+
+Cases are matched by their stable :attr:`dlbench.spec.Case.key`. A case is **regressed** when its timing
+is slower both *significantly* (see :mod:`dlbench.regress.significance`) and by more than the threshold,
+or when one of its memory readings grew beyond the memory threshold. Requiring both for timing is what
+keeps a noisy CI machine quiet: significance alone flags 1% shifts that nobody cares about when there are
+many samples, the threshold alone flags noise when there are few.
+
+Memory is a single reading per case (a peak), so there is no sample to test: a memory reading regresses
+when it grew by more than the relative ``memory_threshold`` *and* by more than ``memory_floor_bytes``
+(a few MiB of page-granular allocator slack is not a regression, even when the rise itself is small).
+Improvements are the mirror image: faster by more than ``1 - 1/(1 + threshold)`` (symmetric in log
+space: undoing a 5% slow-down counts as a 5% improvement).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dlbench.regress.environment import environment_differences
+from dlbench.regress.significance import TimingChange, timing_change
+from dlbench.results import OK, CaseResult, Memory
+from dlbench.spec import Case
+from dlbench.store import RunRecord
+
+REGRESSED = "regressed"
+IMPROVED = "improved"
+UNCHANGED = "unchanged"
+NEW = "new"
+MISSING = "missing"
+FAILED = "failed"
+VERDICTS = (REGRESSED, FAILED, IMPROVED, MISSING, NEW, UNCHANGED)  # also the display order
+
+MEMORY_METRICS = ("rss_rise", "framework_peak", "device_peak")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How big and how certain a change must be to count."""
+
+    threshold: float = 0.05  # relative timing change
+    alpha: float = 0.01  # significance level of the two-sided test on the samples
+    memory_threshold: float = 0.10  # relative memory change
+    memory_floor_bytes: int = 8 * 2**20  # and at least this many bytes
+
+
+@dataclass(frozen=True)
+class MemoryChange:
+    """One memory reading (bytes) of a case in both runs."""
+
+    metric: str  # one of MEMORY_METRICS
+    baseline: int
+    current: int
+    verdict: str  # REGRESSED, IMPROVED or UNCHANGED
+
+    @property
+    def change(self) -> float | None:
+        return self.current / self.baseline - 1.0 if self.baseline > 0 else None
+
+
+@dataclass(frozen=True)
+class CaseComparison:
+    """The verdict on one case key, with the evidence it rests on."""
+
+    case: Case
+    verdict: str
+    baseline_status: str | None  # None: the case is not in that run
+    current_status: str | None
+    timing: TimingChange | None = None
+    timing_verdict: str | None = None
+    memory: tuple[MemoryChange, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.case.key
+
+    @property
+    def newly_failed(self) -> bool:
+        """A failure that the baseline did not have (used by ``--strict``)."""
+        return self.verdict == FAILED and self.baseline_status == OK
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """All verdicts of one baseline/current pair, plus the environment warnings."""
+
+    baseline_id: str
+    current_id: str
+    policy: Policy
+    cases: tuple[CaseComparison, ...]
+    warnings: tuple[str, ...]
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(c.verdict for c in self.cases)
+        return {verdict: found.get(verdict, 0) for verdict in VERDICTS}
+
+    def with_verdict(self, verdict: str) -> list[CaseComparison]:
+        return [c for c in self.cases if c.verdict == verdict]
+
+    def exit_code(self, strict: bool = False) -> int:
+        """1 when a case regressed (with ``strict``: also when a case newly failed or went missing)."""
+        if self.with_verdict(REGRESSED):
+            return 1
+        if strict and (self.with_verdict(MISSING) or any(c.newly_failed for c in self.cases)):
+            return 1
+        return 0
+
+
+def classify_ratio(ratio: float, significant: bool, threshold: float) -> str:
+    if significant and ratio > 1.0 + threshold:
+        return REGRESSED
+    if significant and ratio < 1.0 / (1.0 + threshold):
+        return IMPROVED
+    return UNCHANGED
+
+
+def _memory_readings(memory: Memory) -> dict[str, int | None]:
+    return {"rss_rise": memory.rise, "framework_peak": memory.framework_peak, "device_peak": memory.device_peak}
+
+
+def memory_changes(baseline: Memory, current: Memory, policy: Policy) -> tuple[MemoryChange, ...]:
+    """Every memory reading present in both runs, with its verdict (threshold and floor, no test)."""
+    base_values, cur_values = _memory_readings(baseline), _memory_readings(current)
+    changes = []
+    for metric in MEMORY_METRICS:
+        base, cur = base_values[metric], cur_values[metric]
+        if base is None or cur is None:
+            continue
+        verdict = UNCHANGED
+        if abs(cur - base) > policy.memory_floor_bytes:
+            verdict = classify_ratio(cur / base if base > 0 else float("inf"), True, policy.memory_threshold)
+        changes.append(MemoryChange(metric, base, cur, verdict))
+    return tuple(changes)
+
+
+def _overall(verdicts: Iterable[str]) -> str:
+    found = set(verdicts)
+    if REGRESSED in found:
+        return REGRESSED
+    return IMPROVED if IMPROVED in found else UNCHANGED
+
+
+def _thread_note(baseline: CaseResult, current: CaseResult) -> tuple[str, ...]:
+    base, cur = baseline.threads_effective, current.threads_effective
+    if base is not None and cur is not None and base != cur:
+        return (f"threads in effect differ: {base} (baseline) vs {cur} (current)",)
+    return ()
+
+
+def compare_results(baseline: CaseResult | None, current: CaseResult | None, policy: Policy) -> CaseComparison:
+    """The verdict on one case; at least one of the two results must be given."""
+    if current is None:
+        assert baseline is not None
+        return CaseComparison(baseline.case, MISSING, baseline.status, None)
+    if not current.ok:
+        notes = (current.error,) if current.error else ()
+        base_status = baseline.status if baseline is not None else None
+        return CaseComparison(current.case, FAILED, base_status, current.status, notes=notes)
+    if baseline is None or not baseline.ok:
+        notes = (f"baseline status: {baseline.status}",) if baseline is not None else ()
+        return CaseComparison(current.case, NEW, baseline.status if baseline else None, OK, notes=notes)
+    timing, timing_verdict = None, None
+    notes = _thread_note(baseline, current)
+    if baseline.samples_ms and current.samples_ms:
+        timing = timing_change(baseline.samples_ms, current.samples_ms, policy.alpha)
+        timing_verdict = classify_ratio(timing.ratio, timing.significant, policy.threshold)
+    else:
+        notes += ("no timing samples to compare",)
+    memory = memory_changes(baseline.memory, current.memory, policy)
+    verdicts = [m.verdict for m in memory] + ([timing_verdict] if timing_verdict else [])
+    return CaseComparison(
+        current.case, _overall(verdicts), OK, OK, timing=timing, timing_verdict=timing_verdict,
+        memory=memory, notes=notes,
+    )
+
+
+def compare_runs(baseline: RunRecord, current: RunRecord, policy: Policy) -> Comparison:
+    """Match both runs' cases by key and judge each; keys in only one run are ``new`` or ``missing``."""
+    base_by_key = {r.case.key: r for r in baseline.results}
+    cur_by_key = {r.case.key: r for r in current.results}
+    keys = sorted(set(base_by_key) | set(cur_by_key))
+    cases = tuple(compare_results(base_by_key.get(k), cur_by_key.get(k), policy) for k in keys)
+    frameworks = {c.case.framework for c in cases}
+    warnings = tuple(environment_differences(baseline, current, frameworks))
+    return Comparison(baseline.run_id, current.run_id, policy, cases, warnings)

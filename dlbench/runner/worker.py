@@ -1,0 +1,135 @@
+"""The child process that measures one group of cases: ``python -m dlbench.runner.worker JOB FD``.
+
+Order matters and is the point of this module: pin to the assigned cores and check the thread
+environment *before* the framework is imported (JAX only honours affinity set before its backend starts;
+TensorFlow refuses thread changes after its first op), then import through the adapter, then measure each
+case in turn, reporting each result the moment it exists so that a later crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable
+from dlbench.measure.memory import current_rss, peak_rss, reset_peak_rss
+from dlbench.measure.timing import measure
+from dlbench.results import FAILED, OK, OOM, UNAVAILABLE, CaseResult, Memory, failed_result
+from dlbench.runner import protocol
+from dlbench.spec import Case
+from dlbench.store import now_iso
+from dlbench.workloads import get_workload, initial_weights, make_batch
+
+
+class Channel:
+    """Writes protocol events to the parent's pipe; each write is one whole line."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, event: str, **payload: object) -> None:
+        os.write(self.fd, protocol.encode(event, **payload))
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` plus the innermost frame, enough to find the cause in one line."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effective: int | None) -> CaseResult:
+    workload = get_workload(case.workload)
+    started, t0 = now_iso(), time.perf_counter()
+    common = {
+        "params": workload.trainable_params(case.phase), "macs": workload.macs(case.phase),
+        "threads_effective": threads_effective, "affinity": tuple(sorted(os.sched_getaffinity(0))),
+        "started_at": started,
+    }
+    built = None
+    try:
+        batch = make_batch(case.workload, case.batch_size, job.seed)
+        weights = initial_weights(case.workload, job.seed)
+        gc.collect()
+        baseline = current_rss()
+        reset_peak_rss()
+        request = BuildRequest(workload=workload, phase=case.phase, batch=batch, weights=weights,
+                               variant=case.variant, device=case.device, precision=case.precision,
+                               case_key=case.key)
+        built = adapter.build(request)
+        if built.trainable_params != workload.trainable_params(case.phase):
+            raise RuntimeError(
+                f"built model has {built.trainable_params} trainable parameters, canonical count is "
+                f"{workload.trainable_params(case.phase)}")
+        built.reset_peak_memory()
+        timing = measure(lambda: built.prepare(case.pass_), built.sync, job.measure)
+        memory = Memory(peak_rss=peak_rss(), baseline_rss=baseline,
+                        framework_peak=built.peak_memory_bytes(case.pass_) if case.device == "cpu" else None,
+                        device_peak=built.peak_memory_bytes(case.pass_) if case.device == "gpu" else None)
+        flops = built.framework_flops(case.pass_)
+        return CaseResult(
+            case=case, status=OK, samples_ms=timing.samples_ms, iterations_per_sample=timing.iterations_per_sample,
+            first_call_ms=timing.first_call_ms, warmup_iterations=timing.warmup_iterations,
+            framework_flops=flops, memory=memory, cpu_per_wall=timing.cpu_per_wall,
+            duration_s=time.perf_counter() - t0, **common)
+    except CaseUnavailable as exc:
+        return failed_result(case, UNAVAILABLE, str(exc), **common)
+    except MemoryError as exc:
+        return failed_result(case, OOM, f"out of memory: {exc}", **common)
+    except Exception as exc:  # any framework error becomes this case's status; the next case still runs
+        status = OOM if is_oom_message(str(exc)) else FAILED
+        return failed_result(case, status, error_text(exc), duration_s=time.perf_counter() - t0, **common)
+    finally:
+        if built is not None:
+            try:
+                built.close()
+            except Exception:
+                pass
+        gc.collect()
+
+
+def is_oom_message(text: str) -> bool:
+    """Framework errors that mean "out of memory" (CUDA OOM, XLA RESOURCE_EXHAUSTED, ...)."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in ("out of memory", "resource_exhausted", "resourceexhausted",
+                                                 "oom when allocating", "failed to allocate"))
+
+
+def main(job_path: str, fd: int) -> None:
+    job = protocol.WorkerJob.from_json(Path(job_path).read_text())
+    channel = Channel(fd)
+    os.sched_setaffinity(0, set(job.cores))  # before any framework import: JAX honours nothing else
+    from dlbench.frameworks.registry import get_adapter  # light: adapters import no framework at module level
+
+    adapter = get_adapter(job.framework)
+    try:
+        runtime = adapter.initialize(job.device, job.threads)
+    except Exception as exc:
+        status = UNAVAILABLE if job.device == "gpu" else FAILED
+        channel.send(protocol.INIT_FAILED, error=f"{job.framework} failed to initialise: {error_text(exc)}",
+                     status=status)
+        return
+    info = {"framework": runtime.framework, "version": runtime.version, "threads": runtime.threads,
+            "devices": list(runtime.devices), "backends": runtime.backends, "settings": runtime.settings,
+            "affinity": sorted(os.sched_getaffinity(0))}
+    channel.send(protocol.READY, runtime=info)
+    for case in job.cases:
+        channel.send(protocol.START, key=case.key)
+        result = run_case(adapter, job, case, runtime.threads)
+        channel.send(protocol.RESULT, result=result.to_dict())
+
+
+if __name__ == "__main__":
+    code = 0
+    try:
+        main(sys.argv[1], int(sys.argv[2]))
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # interpreter shutdown of a framework costs up to a second and can crash: skip it

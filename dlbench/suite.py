@@ -1,0 +1,305 @@
+"""Suite files (TOML, data only: never executed) and their expansion into cases.
+
+A suite names workloads, passes, frameworks, variants, and per device the thread counts and batch sizes::
+
+    name = "lenet"
+    workloads = ["lenet"]
+    [devices.cpu]
+    threads = [1, 2]
+    batch_sizes = [16, 64]            # or a table per workload: { lenet = [64], lstm = [16] }
+    [devices.gpu]
+    batch_sizes = [64, 256]
+    [measure]
+    max_time_s = 5
+
+Every key is checked: unknown keys and wrong types are errors with a one-line message, as are unknown
+frameworks, workloads, phases and variants (checked later, against the registry, in :func:`expand`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from dlbench.errors import SuiteError
+from dlbench.measure.timing import MeasureConfig
+from dlbench.spec import DEVICES, PASSES, PRECISIONS, Case
+from dlbench.workloads import get_workload, workload_names
+
+SUITE_DIRS = (Path.cwd() / "suites", Path(__file__).resolve().parent.parent / "suites")
+TOP_KEYS = {"name", "description", "workloads", "passes", "frameworks", "variants", "precision", "devices",
+            "measure", "seed"}
+DEVICE_KEYS = {"threads", "batch_sizes"}
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    threads: tuple[int, ...]
+    batch_sizes: Mapping[str, tuple[int, ...]]  # workload -> batch sizes
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite. ``frameworks`` empty means every installed (non-hidden) framework;
+    ``variants`` maps a framework to its variants (absent: the adapter's default)."""
+
+    name: str
+    description: str
+    workloads: tuple[str, ...]  # "autoencoder" or "autoencoder/pretrain1"
+    passes: tuple[str, ...]
+    frameworks: tuple[str, ...]
+    variants: Mapping[str, tuple[str, ...]]
+    precision: str
+    devices: Mapping[str, DeviceSettings]
+    measure: MeasureConfig
+    seed: int = 0
+    source: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "description": self.description, "workloads": list(self.workloads),
+            "passes": list(self.passes), "frameworks": list(self.frameworks),
+            "variants": {k: list(v) for k, v in self.variants.items()}, "precision": self.precision,
+            "devices": {d: {"threads": list(s.threads), "batch_sizes": {w: list(b) for w, b in s.batch_sizes.items()}}
+                        for d, s in self.devices.items()},
+            "measure": self.measure.to_dict(), "seed": self.seed, "source": self.source,
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------- type checks with one-line messages
+def _fail(where: str, message: str) -> SuiteError:
+    return SuiteError(f"{where}: {message}")
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(where, "expected a list of strings")
+    return tuple(value)
+
+
+def positive_ints(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise _fail(where, "expected a non-empty list of whole numbers")
+    for v in value:
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise _fail(where, f"{v!r} is not a whole number")
+        if v < 1:
+            raise _fail(where, f"{v} is below 1")
+    return tuple(dict.fromkeys(value))
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise _fail(where, f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def parse_measure(table: Any, where: str) -> MeasureConfig:
+    if not isinstance(table, dict):
+        raise _fail(where, "expected a table")
+    allowed = {f.name: f.type for f in fields(MeasureConfig)}
+    _check_keys(table, allowed, where)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        default = getattr(MeasureConfig(), key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(f"{where}.{key}", f"expected a number, got {value!r}")
+        if isinstance(default, int) and not isinstance(value, int):
+            raise _fail(f"{where}.{key}", f"expected a whole number, got {value!r}")
+        values[key] = value
+    try:
+        return MeasureConfig(**values)
+    except ValueError as exc:
+        raise _fail(where, str(exc)) from None
+
+
+def _batch_sizes(value: Any, workloads: tuple[str, ...], where: str) -> dict[str, tuple[int, ...]]:
+    names = {w.split("/")[0] for w in workloads}
+    if isinstance(value, dict):
+        _check_keys(value, workload_names(), where)
+        sizes = {w: positive_ints(v, f"{where}.{w}") for w, v in value.items()}
+        missing = sorted(names - set(sizes))
+        if missing:
+            raise _fail(where, f"no batch sizes for workload {missing[0]!r}")
+        return sizes
+    sizes_all = positive_ints(value, where)
+    return {w: sizes_all for w in names}
+
+
+def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
+    _check_keys(data, TOP_KEYS, source)
+    workloads = _str_list(data.get("workloads", list(workload_names())), f"{source}: workloads")
+    for w in workloads:
+        name, _, phase = w.partition("/")
+        spec = get_workload(name)
+        if phase:
+            spec.phase(phase)
+    passes = _str_list(data.get("passes", list(PASSES)), f"{source}: passes")
+    for p in passes:
+        if p not in PASSES:
+            raise _fail(f"{source}: passes", f"unknown pass {p!r} (known: {', '.join(PASSES)})")
+    variants_raw = data.get("variants", {})
+    if not isinstance(variants_raw, dict):
+        raise _fail(f"{source}: variants", "expected a table framework = [variants]")
+    variants = {fw: _str_list(v, f"{source}: variants.{fw}") for fw, v in variants_raw.items()}
+    precision = data.get("precision", "float32")
+    if precision not in PRECISIONS:
+        raise _fail(f"{source}: precision", f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    devices_raw = data.get("devices", {"cpu": {"threads": [1], "batch_sizes": [16]}})
+    if not isinstance(devices_raw, dict) or not devices_raw:
+        raise _fail(f"{source}: devices", "expected a table with [devices.cpu] and/or [devices.gpu]")
+    devices: dict[str, DeviceSettings] = {}
+    for device, table in devices_raw.items():
+        where = f"{source}: devices.{device}"
+        if device not in DEVICES:
+            raise _fail(f"{source}: devices", f"unknown device {device!r} (known: {', '.join(DEVICES)})")
+        if not isinstance(table, dict):
+            raise _fail(where, "expected a table")
+        _check_keys(table, DEVICE_KEYS, where)
+        if "batch_sizes" not in table:
+            raise _fail(where, "missing key 'batch_sizes'")
+        default_threads = [1] if device == "cpu" else [len(os.sched_getaffinity(0))]
+        devices[device] = DeviceSettings(
+            threads=positive_ints(table.get("threads", default_threads), f"{where}.threads"),
+            batch_sizes=_batch_sizes(table["batch_sizes"], workloads, f"{where}.batch_sizes"),
+        )
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise _fail(f"{source}: seed", "expected a whole number")
+    name = data.get("name", Path(source).stem)
+    description = data.get("description", "")
+    if not isinstance(name, str) or not isinstance(description, str):
+        raise _fail(source, "name and description must be strings")
+    return Suite(
+        name=name, description=description, workloads=workloads, passes=passes,
+        frameworks=_str_list(data.get("frameworks", []), f"{source}: frameworks"), variants=variants,
+        precision=precision, devices=devices,
+        measure=parse_measure(data.get("measure", {}), f"{source}: measure"), seed=seed, source=source,
+    )
+
+
+def suite_path(name_or_path: str) -> Path:
+    """A suite by file path, or by name from ./suites or the suites shipped with dlbench."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or os.sep in name_or_path:
+        if not candidate.is_file():
+            raise SuiteError(f"suite file {name_or_path} not found")
+        return candidate
+    for directory in SUITE_DIRS:
+        path = directory / f"{name_or_path}.toml"
+        if path.is_file():
+            return path
+    raise SuiteError(f"unknown suite {name_or_path!r}; known: {', '.join(available_suites()) or '(none)'}")
+
+
+def available_suites() -> list[str]:
+    names: set[str] = set()
+    for directory in SUITE_DIRS:
+        if directory.is_dir():
+            names.update(p.stem for p in directory.glob("*.toml"))
+    return sorted(names)
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = suite_path(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{path}: malformed TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"cannot read suite {path}: {exc}") from None
+    return parse_suite(data, str(path))
+
+
+# ---------------------------------------------------------------- overrides and expansion
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line options; each one given replaces the suite's setting."""
+
+    frameworks: tuple[str, ...] = ()
+    workloads: tuple[str, ...] = ()
+    passes: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    threads: tuple[int, ...] = ()
+    batch_sizes: tuple[int, ...] = ()
+    measure: Mapping[str, Any] = field(default_factory=dict)
+
+
+def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
+    """The suite as the command line amends it. Threads from the command line beyond ``cores`` are an
+    error; a suite's own thread counts are limited to the cores present (noted in the run)."""
+    notes = list(suite.notes)
+    workloads = o.workloads or suite.workloads
+    if o.workloads:
+        suite = replace(suite, workloads=workloads)
+        for w in workloads:
+            name, _, phase = w.partition("/")
+            spec = get_workload(name)
+            if phase:
+                spec.phase(phase)
+    passes = o.passes or suite.passes
+    for p in passes:
+        if p not in PASSES:
+            raise SuiteError(f"unknown pass {p!r} (known: {', '.join(PASSES)})")
+    devices: dict[str, DeviceSettings] = {}
+    for device in o.devices or tuple(suite.devices):
+        if device not in DEVICES:
+            raise SuiteError(f"unknown device {device!r} (known: {', '.join(DEVICES)})")
+        base = suite.devices.get(device) or next(iter(suite.devices.values()))
+        threads = o.threads or base.threads
+        if o.threads and max(o.threads) > cores:
+            raise SuiteError(f"--threads {max(o.threads)} is more than the {cores} cores available here")
+        if not o.threads and device == "cpu" and max(threads) > cores:
+            limited = tuple(dict.fromkeys(min(t, cores) for t in threads))
+            notes.append(f"cpu threads {list(threads)} limited to the {cores} cores present: {list(limited)}")
+            threads = limited
+        if device == "gpu" and not o.threads:
+            threads = tuple(min(t, cores) for t in threads)
+        names = {w.split("/")[0] for w in workloads}
+        if o.batch_sizes:
+            sizes = {w: o.batch_sizes for w in names}
+        else:
+            sizes = dict(base.batch_sizes)
+            for w in names - set(sizes):  # a workload chosen on the command line that the suite lacks
+                sizes[w] = (get_workload(w).paper_batch_size,)
+        devices[device] = DeviceSettings(threads=threads, batch_sizes=sizes)
+    measure = suite.measure
+    if o.measure:
+        try:
+            measure = replace(measure, **o.measure)
+        except ValueError as exc:
+            raise SuiteError(str(exc)) from None
+    return replace(suite, workloads=workloads, passes=passes, devices=devices, measure=measure,
+                   frameworks=o.frameworks or suite.frameworks, notes=tuple(notes))
+
+
+def expand(suite: Suite, frameworks: Mapping[str, tuple[str, ...]]) -> list[Case]:
+    """Every case of the suite, for the given frameworks and their variants, in a readable order."""
+    cases = []
+    for device, settings in suite.devices.items():
+        for threads in settings.threads:
+            for framework, variants in frameworks.items():
+                for variant in variants:
+                    for entry in suite.workloads:
+                        name, _, phase_choice = entry.partition("/")
+                        spec = get_workload(name)
+                        phases = (phase_choice,) if phase_choice else spec.phase_names
+                        for batch in settings.batch_sizes[name]:
+                            for phase in phases:
+                                for pass_ in suite.passes:
+                                    cases.append(Case(
+                                        workload=name, phase=phase, pass_=pass_, framework=framework,
+                                        variant=variant, device=device, threads=threads, batch_size=batch,
+                                        precision=suite.precision))
+    return list(dict.fromkeys(cases))
