@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+import signal
 import sys
+from types import FrameType
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,11 @@ from dlbench.suite import Overrides
 
 FAILURES = (FAILED, CRASHED, TIMEOUT, OOM)
 EXIT_INTERRUPTED = 130
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends a run like Ctrl-C: the running case is stopped and everything measured is saved."""
+    raise KeyboardInterrupt
 
 
 def new_run_id() -> str:
@@ -129,6 +136,7 @@ def execute(store: RunStore, cases: list[Case], memory_limit: float | None, quie
     config = store.record.config
     measure = MeasureConfig(**config["measure"])
     executor = LocalExecutor(memory_limit_mb=memory_limit)
+    signal.signal(signal.SIGTERM, _terminate)
     with progress_bar(quiet) as bar:
         loop = RunLoop(store=store, executor=executor, measure=measure, seed=int(config.get("seed", 0)))
         pending = loop.pending(cases)

@@ -90,7 +90,7 @@ class FakeBuiltCase(BuiltCase):
 
     def prepare(self, pass_: str) -> Callable[[], Any]:
         units = self._units * (GRADIENT_FACTOR if pass_ == "gradient" else 1.0)
-        spin(int(units * 3))  # "compilation": makes the first call visibly slower than the rest
+        spin(3 * (BASE_UNITS + int(units)))  # "compilation": the first call is visibly slower than the rest
 
         def run() -> int:
             if self.fault == "hang":

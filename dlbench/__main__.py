@@ -1,0 +1,5 @@
+"""``python -m dlbench`` = the ``dlbench`` command."""
+
+from dlbench.cli import main
+
+main()

@@ -1,0 +1,68 @@
+"""``dlbench compare BASELINE CURRENT``: regression verdicts between two runs, and an exit code for CI.
+
+Exit codes: 0 no case regressed, 1 some case regressed (significantly and beyond the threshold; with
+``--strict`` also a case that newly failed or went missing), 2 bad input (unreadable run, bad threshold).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dlbench.regress.output import stdout_console, write_text
+from dlbench.regress.render import render_json, render_markdown, table_renderable
+from dlbench.regress.threshold import parse_alpha, parse_threshold
+from dlbench.regress.verdict import Policy, compare_runs
+from dlbench.store import load_run
+
+FORMATS = ("table", "markdown", "json")
+RunPath = click.Path(path_type=Path)
+FilePath = click.Path(path_type=Path, dir_okay=False)
+
+
+@click.command("compare")
+@click.argument("baseline", type=RunPath)
+@click.argument("current", type=RunPath)
+@click.option("--threshold", default="5%", show_default=True,
+              help="Relative change of the median time that counts: 5% or 0.05.")
+@click.option("--alpha", default="0.01", show_default=True,
+              help="Significance level of the two-sided Mann-Whitney U test on the raw samples.")
+@click.option("--memory-threshold", default="10%", show_default=True,
+              help="Relative growth of a memory reading (RSS rise, framework or device peak) that counts.")
+@click.option("--memory-floor", type=click.FloatRange(min=0), default=8.0, show_default=True,
+              help="A memory reading must also grow by more than this many MiB.")
+@click.option("--format", "format_", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="What to print: a terminal table, a pull-request comment (markdown) or JSON.")
+@click.option("--markdown", "markdown_file", type=FilePath,
+              help="Also write the markdown comment to this file.")
+@click.option("--json", "json_file", type=FilePath, help="Also write the JSON verdicts to this file.")
+@click.option("--strict", is_flag=True, help="Also exit 1 when a case newly failed or is missing.")
+@click.pass_context
+def command(ctx: click.Context, baseline: Path, current: Path, threshold: str, alpha: str,
+            memory_threshold: str, memory_floor: float, format_: str, markdown_file: Path | None,
+            json_file: Path | None, strict: bool) -> None:
+    """Compare CURRENT against BASELINE (run directories or their run.json), case by case.
+
+    A case regresses when its median time grew beyond the threshold AND the samples differ significantly,
+    or when a memory reading grew beyond the memory threshold. Take both runs on the same machine:
+    differences in CPU, Python or framework versions are reported as warnings. Exit codes: 0 no
+    regression, 1 a regression, 2 bad input.
+    """
+    policy = Policy(
+        threshold=parse_threshold(threshold),
+        alpha=parse_alpha(alpha),
+        memory_threshold=parse_threshold(memory_threshold, "memory threshold"),
+        memory_floor_bytes=int(memory_floor * 2**20),
+    )
+    comparison = compare_runs(load_run(baseline), load_run(current), policy)
+    if markdown_file is not None:
+        write_text(markdown_file, render_markdown(comparison))
+    if json_file is not None:
+        write_text(json_file, render_json(comparison, strict))
+    if format_ == "table":
+        stdout_console().print(table_renderable(comparison))
+    else:
+        text = render_markdown(comparison) if format_ == "markdown" else render_json(comparison, strict)
+        click.echo(text, nl=False)
+    ctx.exit(comparison.exit_code(strict))

@@ -1,0 +1,129 @@
+"""``dlbench verify``: check that every framework computes the canonical workloads (issue 5).
+
+Thin: the plan validates the input, each framework is evaluated in its own worker process, the session
+compares, a renderer prints. Exit codes: 0 all agree, 1 a mismatch or an implementation that could not be
+checked, 2 bad input (raised as DlbenchError, mapped by ``dlbench.cli.main``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+from rich.console import Console
+
+from dlbench.verify.collect import ImplResult
+from dlbench.verify.isolate import evaluate_isolated
+from dlbench.verify.plan import make_plan
+from dlbench.verify.render import print_table, to_json
+from dlbench.verify.session import verify_all
+
+DEFAULT_BATCH = 2
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@click.command("verify")
+@click.option(
+    "--framework",
+    "-f",
+    "frameworks",
+    multiple=True,
+    metavar="NAME",
+    help="Framework to check (repeatable). Default: every installed framework.",
+)
+@click.option(
+    "--workload",
+    "-w",
+    "workloads",
+    multiple=True,
+    metavar="NAME[/PHASE]",
+    help="Workload, or one phase such as autoencoder/pretrain2 (repeatable). Default: all.",
+)
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="NAME",
+    help="Only these variants (repeatable). Default: every variant of each framework.",
+)
+@click.option(
+    "--batch-size",
+    "-b",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Batch size of the seeded input batch.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the canonical weights and input batch.",
+)
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Threads per framework worker; 0 = every core available to this process.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=1),
+    default=1800.0,
+    show_default=True,
+    help="Seconds a framework's worker may take for all its checks.",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def command(
+    frameworks: tuple[str, ...],
+    workloads: tuple[str, ...],
+    variants: tuple[str, ...],
+    batch_size: int,
+    seed: int,
+    device: str,
+    threads: int,
+    timeout_s: float,
+    fmt: str,
+) -> int:
+    """Prove that every framework computes the same workload.
+
+    Feeds the canonical initial weights and one seeded batch (dropout off) to every framework and variant,
+    and compares forward output, loss and the gradient of every trainable parameter with a float64 NumPy
+    reference and pairwise, plus parameter counts and MACs against workloads.md. Exit code 1 names the
+    tensor and the implementation that disagree.
+    """
+    plan = make_plan(frameworks, workloads, variants)
+    threads = threads or _available_cores()
+    progress = Console(stderr=True, highlight=False)
+    results: list[ImplResult] = []
+    for framework in plan.frameworks:
+        started = time.perf_counter()
+        progress.print(
+            f"verify: {framework.name} ({'/'.join(framework.variants)}) on {len(plan.targets)} "
+            "workload phases ..."
+        )
+        results += evaluate_isolated(
+            framework.name, plan.targets, framework.variants, batch_size, seed, device, threads, timeout_s
+        )
+        progress.print(f"verify: {framework.name} done in {time.perf_counter() - started:.1f} s")
+    report = verify_all(plan.targets, results, batch_size, seed, device, plan.notes)
+    if fmt == "json":
+        click.echo(to_json(report))
+    else:
+        print_table(report, Console(highlight=False, width=max(160, Console().width)))
+    sys.stdout.flush()
+    # ctx.exit works both under dlbench.cli.main (standalone_mode=False: the code is returned) and standalone.
+    click.get_current_context().exit(report.exit_code)
+    return report.exit_code

@@ -1,0 +1,162 @@
+"""The runner end to end on the fake adapter: isolation, pinning, fault mapping, nothing lost."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+FAST = ("--framework", "fake", "--device", "cpu", "--quiet")
+
+
+def rows(directory: Path) -> dict[str, dict[str, str]]:
+    with open(directory / "results.csv", newline="") as handle:
+        return {row["key"]: row for row in csv.DictReader(handle)}
+
+
+def test_smoke_on_the_fake_adapter_writes_every_case(tmp_path: Path) -> None:
+    proc = run_cli("run", "--suite", "smoke", *FAST, "--output", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    table = rows(tmp_path / "r")
+    assert len(table) == 14
+    for row in table.values():
+        assert row["status"] == "ok"
+        assert float(row["median_ms"]) > 0
+        assert int(row["n_samples"]) >= 3
+        assert float(row["first_call_ms"]) > float(row["median_ms"])  # "compilation" kept out of samples
+        assert row["affinity"] == "0" and row["threads"] == "1" and row["threads_effective"] == "1"
+    lenet = next(r for r in table.values() if r["workload"] == "lenet")
+    assert lenet["params"] == "431080" and lenet["macs"] == "2293000"
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert record["schema_version"] == 1 and record["status"] == "complete"
+    assert record["environment"]["frameworks"]["fake"]["threads"] == 1
+    assert all(len(r["samples_ms"]) >= 3 for r in record["results"])
+
+
+def test_one_thread_workers_really_run_on_one_core(tmp_path: Path) -> None:
+    proc = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet", "--threads", "1,2",
+                   "--output", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    by_threads = {r["threads"]: r for r in rows(tmp_path / "r").values() if r["pass"] == "forward"}
+    assert by_threads["1"]["affinity"] == "0"
+    assert len(by_threads["2"]["affinity"].split()) == 2
+    assert float(by_threads["1"]["cpu_per_wall"]) <= 1.05  # one busy thread on one core
+
+
+FAULTS = {
+    "crash:lenet/-/gradient/*": ("lenet", "gradient", "crashed", "SIGSEGV"),
+    "abort:lstm/-/gradient/*": ("lstm", "gradient", "crashed", "SIGABRT"),
+    "hang:lstm/-/forward/*": ("lstm", "forward", "timeout", "no result after"),
+    "oom:autoencoder/pretrain2/forward/*": ("autoencoder", "forward", "oom", "memory limit"),
+    "raise:autoencoder/pretrain3/*": ("autoencoder", "gradient", "failed", "simulated build failure"),
+}
+
+
+def test_each_fault_becomes_a_status_and_the_run_goes_on(tmp_path: Path) -> None:
+    proc = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet,lstm,autoencoder", "--timeout", "3",
+                   "--memory-limit", "600", "--output", str(tmp_path / "r"),
+                   env={"DLBENCH_FAKE_FAULTS": ",".join(FAULTS)})
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    table = rows(tmp_path / "r")
+    assert len(table) == 12  # every case has a row, faulty or not
+    statuses = {k: (r["status"], r["error"]) for k, r in table.items()}
+    expected_bad = {
+        "lenet/-/gradient/fake/default/cpu/t1/b2/float32": ("crashed", "SIGSEGV"),
+        "lstm/-/gradient/fake/default/cpu/t1/b2/float32": ("crashed", "SIGABRT"),
+        "lstm/-/forward/fake/default/cpu/t1/b2/float32": ("timeout", "no result after 3 s"),
+        "autoencoder/pretrain2/forward/fake/default/cpu/t1/b2/float32": ("oom", "memory limit of 600 MB"),
+        "autoencoder/pretrain3/forward/fake/default/cpu/t1/b2/float32": ("failed", "simulated build failure"),
+        "autoencoder/pretrain3/gradient/fake/default/cpu/t1/b2/float32": ("failed", "simulated build failure"),
+    }
+    for key, (status, text) in expected_bad.items():
+        assert statuses[key][0] == status, (key, statuses[key])
+        assert text in statuses[key][1], (key, statuses[key])
+    good = set(table) - set(expected_bad)
+    assert len(good) == 6 and all(table[k]["status"] == "ok" for k in good)
+
+
+def test_oom_without_a_limit_is_caught_inside_the_worker(tmp_path: Path) -> None:
+    proc = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet", "--output", str(tmp_path / "r"),
+                   env={"DLBENCH_FAKE_FAULTS": "oom:lenet/-/forward/*"})
+    assert proc.returncode == 1
+    table = rows(tmp_path / "r")
+    assert table["lenet/-/forward/fake/default/cpu/t1/b2/float32"]["status"] == "oom"
+    assert table["lenet/-/gradient/fake/default/cpu/t1/b2/float32"]["status"] == "ok"
+
+
+def test_a_framework_that_fails_to_import_fails_its_cases_only(tmp_path: Path) -> None:
+    proc = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet", "--output", str(tmp_path / "r"),
+                   env={"DLBENCH_FAKE_FAULTS": "import:*"})
+    assert proc.returncode == 1
+    table = rows(tmp_path / "r")
+    assert {r["status"] for r in table.values()} == {"failed"}
+    assert all("failed to initialise" in r["error"] and "fakeframework" in r["error"] for r in table.values())
+
+
+def test_a_second_run_into_the_same_directory_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    env = {**os.environ, "DLBENCH_FAKE_FAULTS": "hang:lenet/-/forward/*", "COLUMNS": "200"}
+    first = subprocess.Popen([sys.executable, "-m", "dlbench", "run", "--suite", "smoke", *FAST, "--workload",
+                              "lenet", "--timeout", "30", "--output", str(out)], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not (out / "run.json").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        second = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet", "--resume", str(out))
+        assert second.returncode == 2
+        assert "another dlbench run is writing" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
+def wait_for_results(out: Path, count: int, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if len(json.loads((out / "run.json").read_text())["results"]) >= count:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} results after {timeout} s")
+
+
+@pytest.mark.parametrize("how", ["sigkill", "sigint"])
+def test_interrupted_run_resumes_without_measuring_again(tmp_path: Path, how: str) -> None:
+    """kill -9 (or Ctrl-C) after a few cases, then --resume: every case once, the early ones unchanged."""
+    out = tmp_path / "r"
+    env = {**os.environ, "DLBENCH_FAKE_FAULTS": "hang:lstm/-/forward/*", "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "dlbench", "run", "--suite", "smoke", *FAST, "--timeout", "120",
+                             "--output", str(out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    wait_for_results(out, 12)  # lstm forward hangs: everything before it is stored
+    before = {r["key"]: r for r in json.loads((out / "run.json").read_text())["results"]}
+    if how == "sigkill":
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    else:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        assert "--resume" in proc.stderr.read()
+        assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    resumed = run_cli("run", "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    after = json.loads((out / "run.json").read_text())
+    keys = [r["key"] for r in after["results"]]
+    assert len(keys) == len(set(keys)) == 14
+    assert after["status"] == "complete"
+    for result in after["results"]:
+        assert result["status"] == "ok"
+        if result["key"] in before and before[result["key"]]["status"] == "ok":
+            assert result == before[result["key"]]  # measured once, kept unchanged
+    assert len(rows(out)) == 14

@@ -1,0 +1,91 @@
+"""The canonical workloads match the numbers printed in shared/design/workloads.md."""
+
+import numpy as np
+import pytest
+
+from dlbench.errors import SuiteError
+from dlbench.workloads import get_workload, initial_weights, make_batch
+from dlbench.workloads.definitions import pass_flops
+from dlbench.workloads.weights import glorot_limit
+
+# (workload, phase) -> (trainable params, forward MACs per sample), copied from workloads.md
+DOCUMENTED = {
+    ("lenet", ""): (431_080, 2_293_000),
+    ("alexnet", ""): (62_378_344, 1_135_256_096),
+    ("autoencoder", "pretrain1"): (314_784, 627_200),
+    ("autoencoder", "pretrain2"): (80_600, 473_600),
+    ("autoencoder", "pretrain3"): (20_300, 433_600),
+    ("autoencoder", "finetune"): (415_310, 414_600),
+    ("lstm", ""): (1_411_842, None),
+}
+
+
+@pytest.mark.parametrize(("workload", "phase"), list(DOCUMENTED))
+def test_params_and_macs_match_workloads_md(workload: str, phase: str) -> None:
+    params, macs = DOCUMENTED[(workload, phase)]
+    spec = get_workload(workload)
+    assert spec.trainable_params(phase) == params
+    if macs is not None:
+        assert spec.macs(phase) == macs
+
+
+def test_lstm_macs_are_about_13_1_million() -> None:
+    # 100 steps x 4 gates x (128x128 + 128x128), plus the 128 -> 2 classifier
+    assert get_workload("lstm").macs() == 100 * 4 * (128 * 128 + 128 * 128) + 256
+    assert round(get_workload("lstm").macs() / 1e6, 1) == 13.1
+
+
+def test_per_layer_counts_of_lenet_and_alexnet() -> None:
+    lenet = get_workload("lenet")
+    assert lenet.param("conv2.kernel").size + lenet.param("conv2.bias").size == 25_050
+    alexnet = get_workload("alexnet")
+    assert alexnet.param("fc6.kernel").shape == (9216, 4096)
+    assert alexnet.param("conv1.kernel").shape == (11, 11, 3, 96)
+
+
+def test_unknown_workload_and_phase_are_user_errors() -> None:
+    with pytest.raises(SuiteError, match="unknown workload"):
+        get_workload("resnet")
+    with pytest.raises(SuiteError, match="no phase"):
+        get_workload("autoencoder").phase("pretrain4")
+
+
+def test_weights_are_seeded_canonical_and_glorot() -> None:
+    a, b = initial_weights("lenet", seed=0), initial_weights("lenet", seed=0)
+    c = initial_weights("lenet", seed=1)
+    spec = get_workload("lenet")
+    assert set(a) == {p.name for p in spec.params}
+    for p in spec.params:
+        assert a[p.name].shape == p.shape and a[p.name].dtype == np.float32
+        np.testing.assert_array_equal(a[p.name], b[p.name])
+    assert not np.array_equal(a["conv1.kernel"], c["conv1.kernel"])
+    assert not a["conv1.bias"].any()
+    limit = glorot_limit((5, 5, 1, 20))
+    assert limit == pytest.approx(np.sqrt(6 / (25 + 500)))
+    assert np.abs(a["conv1.kernel"]).max() <= limit
+    assert np.abs(a["conv1.kernel"]).max() > 0.9 * limit
+
+
+def test_batches_are_seeded_and_shaped() -> None:
+    x = make_batch("lenet", 4)
+    assert x.x.shape == (4, 28, 28, 1) and x.x.dtype == np.float32 and x.y.shape == (4,)
+    np.testing.assert_array_equal(x.x, make_batch("lenet", 4).x)
+    assert make_batch("alexnet", 1).x.shape == (1, 227, 227, 3)
+    assert make_batch("autoencoder", 3).x.shape == (3, 784)
+    assert 0 <= x.x.min() and x.x.max() < 1
+
+
+def test_lstm_batches_are_imdb_like_and_right_padded() -> None:
+    batch = make_batch("lstm", 2000)
+    assert batch.x.shape == (2000, 100)
+    full = (batch.lengths == 100).mean()
+    assert 0.65 < full < 0.9  # most reviews are longer than 100 tokens
+    assert batch.lengths.min() >= 5
+    for row, length in zip(batch.x[:50], batch.lengths[:50], strict=True):
+        assert (row[:length] > 0).all() and (row[length:] == 0).all()
+    np.testing.assert_array_equal(batch.mask.sum(axis=1), batch.lengths)
+
+
+def test_gradient_flops_are_three_times_forward() -> None:
+    assert pass_flops("lenet", "", "forward", 64) == 2 * 2_293_000 * 64
+    assert pass_flops("lenet", "", "gradient", 64) == 3 * pass_flops("lenet", "", "forward", 64)
