@@ -1,0 +1,45 @@
+"""The smoke suite on every installed real framework, through the command a user types.
+
+This is the 'done when' of the adapter issues: ``dlbench run --suite smoke --framework X --device cpu`` gives
+``ok`` rows for every workload, phase and pass, with the canonical parameter counts, on one pinned core.
+"""
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from dlbench.workloads import get_workload
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+FRAMEWORKS = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+EXPECTED = {("lenet", ""), ("alexnet", ""), ("autoencoder", "pretrain1"), ("autoencoder", "pretrain2"),
+            ("autoencoder", "pretrain3"), ("autoencoder", "finetune"), ("lstm", "")}
+
+
+@pytest.mark.parametrize("framework", list(FRAMEWORKS))
+def test_smoke_suite_runs_every_case_ok(framework: str, tmp_path: Path) -> None:
+    if importlib.util.find_spec(FRAMEWORKS[framework]) is None:
+        pytest.skip(f"{framework} is not installed")
+    out = tmp_path / framework
+    proc = run_cli("run", "--suite", "smoke", "--framework", framework, "--device", "cpu", "--output", str(out),
+                   "--quiet", timeout=1500)
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    problems = [(r["key"], r["status"], r["error"]) for r in rows if r["status"] != "ok"]
+    assert proc.returncode == 0 and not problems, (problems, proc.stderr[-2000:])
+    assert {(r["workload"], r["phase"], r["pass"]) for r in rows} == {
+        (w, p, s) for w, p in EXPECTED for s in ("forward", "gradient")}
+    for row in rows:
+        assert int(row["params"]) == get_workload(row["workload"]).trainable_params(row["phase"])
+        assert row["affinity"] == "0" and row["threads_effective"] == "1"
+        assert float(row["median_ms"]) > 0 and int(row["n_samples"]) >= 3
+        assert float(row["first_call_ms"]) > 0
+        assert row["framework_version"]
+    record = json.loads((out / "run.json").read_text())
+    info = record["environment"]["frameworks"][framework]
+    assert info["threads"] == 1 and info["version"]
