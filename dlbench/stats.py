@@ -7,6 +7,7 @@ interval is distribution-free, from the binomial distribution of order statistic
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -44,7 +45,7 @@ class Summary:
         return data
 
 
-def median_ci(samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+def median_ci(samples: Sequence[float] | np.ndarray[Any, Any], confidence: float = 0.95) -> tuple[float, float]:
     """Distribution-free confidence interval of the median from order statistics.
 
     The number of samples below the true median is Binomial(n, 1/2); the interval between the j-th and

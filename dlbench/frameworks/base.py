@@ -98,6 +98,7 @@ class BuiltCase(ABC):
 
     def reset_peak_memory(self) -> None:
         """Reset the framework's own peak-memory counter, if it has one."""
+        return None
 
     def peak_memory_bytes(self, pass_: str) -> int | None:
         """The framework's own peak memory for the pass just run (device allocator, or a compiled
@@ -110,6 +111,7 @@ class BuiltCase(ABC):
 
     def close(self) -> None:
         """Release the model's memory before the next case is built."""
+        return None
 
 
 class Adapter(ABC):

@@ -65,7 +65,7 @@ def spin(units: int) -> int:
 
 
 def allocate_until_oom() -> None:
-    hoard = []
+    hoard: list[np.ndarray] = []
     while len(hoard) * OOM_CHUNK < OOM_CAP:
         hoard.append(np.ones(OOM_CHUNK // 8))
     raise MemoryError("fake adapter: simulated out of memory")

@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable
 from dlbench.measure.memory import current_rss, peak_rss, reset_peak_rss
@@ -45,7 +46,7 @@ def error_text(exc: BaseException) -> str:
 def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effective: int | None) -> CaseResult:
     workload = get_workload(case.workload)
     started, t0 = now_iso(), time.perf_counter()
-    common = {
+    common: dict[str, Any] = {
         "params": workload.trainable_params(case.phase), "macs": workload.macs(case.phase),
         "threads_effective": threads_effective, "affinity": tuple(sorted(os.sched_getaffinity(0))),
         "started_at": started,

@@ -38,7 +38,8 @@ def test_malformed_suite_file(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("run", "--suite", str(wrong), "--framework", "fake"), "unknown key 'batch'")
     typed = tmp_path / "typed.toml"
     typed.write_text('workloads = ["lenet"]\n[devices.cpu]\nbatch_sizes = "many"\n')
-    assert_one_line_error(run_cli("run", "--suite", str(typed), "--framework", "fake"), "expected a non-empty list of whole numbers")
+    assert_one_line_error(run_cli("run", "--suite", str(typed), "--framework", "fake"),
+                          "expected a non-empty list of whole numbers")
 
 
 def test_output_that_cannot_be_written(tmp_path: Path) -> None:
