@@ -1,0 +1,634 @@
+"""The TensorFlow adapter: the canonical workloads written as a competent TF 2 user would write them.
+
+Networks are plain ``tf.Variable`` objects plus ``tf.nn`` ops, in NHWC: the canonical layout of
+``workloads.md`` *is* TensorFlow's layout (HWIO convolution kernels, ``[in, out]`` dense kernels, H, W, C
+flatten order, LSTM gates i, f, g, o), so the canonical weights load without any permutation and
+``evaluate`` hands gradients back unchanged. Keras is not used: it would add a layer of objects and
+call overhead to every pass without changing the maths.
+
+Variants (recorded in every result row):
+
+- ``function`` (default): ``tf.function`` graphs (Grappler + oneDNN fusions), the usual way to run TF 2.
+- ``xla``: ``tf.function(jit_compile=True)``. Measured slower than ``function`` on CPU for LeNet; it is
+  a variant, not the default.
+- ``eager``: op-by-op execution, what a user gets without ``tf.function``.
+
+For the graph variants ``prepare`` traces a ``ConcreteFunction`` for the fixed batch shapes (and XLA
+compiles on its first call), so tracing and compilation are timed as ``first_call_ms`` and never enter
+the samples. Calling the ConcreteFunction directly also skips the tf.function argument binding and
+trace-cache lookup, which costs about 0.15 ms per call: noticeable at small batch sizes.
+
+Nothing here imports TensorFlow at module level (see ``dlbench.frameworks.base``); the worker imports it
+in :meth:`TensorFlowAdapter.initialize`.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.metadata
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dlbench.errors import DlbenchError, SuiteError
+from dlbench.frameworks.base import (
+    Adapter,
+    BuildRequest,
+    BuiltCase,
+    CaseUnavailable,
+    Evaluation,
+    RuntimeInfo,
+)
+from dlbench.workloads import Batch
+
+# TensorFlow objects are typed as Any: the module must not import tensorflow, and its stubs add nothing.
+Tensor = Any
+Variable = Any
+Feeds = tuple[Tensor, ...]
+
+DROPOUT_RATE = 0.5
+VARIANTS: tuple[str, ...] = ("function", "xla", "eager")
+
+
+# --------------------------------------------------------------------------------------------------
+# Process-level set-up
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    """What ``initialize`` established for this worker process; ``build`` places everything on it."""
+
+    tf: ModuleType
+    device: str  # "cpu" | "gpu"
+
+    @property
+    def device_name(self) -> str:
+        """The ``tf.device`` scope of every variable, input and traced op."""
+        return "/GPU:0" if self.device == "gpu" else "/CPU:0"
+
+    @property
+    def memory_device(self) -> str:
+        """The device name that ``tf.config.experimental.get_memory_info`` expects."""
+        return "GPU:0" if self.device == "gpu" else "CPU:0"
+
+
+def _block_jax_import() -> bool:
+    """Stop TensorFlow from importing JAX behind our back; return whether the block was put in place.
+
+    ``tensorflow/lite/python/util.py`` imports JAX whenever it is installed, which adds about 100 MB of
+    RSS to every TF worker (measurement.md) and would be billed to TensorFlow's memory numbers. A
+    ``None`` entry in ``sys.modules`` makes ``import jax`` raise ImportError, which TF handles. If JAX is
+    already imported (a test process, say) we leave it alone: removing a live module breaks its users.
+    """
+    if "jax" in sys.modules:
+        return sys.modules["jax"] is None
+    sys.modules["jax"] = None  # type: ignore[assignment]
+    return True
+
+
+def _set_threads(tf: ModuleType, threads: int) -> None:
+    """Apply intra-op ``threads`` and one inter-op thread; TF only accepts this before its first op."""
+    config = tf.config.threading
+    try:
+        if config.get_intra_op_parallelism_threads() != threads:
+            config.set_intra_op_parallelism_threads(threads)
+        if config.get_inter_op_parallelism_threads() != 1:
+            config.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        raise DlbenchError(
+            f"TensorFlow is already initialised in this process with "
+            f"{config.get_intra_op_parallelism_threads()} intra-op threads; "
+            f"{threads} threads need their own worker process"
+        ) from None
+
+
+def _configure_devices(tf: ModuleType, device: str) -> None:
+    """GPU runs: memory growth (no grab-everything preallocation) and TF32 off (plain float32 matmuls).
+    CPU runs hide the GPUs so that no op is silently placed on one."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu":
+        if not gpus:
+            raise CaseUnavailable("TensorFlow sees no GPU (CPU-only build, or no CUDA driver/libraries)")
+        for gpu in gpus:
+            if not tf.config.experimental.get_memory_growth(gpu):
+                tf.config.experimental.set_memory_growth(gpu, True)
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+    elif gpus and tf.config.get_visible_devices("GPU"):
+        tf.config.set_visible_devices([], "GPU")
+
+
+def _onednn_enabled(tf: ModuleType) -> bool:
+    """Whether TF's oneDNN (formerly MKL) kernels are on. TF decides this from its build and
+    ``TF_ENABLE_ONEDNN_OPTS``; the private query is the only exact answer, the environment the fallback."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # noqa: PLC0415
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").lower() not in ("0", "false")
+
+
+def _runtime_info(tf: ModuleType, device: str, jax_blocked: bool) -> RuntimeInfo:
+    build = tf.sysconfig.get_build_info()
+    backends = {"onednn": "on" if _onednn_enabled(tf) else "off"}
+    for key, label in (("cuda_version", "cuda"), ("cudnn_version", "cudnn")):
+        if build.get(key):
+            backends[label] = str(build[key])
+    settings = {
+        "interop_threads": str(tf.config.threading.get_inter_op_parallelism_threads()),
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
+        "jax_import_blocked": "yes" if jax_blocked else "no (jax was already imported)",
+        "eager_execution": "synchronous" if tf.config.experimental.get_synchronous_execution() else "async",
+    }
+    if device == "gpu":
+        settings["tf32"] = "off" if not tf.config.experimental.tensor_float_32_execution_enabled() else "on"
+        settings["memory_growth"] = "on"
+    devices = ("cpu", "gpu") if tf.config.get_visible_devices("GPU") else ("cpu",)
+    return RuntimeInfo(
+        framework="tensorflow",
+        version=str(tf.__version__),
+        threads=int(tf.config.threading.get_intra_op_parallelism_threads()),
+        devices=devices,
+        backends=backends,
+        settings=settings,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The canonical networks
+# --------------------------------------------------------------------------------------------------
+
+
+class _Network:
+    """One canonical network phase as TF ops over ``tf.Variable`` objects in canonical layout.
+
+    Only the variables the phase uses are created, trainable exactly when the phase trains them: the
+    GradientTape then watches just those, so frozen encoders cost no backward work, and the trainable
+    count can be checked against the canonical one. ``training`` below means "apply dropout".
+    """
+
+    def __init__(self, tf: ModuleType, request: BuildRequest) -> None:
+        self.tf = tf
+        phase = request.workload.phase(request.phase)
+        self.trainable_names: tuple[str, ...] = phase.trainable
+        self.variables: dict[str, Variable] = {
+            name: tf.Variable(
+                np.asarray(request.weights[name], dtype=np.float32),
+                trainable=name in phase.trainable,
+                name=name,
+            )
+            for name in self.used_params(request.phase)
+        }
+
+    def used_params(self, phase: str) -> tuple[str, ...]:
+        """Canonical names of every parameter the phase reads (trainable or frozen)."""
+        raise NotImplementedError
+
+    def feed_arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:
+        """The batch arrays the network consumes, labels last."""
+        return batch.x, batch.y
+
+    def forward(self, feeds: Feeds, training: bool) -> Tensor:
+        """The output of the forward pass: logits, or a pretraining phase's reconstruction."""
+        raise NotImplementedError
+
+    def objective(self, feeds: Feeds, training: bool) -> tuple[Tensor, Tensor]:
+        """(output, loss) of the phase; the default is classification with integer labels."""
+        logits = self.forward(feeds, training)
+        return logits, self.cross_entropy(logits, feeds[-1])
+
+    @property
+    def has_loops(self) -> bool:
+        """True when the graph holds a loop, whose body a static FLOP count would count only once."""
+        return False
+
+    # ----- shared pieces -----
+    def cross_entropy(self, logits: Tensor, labels: Tensor) -> Tensor:
+        tf = self.tf
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+    def dense(self, x: Tensor, name: str) -> Tensor:
+        # bias_add (not +) is what Grappler's remapper fuses with MatMul (and a following ReLU).
+        v = self.variables
+        return self.tf.nn.bias_add(self.tf.matmul(x, v[f"{name}.kernel"]), v[f"{name}.bias"])
+
+    def conv(self, x: Tensor, name: str, stride: int, padding: str) -> Tensor:
+        v, nn = self.variables, self.tf.nn
+        return nn.bias_add(nn.conv2d(x, v[f"{name}.kernel"], stride, padding), v[f"{name}.bias"])
+
+    def dropout(self, x: Tensor, training: bool) -> Tensor:
+        return self.tf.nn.dropout(x, rate=DROPOUT_RATE) if training else x
+
+    def flatten(self, x: Tensor) -> Tensor:
+        # Reshaping NHWC gives the canonical H, W, C order. The batch size is static in every trace.
+        return self.tf.reshape(x, [x.shape[0], -1])
+
+
+class _LeNet(_Network):
+    LAYERS = ("conv1", "conv2", "fc1", "fc2")
+
+    def used_params(self, phase: str) -> tuple[str, ...]:
+        return tuple(f"{layer}.{part}" for layer in self.LAYERS for part in ("kernel", "bias"))
+
+    def forward(self, feeds: Feeds, training: bool) -> Tensor:
+        tf = self.tf
+        h = tf.nn.max_pool2d(tf.tanh(self.conv(feeds[0], "conv1", 1, "VALID")), 2, 2, "VALID")
+        h = tf.nn.max_pool2d(tf.tanh(self.conv(h, "conv2", 1, "VALID")), 2, 2, "VALID")
+        h = tf.nn.relu(self.dense(self.flatten(h), "fc1"))
+        return self.dense(h, "fc2")
+
+
+class _AlexNet(_Network):
+    """AlexNet of workloads.md. 'SAME' padding of the stride-1 5x5 and 3x3 convolutions is exactly the
+    canonical pad 2 / pad 1, and is the form oneDNN and cuDNN handle best."""
+
+    LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+
+    def used_params(self, phase: str) -> tuple[str, ...]:
+        return tuple(f"{layer}.{part}" for layer in self.LAYERS for part in ("kernel", "bias"))
+
+    def forward(self, feeds: Feeds, training: bool) -> Tensor:
+        tf = self.tf
+        relu = tf.nn.relu
+
+        def pool(x: Tensor) -> Tensor:
+            return tf.nn.max_pool2d(x, 3, 2, "VALID")
+
+        h = pool(relu(self.conv(feeds[0], "conv1", 4, "VALID")))
+        h = pool(relu(self.conv(h, "conv2", 1, "SAME")))
+        h = relu(self.conv(h, "conv3", 1, "SAME"))
+        h = relu(self.conv(h, "conv4", 1, "SAME"))
+        h = pool(relu(self.conv(h, "conv5", 1, "SAME")))
+        h = self.dropout(relu(self.dense(self.flatten(h), "fc6")), training)
+        h = self.dropout(relu(self.dense(h, "fc7")), training)
+        return self.dense(h, "fc8")
+
+
+class _Autoencoder(_Network):
+    """Stacked autoencoder with tied decoders. A pretraining phase k runs the frozen encoders 1..k-1
+    (non-trainable variables, so the tape ignores them), then encoder k and its tied decoder."""
+
+    def __init__(self, tf: ModuleType, request: BuildRequest) -> None:
+        self.level = self.pretrain_level(request.phase)
+        super().__init__(tf, request)
+
+    @staticmethod
+    def pretrain_level(phase: str) -> int:
+        """k for phase ``pretrain<k>``, 0 for ``finetune``."""
+        return int(phase.removeprefix("pretrain")) if phase.startswith("pretrain") else 0
+
+    def used_params(self, phase: str) -> tuple[str, ...]:
+        level = self.pretrain_level(phase)
+        depth = level or 3
+        names = tuple(f"enc{i}.{part}" for i in range(1, depth + 1) for part in ("kernel", "bias"))
+        return (*names, f"dec{level}.bias") if level else (*names, "classifier.kernel", "classifier.bias")
+
+    def encode(self, x: Tensor, depth: int) -> Tensor:
+        for i in range(1, depth + 1):
+            x = self.tf.sigmoid(self.dense(x, f"enc{i}"))
+        return x
+
+    def reconstruct(self, h: Tensor) -> Tensor:
+        tf, k = self.tf, self.level
+        code = tf.sigmoid(self.dense(h, f"enc{k}"))
+        decoded = tf.matmul(code, self.variables[f"enc{k}.kernel"], transpose_b=True)
+        return tf.sigmoid(tf.nn.bias_add(decoded, self.variables[f"dec{k}.bias"]))
+
+    def forward(self, feeds: Feeds, training: bool) -> Tensor:
+        if self.level:
+            return self.reconstruct(self.encode(feeds[0], self.level - 1))
+        return self.dense(self.encode(feeds[0], 3), "classifier")
+
+    def objective(self, feeds: Feeds, training: bool) -> tuple[Tensor, Tensor]:
+        if not self.level:
+            return super().objective(feeds, training)
+        tf = self.tf
+        target = self.encode(feeds[0], self.level - 1)
+        rebuilt = self.reconstruct(target)
+        loss = tf.reduce_sum(tf.square(rebuilt - target)) / (2.0 * target.shape[0])
+        return rebuilt, loss
+
+
+class _Lstm(_Network):
+    """Embedding, one LSTM layer over all steps, masked mean pooling, dropout, classifier.
+
+    The input projection of all steps is one large matmul before the loop, leaving only the recurrent
+    matmul inside it; the loop is ``tf.scan``. Measured at batch 16 on one thread (forward / gradient):
+    scan 4.2 / 17 ms, a Python-unrolled loop 4.6 / 54 ms (and 111 s to XLA-compile), a ``tf.while_loop``
+    accumulating the pooled sum 4.5 / 44 ms. The embedding gradient is TF's native ``IndexedSlices``
+    (what every TF optimizer consumes); ``evaluate`` densifies it.
+    """
+
+    def used_params(self, phase: str) -> tuple[str, ...]:
+        return ("embedding.table", "lstm.input_kernel", "lstm.recurrent_kernel", "lstm.bias",
+                "classifier.kernel", "classifier.bias")
+
+    def feed_arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:
+        if batch.mask is None:
+            raise DlbenchError("the lstm workload needs a batch with sequence lengths")
+        return batch.x, batch.mask, batch.y
+
+    @property
+    def has_loops(self) -> bool:
+        return True
+
+    def forward(self, feeds: Feeds, training: bool) -> Tensor:
+        tf, v = self.tf, self.variables
+        tokens, mask = feeds[0], feeds[1]
+        n, steps = tokens.shape
+        hidden = v["lstm.recurrent_kernel"].shape[0]
+        embedded = tf.nn.embedding_lookup(v["embedding.table"], tokens)
+        flat = tf.reshape(embedded, [n * steps, -1])
+        projected = tf.nn.bias_add(tf.matmul(flat, v["lstm.input_kernel"]), v["lstm.bias"])
+        time_major = tf.transpose(tf.reshape(projected, [n, steps, 4 * hidden]), [1, 0, 2])
+        recurrent = v["lstm.recurrent_kernel"]
+
+        def step(carry: tuple[Tensor, Tensor], gates_in: Tensor) -> tuple[Tensor, Tensor]:
+            h, c = carry
+            i, f, g, o = tf.split(gates_in + tf.matmul(h, recurrent), 4, axis=1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            return tf.sigmoid(o) * tf.tanh(c), c
+
+        zeros = tf.zeros([n, hidden])
+        states, _ = tf.scan(step, time_major, initializer=(zeros, zeros))
+        summed = tf.reduce_sum(states * tf.transpose(mask)[:, :, None], axis=0)
+        pooled = summed / tf.reduce_sum(mask, axis=1, keepdims=True)
+        return self.dense(self.dropout(pooled, training), "classifier")
+
+
+_NETWORKS: dict[str, type[_Network]] = {
+    "lenet": _LeNet,
+    "alexnet": _AlexNet,
+    "autoencoder": _Autoencoder,
+    "lstm": _Lstm,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# The built case
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Compiled:
+    """The callables of one built case, traced once per pass and reused by later ``prepare`` calls."""
+
+    passes: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    graphs: dict[str, Any] = field(default_factory=dict)  # pass -> ConcreteFunction, for FLOP counting
+
+
+class TensorFlowCase(BuiltCase):
+    """A canonical network built on TF variables, with its batch already on the device."""
+
+    def __init__(
+        self, runtime: _Runtime, network: _Network, feeds: Feeds, variant: str, dropout: bool
+    ) -> None:
+        self._rt = runtime
+        self._net = network
+        self._feeds = feeds
+        self._variant = variant
+        self._dropout = dropout
+        self._trainable = [network.variables[name] for name in network.trainable_names]
+        self._compiled = _Compiled()
+        self._memory_counter = True
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(int(v.shape.num_elements()) for v in self._net.variables.values() if v.trainable)
+
+    # ----- the passes, as plain Python over TF ops -----
+    def _forward(self, *feeds: Tensor) -> Tensor:
+        return self._net.forward(feeds, training=False)
+
+    def _gradient(self, *feeds: Tensor) -> list[Tensor]:
+        with self._rt.tf.GradientTape() as tape:
+            _, loss = self._net.objective(feeds, training=self._dropout)
+        return tape.gradient(loss, self._trainable)
+
+    def _evaluation(self, *feeds: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        tf = self._rt.tf
+        with tf.GradientTape() as tape:
+            output, loss = self._net.objective(feeds, training=False)
+        grads = tape.gradient(loss, self._trainable)
+        return output, loss, [tf.convert_to_tensor(g) for g in grads]
+
+    def _python_pass(self, pass_: str) -> Callable[..., Any]:
+        passes: dict[str, Callable[..., Any]] = {
+            "forward": self._forward,
+            "gradient": self._gradient,
+            "evaluate": self._evaluation,
+        }
+        if pass_ not in passes:
+            raise DlbenchError(f"unknown pass {pass_!r}; expected forward or gradient")
+        return passes[pass_]
+
+    def _trace(self, pass_: str, jit_compile: bool) -> Any:
+        """Trace ``pass_`` into a ConcreteFunction for the fixed input shapes (autograph off: the code
+        has no data-dependent Python control flow to convert)."""
+        tf = self._rt.tf
+        if pass_ not in self._compiled.graphs:
+            fn = tf.function(self._python_pass(pass_), jit_compile=jit_compile, autograph=False)
+            with tf.device(self._rt.device_name):
+                self._compiled.graphs[pass_] = fn.get_concrete_function(*self._feeds)
+        return self._compiled.graphs[pass_]
+
+    def _callable(self, pass_: str) -> Callable[..., Any]:
+        if pass_ in self._compiled.passes:
+            return self._compiled.passes[pass_]
+        if self._variant == "eager":
+            tf, device_name, python = self._rt.tf, self._rt.device_name, self._python_pass(pass_)
+
+            def run_eager(*feeds: Tensor) -> Any:
+                with tf.device(device_name):
+                    return python(*feeds)
+
+            fn: Callable[..., Any] = run_eager
+        else:
+            fn = self._trace(pass_, jit_compile=self._variant == "xla")
+        self._compiled.passes[pass_] = fn
+        return fn
+
+    # ----- BuiltCase protocol -----
+    def prepare(self, pass_: str) -> Callable[[], Any]:
+        if pass_ not in ("forward", "gradient"):
+            raise DlbenchError(f"unknown pass {pass_!r}; expected forward or gradient")
+        fn, feeds = self._callable(pass_), self._feeds
+        return lambda: fn(*feeds)
+
+    def sync(self, handle: Any) -> None:
+        """GPU kernels run asynchronously on streams: wait for all of them (no copy to the host). On the
+        CPU a ConcreteFunction call, and each eager op (eager execution is synchronous by default), returns
+        only after its outputs are computed, so there is nothing to wait for."""
+        if self._rt.device == "gpu":
+            self._rt.tf.test.experimental.sync_devices()
+
+    def evaluate(self) -> Evaluation:
+        output, loss, grads = self._callable("evaluate")(*self._feeds)
+        names = self._net.trainable_names
+        return Evaluation(
+            output=np.asarray(output.numpy()),
+            loss=float(loss.numpy()),
+            gradients={name: np.asarray(g.numpy()) for name, g in zip(names, grads, strict=True)},
+        )
+
+    def reset_peak_memory(self) -> None:
+        if not self._memory_counter:
+            return
+        try:
+            self._rt.tf.config.experimental.reset_memory_stats(self._rt.memory_device)
+        except ValueError:  # the device's allocator keeps no statistics
+            self._memory_counter = False
+
+    def peak_memory_bytes(self, pass_: str) -> int | None:
+        """Peak bytes of TF's allocator on the device since the last reset; includes the live variables
+        and inputs (allocated before the reset), as TF's own counter does."""
+        if not self._memory_counter:
+            return None
+        try:
+            return int(self._rt.tf.config.experimental.get_memory_info(self._rt.memory_device)["peak"])
+        except ValueError:
+            return None
+
+    def framework_flops(self, pass_: str) -> float | None:
+        """FLOPs of the traced graph by TF's (v1) graph profiler. None for graphs with loops (the LSTM's
+        scan body would be counted once instead of once per step) and when the profiler fails."""
+        if self._net.has_loops or pass_ not in ("forward", "gradient"):
+            return None
+        tf = self._rt.tf
+        profiler = tf.compat.v1.profiler
+        options = profiler.ProfileOptionBuilder(profiler.ProfileOptionBuilder.float_operation())
+        logger = tf.get_logger()
+        level = logger.level
+        logger.setLevel("ERROR")  # the v1 API logs a deprecation notice
+        try:
+            graph = self._trace(pass_, jit_compile=False).graph
+            flops = profiler.profile(graph, options=options.with_empty_output().build()).total_float_ops
+        except Exception:  # noqa: BLE001  an optional statistic must never fail the measured case
+            return None
+        finally:
+            logger.setLevel(level)
+        return float(flops) if flops else None
+
+    def close(self) -> None:
+        self._compiled = _Compiled()
+        self._trainable = []
+        self._net.variables.clear()
+        self._feeds = ()
+        gc.collect()
+
+
+# --------------------------------------------------------------------------------------------------
+# The adapter
+# --------------------------------------------------------------------------------------------------
+
+
+class TensorFlowAdapter(Adapter):
+    """TensorFlow 2 (``tf.function`` by default, XLA and eager as variants)."""
+
+    name: ClassVar[str] = "tensorflow"
+    display_name: ClassVar[str] = "TensorFlow"
+    module: ClassVar[str] = "tensorflow"
+    distributions: ClassVar[tuple[str, ...]] = (
+        "tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly"
+    )
+    variants: ClassVar[tuple[str, ...]] = VARIANTS
+    default_variant: ClassVar[str] = "function"
+    variant_help: ClassVar[dict[str, str]] = {
+        "function": "tf.function graphs (Grappler, oneDNN fusions): how TF 2 is normally run",
+        "xla": "tf.function(jit_compile=True): XLA-compiled graphs",
+        "eager": "op-by-op eager execution, no tf.function",
+    }
+
+    def __init__(self) -> None:
+        self._runtime: _Runtime | None = None
+
+    def installed_distribution(self) -> str | None:
+        """The first of :attr:`distributions` that pip has installed."""
+        for dist in self.distributions:
+            try:
+                importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            return dist
+        return None
+
+    def supports_gpu_build(self) -> bool:
+        """``tensorflow-cpu`` wheels contain no CUDA kernels; every other distribution may."""
+        dist = self.installed_distribution()
+        return dist is not None and dist != "tensorflow-cpu"
+
+    def worker_env(self, device: str, threads: int) -> dict[str, str]:
+        """Quiet C++ logging (the info banners), and the thread counts and GPU memory growth also as
+        environment, so that they hold from the moment TF loads, before ``initialize`` repeats them."""
+        env = {
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TF_NUM_INTRAOP_THREADS": str(threads),
+            "TF_NUM_INTEROP_THREADS": "1",
+        }
+        if device == "gpu":
+            env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+        return env
+
+    def initialize(self, device: str, threads: int) -> RuntimeInfo:
+        if device not in ("cpu", "gpu"):
+            raise DlbenchError(f"unknown device {device!r}; expected cpu or gpu")
+        if threads < 1:
+            raise DlbenchError(f"threads must be at least 1, got {threads}")
+        jax_blocked = _block_jax_import()  # must precede the TensorFlow import
+        import tensorflow as tf  # noqa: PLC0415  (heavy: only ever in the worker)
+
+        _set_threads(tf, threads)
+        _configure_devices(tf, device)
+        tf.constant(0.0)  # first op: the runtime starts with the settings above, so reading back is honest
+        self._runtime = _Runtime(tf=tf, device=device)
+        return _runtime_info(tf, device, jax_blocked)
+
+    def build(self, request: BuildRequest) -> TensorFlowCase:
+        runtime = self._runtime
+        if runtime is None:
+            raise RuntimeError("TensorFlowAdapter.initialize() must run before build()")
+        if request.variant not in self.variants:
+            raise SuiteError(
+                f"unknown TensorFlow variant {request.variant!r}; known: {', '.join(self.variants)}"
+            )
+        if request.precision != "float32":
+            raise CaseUnavailable(f"precision {request.precision!r} is not implemented for TensorFlow")
+        if request.device != runtime.device:
+            raise RuntimeError(f"worker initialised for {runtime.device}, case asks for {request.device}")
+        network_type = _NETWORKS.get(request.workload.name)
+        if network_type is None:
+            raise CaseUnavailable(f"no TensorFlow implementation of workload {request.workload.name!r}")
+        _check_weights(request)
+        tf = runtime.tf
+        with tf.device(runtime.device_name):
+            network = network_type(tf, request)
+            feeds = tuple(tf.identity(tf.constant(a)) for a in network.feed_arrays(request.batch))
+        case = TensorFlowCase(runtime, network, feeds, request.variant, request.dropout)
+        expected = request.workload.trainable_params(request.phase)
+        if case.trainable_params != expected:
+            raise RuntimeError(
+                f"TensorFlow {request.workload.name}/{request.phase or '-'} has {case.trainable_params} "
+                f"trainable parameters, the canonical workload {expected}"
+            )
+        return case
+
+
+def _check_weights(request: BuildRequest) -> None:
+    """Every canonical parameter must be present with its canonical shape: loading is a plain copy."""
+    for spec in request.workload.params:
+        weight = request.weights.get(spec.name)
+        if weight is None:
+            raise RuntimeError(f"weights for {request.workload.name} lack {spec.name!r}")
+        if tuple(weight.shape) != spec.shape:
+            raise RuntimeError(f"weight {spec.name!r} has shape {tuple(weight.shape)}, expected {spec.shape}")
+
+
+def gradient_shapes(handle: Sequence[Any]) -> list[tuple[int, ...]]:
+    """Dense shapes of a gradient handle (tensors or IndexedSlices), without copying data to the host."""
+    return [tuple(int(d) for d in g.shape) for g in handle]
