@@ -20,6 +20,7 @@ run: setup
 	$(BIN)/dlbench run $(ARGS)
 
 test: setup
+	bash scripts/setup-browser.sh
 	bash scripts/test.sh
 
 lint: setup

@@ -1,0 +1,682 @@
+"""PyTorch adapter: the canonical workloads written the way a competent PyTorch user would write them.
+
+Variants (recorded in every result row):
+
+* ``channels_last`` (default): NCHW tensors stored in ``torch.channels_last`` memory format, weights too.
+  On CPU oneDNN's convolutions and ``max_pool2d`` are much faster in that layout (LeNet batch 64, 1 thread:
+  2.7 ms vs 7.8 ms forward, see ``measurement.md``), it is the layout the PyTorch performance guide
+  recommends for convolutional nets, and a user who cares about speed would pick it. The flatten before
+  fc1/fc6 is then a free ``permute`` to N,H,W,C, which is exactly the canonical flatten order. For the
+  autoencoder and the LSTM (no convolutions) it is the same computation as ``eager``.
+* ``eager``: plain contiguous NCHW, what most tutorials write. The flatten is a free view in C,H,W order,
+  so the fc1/fc6 rows are permuted once at build time instead.
+* ``compile``: the ``channels_last`` model wrapped in ``torch.compile`` (inductor, static shapes). Nothing
+  is compiled in ``prepare``: compilation happens in the first call, which the harness times separately
+  as ``first_call_ms``.
+
+Conventions shared by all workloads: the gradient pass returns the gradients in the order of the phase's
+canonical ``trainable`` names; parameters that exist only because of PyTorch's layer design (``nn.LSTM``'s
+second bias ``bias_hh``) are zeroed and frozen so that every framework does the same work.
+
+No framework is imported at module level (see ``base.py``): every ``torch`` import is inside a function.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlbench.errors import SuiteError
+from dlbench.frameworks.base import (
+    Adapter,
+    BuildRequest,
+    BuiltCase,
+    CaseUnavailable,
+    Evaluation,
+    RuntimeInfo,
+)
+from dlbench.workloads import Batch, Workload
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+# The one place where dlbench's device names meet PyTorch's.
+TORCH_DEVICES: dict[str, str] = {"cpu": "cpu", "gpu": "cuda"}
+PASSES: tuple[str, ...] = ("forward", "gradient")
+DROPOUT_RATE = 0.5
+
+Convert = Callable[[np.ndarray], np.ndarray]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Canonical <-> PyTorch weight layouts (pure NumPy, so that they are easy to reason about and test)
+# ----------------------------------------------------------------------------------------------------
+def _identity(a: np.ndarray) -> np.ndarray:
+    return a
+
+
+def _transpose(a: np.ndarray) -> np.ndarray:
+    """Dense kernel ``[in, out]`` <-> ``nn.Linear`` weight ``[out, in]`` (its own inverse); also the LSTM
+    kernels ``[in, 4H]`` <-> ``weight_ih_l0`` ``[4H, in]`` (both use gate order i, f, g, o)."""
+    return a.T
+
+
+def _hwio_to_oihw(a: np.ndarray) -> np.ndarray:
+    return np.transpose(a, (3, 2, 0, 1))
+
+
+def _oihw_to_hwio(a: np.ndarray) -> np.ndarray:
+    return np.transpose(a, (2, 3, 1, 0))
+
+
+def _chw_flatten_converters(h: int, w: int, c: int) -> tuple[Convert, Convert]:
+    """Converters for the dense layer after a *channels-first* flatten.
+
+    The canonical kernel's rows follow the H, W, C flatten order; ``Tensor.flatten`` of an NCHW map gives
+    C, H, W. Permuting the rows once at build time keeps the runtime flatten a free view. ``to_torch``
+    returns the weight as an ``[out, C, H, W]`` view (the loader copies it into the parameter viewed that
+    way), which avoids a slow NumPy copy of fc6's 38 million floats.
+    """
+
+    def to_torch(kernel: np.ndarray) -> np.ndarray:
+        return kernel.reshape(h, w, c, kernel.shape[1]).transpose(3, 2, 0, 1)
+
+    def to_canonical(weight: np.ndarray) -> np.ndarray:
+        out = weight.shape[0]
+        return weight.T.reshape(c, h, w, out).transpose(1, 2, 0, 3).reshape(h * w * c, out)
+
+    return to_torch, to_canonical
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """One canonical parameter and where it lives in the PyTorch model, with the layout conversions.
+
+    ``to_torch`` may return a (strided) view of any shape that the parameter can be viewed as; the
+    loader lets PyTorch do the strided copy, which is much faster than ``np.ascontiguousarray``.
+    """
+
+    canonical: str  # e.g. "conv1.kernel"
+    path: str  # parameter path inside the model, for ``nn.Module.get_parameter``
+    to_torch: Convert = _identity
+    to_canonical: Convert = _identity
+
+
+def _conv_bindings(name: str) -> tuple[_Binding, ...]:
+    return (
+        _Binding(f"{name}.kernel", f"{name}.weight", _hwio_to_oihw, _oihw_to_hwio),
+        _Binding(f"{name}.bias", f"{name}.bias"),
+    )
+
+
+def _dense_bindings(name: str, path: str | None = None) -> tuple[_Binding, ...]:
+    path = path or name
+    return (
+        _Binding(f"{name}.kernel", f"{path}.weight", _transpose, _transpose),
+        _Binding(f"{name}.bias", f"{path}.bias"),
+    )
+
+
+def _flat_dense_bindings(name: str, hwc: tuple[int, int, int], flatten_hwc: bool) -> tuple[_Binding, ...]:
+    """The dense layer right after a flatten: rows permuted unless the model flattens in H, W, C order."""
+    if flatten_hwc:
+        return _dense_bindings(name)
+    to_torch, to_canonical = _chw_flatten_converters(*hwc)
+    return _Binding(f"{name}.kernel", f"{name}.weight", to_torch, to_canonical), _Binding(
+        f"{name}.bias", f"{name}.bias"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# The networks
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Inputs:
+    """One batch on the device, in PyTorch's layout."""
+
+    x: torch.Tensor  # NCHW images (in the variant's memory format), [N, 784] features or [N, T] int64 tokens
+    labels: torch.Tensor  # int64 [N]
+    mask: torch.Tensor | None = None  # float32 [N, T, 1], LSTM only: 1 on the valid steps
+
+
+@dataclass(frozen=True)
+class _Options:
+    phase: str
+    dropout: bool  # dropout active in the gradient pass (False for verification)
+    flatten_hwc: bool  # flatten feature maps by permuting to N,H,W,C (free in channels_last)
+
+
+# (inputs, training) -> output, and (inputs, training) -> (output, loss)
+ForwardFn = Callable[[_Inputs, bool], "torch.Tensor"]
+LossFn = Callable[[_Inputs, bool], "tuple[torch.Tensor, torch.Tensor]"]
+
+
+@dataclass(frozen=True)
+class _Net:
+    """A built network: its parameters (an ``nn.ModuleDict``, so that ``.to(device, memory_format)`` and
+    ``get_parameter`` work) and two pure functions closing over the layers. Plain functions rather than an
+    ``nn.Module`` subclass, because a subclass would need ``torch`` at import time of this module."""
+
+    layers: nn.Module
+    bindings: tuple[_Binding, ...]
+    forward: ForwardFn
+    output_and_loss: LossFn
+    flops_visible: bool = True  # False where FlopCounterMode cannot see the arithmetic (fused kernels)
+
+
+def _with_cross_entropy(forward: ForwardFn) -> LossFn:
+    import torch.nn.functional as F
+
+    def output_and_loss(inputs: _Inputs, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        out = forward(inputs, training)
+        return out, F.cross_entropy(out, inputs.labels)
+
+    return output_and_loss
+
+
+def _flattener(flatten_hwc: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """H, W, C flatten (a view when the map is channels_last) or C, H, W flatten (a view when NCHW)."""
+    if flatten_hwc:
+        return lambda h: h.permute(0, 2, 3, 1).flatten(1)
+    return lambda h: h.flatten(1)
+
+
+def _lenet(workload: Workload, opts: _Options) -> _Net:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    conv1, conv2 = nn.Conv2d(1, 20, 5), nn.Conv2d(20, 50, 5)
+    fc1, fc2 = nn.Linear(800, 500), nn.Linear(500, workload.num_classes)
+    flatten = _flattener(opts.flatten_hwc)
+
+    def forward(inputs: _Inputs, training: bool) -> torch.Tensor:
+        h = F.max_pool2d(torch.tanh(conv1(inputs.x)), 2)
+        h = F.max_pool2d(torch.tanh(conv2(h)), 2)
+        return fc2(F.relu(fc1(flatten(h))))
+
+    layers = nn.ModuleDict({"conv1": conv1, "conv2": conv2, "fc1": fc1, "fc2": fc2})
+    bindings = (
+        *_conv_bindings("conv1"),
+        *_conv_bindings("conv2"),
+        *_flat_dense_bindings("fc1", (4, 4, 50), opts.flatten_hwc),
+        *_dense_bindings("fc2"),
+    )
+    return _Net(layers, bindings, forward, _with_cross_entropy(forward))
+
+
+def _alexnet(workload: Workload, opts: _Options) -> _Net:
+    import torch.nn.functional as F
+    from torch import nn
+
+    convs = {
+        "conv1": nn.Conv2d(3, 96, 11, stride=4),
+        "conv2": nn.Conv2d(96, 256, 5, padding=2),
+        "conv3": nn.Conv2d(256, 384, 3, padding=1),
+        "conv4": nn.Conv2d(384, 384, 3, padding=1),
+        "conv5": nn.Conv2d(384, 256, 3, padding=1),
+    }
+    fc6, fc7, fc8 = nn.Linear(9216, 4096), nn.Linear(4096, 4096), nn.Linear(4096, workload.num_classes)
+    c1, c2, c3, c4, c5 = convs.values()
+    flatten = _flattener(opts.flatten_hwc)
+    dropout = opts.dropout
+
+    def forward(inputs: _Inputs, training: bool) -> torch.Tensor:
+        # In-place ReLU as in torchvision's AlexNet: it saves one activation buffer per layer.
+        h = F.max_pool2d(F.relu(c1(inputs.x), inplace=True), 3, 2)
+        h = F.max_pool2d(F.relu(c2(h), inplace=True), 3, 2)
+        h = F.relu(c3(h), inplace=True)
+        h = F.relu(c4(h), inplace=True)
+        h = F.max_pool2d(F.relu(c5(h), inplace=True), 3, 2)
+        drop = training and dropout
+        h = F.dropout(F.relu(fc6(flatten(h)), inplace=True), DROPOUT_RATE, training=drop)
+        h = F.dropout(F.relu(fc7(h), inplace=True), DROPOUT_RATE, training=drop)
+        return fc8(h)
+
+    layers = nn.ModuleDict({**convs, "fc6": fc6, "fc7": fc7, "fc8": fc8})
+    bindings = (
+        *(b for name in convs for b in _conv_bindings(name)),
+        *_flat_dense_bindings("fc6", (6, 6, 256), opts.flatten_hwc),
+        *_dense_bindings("fc7"),
+        *_dense_bindings("fc8"),
+    )
+    return _Net(layers, bindings, forward, _with_cross_entropy(forward))
+
+
+AUTOENCODER_SIZES = (784, 400, 200, 100)
+PRETRAIN_STAGE = {"pretrain1": 1, "pretrain2": 2, "pretrain3": 3}
+
+
+def _autoencoder(workload: Workload, opts: _Options) -> _Net:
+    """Only the layers the phase uses are built, so that the memory of a phase is its own.
+
+    Pretraining stage k runs encoders 1..k-1 frozen (no graph is recorded for them), then encoder k and
+    its tied decoder: ``F.linear(code, enc.weight.t(), dec_bias)`` reuses the very same Parameter, so its
+    gradient sums the encoder and decoder contributions.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    sizes = AUTOENCODER_SIZES
+    stage = PRETRAIN_STAGE.get(opts.phase)  # None: fine-tuning
+    depth = 3 if stage is None else stage
+    encoders = [nn.Linear(sizes[i], sizes[i + 1]) for i in range(depth)]
+    modules: dict[str, nn.Module] = {f"enc{i + 1}": enc for i, enc in enumerate(encoders)}
+    bindings = [b for i in range(depth) for b in _dense_bindings(f"enc{i + 1}")]
+
+    if stage is None:
+        classifier = nn.Linear(sizes[-1], workload.num_classes)
+        modules["classifier"] = classifier
+        bindings.extend(_dense_bindings("classifier"))
+
+        def forward(inputs: _Inputs, training: bool) -> torch.Tensor:
+            h = inputs.x
+            for enc in encoders:
+                h = torch.sigmoid(enc(h))
+            return classifier(h)
+
+        layers = nn.ModuleDict(modules)
+        return _Net(layers, tuple(bindings), forward, _with_cross_entropy(forward))
+
+    frozen, own = encoders[:-1], encoders[-1]
+    # Closures hold modules, never Parameters: moving between devices may replace Parameter objects.
+    decoder = nn.ParameterDict({"bias": nn.Parameter(torch.zeros(sizes[stage - 1]))})
+    modules[f"dec{stage}"] = decoder
+    bindings.append(_Binding(f"dec{stage}.bias", f"dec{stage}.bias"))
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            for enc in frozen:
+                x = torch.sigmoid(enc(x))
+        return x
+
+    def reconstruct(h: torch.Tensor) -> torch.Tensor:
+        code = torch.sigmoid(own(h))
+        return torch.sigmoid(F.linear(code, own.weight.t(), decoder["bias"]))
+
+    def forward_ae(inputs: _Inputs, training: bool) -> torch.Tensor:
+        return reconstruct(features(inputs.x))
+
+    def output_and_loss(inputs: _Inputs, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        target = features(inputs.x)
+        out = reconstruct(target)
+        return out, (out - target).square().sum() / (2 * target.shape[0])
+
+    return _Net(nn.ModuleDict(modules), tuple(bindings), forward_ae, output_and_loss)
+
+
+def _lstm(workload: Workload, opts: _Options) -> _Net:
+    """``nn.LSTM`` (gate order i, f, g, o like the canonical layout) with the canonical bias in ``bias_ih``;
+    ``bias_hh`` has no binding, so the loader zeroes and freezes it."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    vocab, dim, hidden = workload.extra["vocab"], workload.extra["embed_dim"], workload.extra["hidden"]
+    embedding = nn.Embedding(vocab, dim)
+    lstm = nn.LSTM(dim, hidden, batch_first=True)
+    classifier = nn.Linear(hidden, workload.num_classes)
+    dropout = opts.dropout
+
+    def forward(inputs: _Inputs, training: bool) -> torch.Tensor:
+        states, _ = lstm(embedding(inputs.x))  # all T steps; the mask only selects what is averaged
+        mask = inputs.mask
+        assert mask is not None
+        pooled = (states * mask).sum(1) / mask.sum(1)
+        pooled = F.dropout(pooled, DROPOUT_RATE, training=training and dropout)
+        return classifier(pooled)
+
+    layers = nn.ModuleDict({"embedding": embedding, "lstm": lstm, "classifier": classifier})
+    bindings = (
+        _Binding("embedding.table", "embedding.weight"),
+        _Binding("lstm.input_kernel", "lstm.weight_ih_l0", _transpose, _transpose),
+        _Binding("lstm.recurrent_kernel", "lstm.weight_hh_l0", _transpose, _transpose),
+        _Binding("lstm.bias", "lstm.bias_ih_l0"),
+        *_dense_bindings("classifier"),
+    )
+    # The CPU LSTM is one fused aten op that FlopCounterMode does not count: it would report only the
+    # classifier (2,048 FLOPs of ~13 million), so the count is withheld rather than wrong.
+    return _Net(layers, bindings, forward, _with_cross_entropy(forward), flops_visible=False)
+
+
+BUILDERS: dict[str, Callable[[Workload, _Options], _Net]] = {
+    "lenet": _lenet,
+    "alexnet": _alexnet,
+    "autoencoder": _autoencoder,
+    "lstm": _lstm,
+}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Building: weights, trainable set, device placement, inputs
+# ----------------------------------------------------------------------------------------------------
+def _load_weights(net: _Net, workload: Workload, weights: Mapping[str, np.ndarray]) -> None:
+    """Copy the canonical weights in; parameters with no canonical counterpart are zeroed and frozen."""
+    import torch
+
+    bound = set()
+    with torch.no_grad():
+        for b in net.bindings:
+            if b.canonical not in weights:
+                raise RuntimeError(f"canonical weights lack {b.canonical!r}")
+            canonical = np.asarray(weights[b.canonical], dtype=np.float32)
+            expected = workload.param(b.canonical).shape
+            if canonical.shape != expected:
+                raise RuntimeError(f"{b.canonical}: canonical shape is {expected}, got {canonical.shape}")
+            value = b.to_torch(canonical)
+            param = net.layers.get_parameter(b.path)
+            if value.size != param.numel():
+                raise RuntimeError(
+                    f"{b.canonical}: converted shape {value.shape} does not fit {b.path} {tuple(param.shape)}"
+                )
+            param.view(value.shape).copy_(torch.from_numpy(value))
+            bound.add(b.path)
+        for path, param in net.layers.named_parameters():
+            if path not in bound:
+                param.zero_()
+                param.requires_grad_(False)
+
+
+def _mark_trainable(net: _Net, trainable: tuple[str, ...]) -> tuple[_Binding, ...]:
+    """Set ``requires_grad`` from the phase's canonical trainable names; return their bindings in order."""
+    by_name = {b.canonical: b for b in net.bindings}
+    missing = [n for n in trainable if n not in by_name]
+    if missing:
+        raise RuntimeError(f"the PyTorch model has no parameter for {', '.join(missing)}")
+    wanted = set(trainable)
+    for b in net.bindings:
+        net.layers.get_parameter(b.path).requires_grad_(b.canonical in wanted)
+    return tuple(by_name[n] for n in trainable)
+
+
+def _to_inputs(batch: Batch, device: torch.device, memory_format: torch.memory_format) -> _Inputs:
+    """Canonical batch -> device tensors. Images NHWC -> NCHW with explicit strides: for 1-channel input
+    ``contiguous()`` is a no-op on a permuted view, whose strides would silently select channels_last."""
+    import torch
+
+    labels = torch.tensor(np.asarray(batch.y), dtype=torch.int64, device=device)
+    x = np.asarray(batch.x)
+    if batch.mask is not None:
+        tokens = torch.tensor(x, dtype=torch.int64, device=device)
+        mask = torch.tensor(batch.mask, dtype=torch.float32, device=device).unsqueeze(-1)
+        return _Inputs(tokens, labels, mask)
+    tensor = torch.tensor(x, dtype=torch.float32, device=device)
+    if tensor.dim() == 4:
+        tensor = tensor.permute(0, 3, 1, 2).clone(memory_format=memory_format)
+    return _Inputs(tensor, labels)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The built case
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _State:
+    """Everything a built case holds on to; dropped as a whole by ``close``."""
+
+    net: _Net
+    inputs: _Inputs
+    trainable: tuple[_Binding, ...]
+    params: tuple[torch.nn.Parameter, ...]  # in the order of ``trainable``
+    forward: ForwardFn  # the variant's functions (compiled or not)
+    output_and_loss: LossFn
+
+
+class TorchCase(BuiltCase):
+    """One built PyTorch model with its batch on the device."""
+
+    def __init__(self, state: _State, device: torch.device, compiled: bool, trainable_params: int) -> None:
+        import torch
+
+        self._torch = torch
+        self._state: _State | None = state
+        self._device = device
+        self._cuda = device.type == "cuda"
+        self._compiled = compiled
+        self._trainable_params = trainable_params
+
+    def _live(self) -> _State:
+        if self._state is None:
+            raise RuntimeError("this PyTorch case was closed")
+        return self._state
+
+    @property
+    def trainable_params(self) -> int:
+        return self._trainable_params
+
+    def prepare(self, pass_: str) -> Callable[[], Any]:
+        state = self._live()
+        return self._pass(pass_, state.forward, state.output_and_loss)
+
+    def _pass(self, pass_: str, forward: ForwardFn, output_and_loss: LossFn) -> Callable[[], Any]:
+        """The timed callable: everything it needs is bound here, so a call does no lookups."""
+        state = self._live()
+        inputs, params = state.inputs, state.params
+        inference_mode, grad = self._torch.inference_mode, self._torch.autograd.grad
+        if pass_ == "forward":
+
+            def forward_pass() -> torch.Tensor:
+                with inference_mode():
+                    return forward(inputs, False)
+
+            return forward_pass
+        if pass_ == "gradient":
+
+            def gradient_pass() -> tuple[torch.Tensor, ...]:
+                _, loss = output_and_loss(inputs, True)
+                return grad(loss, params)
+
+            return gradient_pass
+        raise SuiteError(f"unknown pass {pass_!r}; passes: {', '.join(PASSES)}")
+
+    def sync(self, handle: Any) -> None:
+        if self._cuda:
+            self._torch.cuda.synchronize(self._device)
+
+    def evaluate(self) -> Evaluation:
+        """Dropout is off here whatever the request said (``training=False``), so that every framework
+        computes the same function; the variant's own (possibly compiled) functions are used."""
+        torch = self._torch
+        state = self._live()
+        with torch.enable_grad():
+            out, loss = state.output_and_loss(state.inputs, False)
+            grads = torch.autograd.grad(loss, state.params)
+        gradients = {
+            b.canonical: np.ascontiguousarray(b.to_canonical(g.detach().cpu().numpy()))
+            for b, g in zip(state.trainable, grads, strict=True)
+        }
+        return Evaluation(output=out.detach().cpu().numpy(), loss=float(loss.item()), gradients=gradients)
+
+    def reset_peak_memory(self) -> None:
+        if self._cuda:
+            self._torch.cuda.reset_peak_memory_stats(self._device)
+
+    def peak_memory_bytes(self, pass_: str) -> int | None:
+        if self._cuda:
+            return int(self._torch.cuda.max_memory_allocated(self._device))
+        return None
+
+    def framework_flops(self, pass_: str) -> float | None:
+        """One call counted by ``FlopCounterMode`` (2 per multiply-accumulate of matmuls and convolutions,
+        backward included for the gradient pass). The uncompiled functions are counted: the dispatcher
+        does not see inside compiled kernels, and the arithmetic is the same."""
+        state = self._live()
+        if not state.net.flops_visible:
+            return None
+        try:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            run = self._pass(pass_, state.net.forward, state.net.output_and_loss)
+            with FlopCounterMode(display=False) as counter:
+                self.sync(run())
+            return float(counter.get_total_flops())
+        except Exception:  # optional information: never let it fail a case
+            return None
+
+    def close(self) -> None:
+        self._state = None
+        if self._compiled:
+            # Dynamo caches compiled code per code object; the next case must not hit stale entries or
+            # the recompile limit (after which it would silently run eagerly).
+            self._torch._dynamo.reset()
+        gc.collect()
+        if self._cuda:
+            self._torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------------------------------
+# The adapter
+# ----------------------------------------------------------------------------------------------------
+def _search(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text)
+    return match.group(1) if match else None
+
+
+def _backends(torch: Any, cuda: bool) -> dict[str, str]:
+    """Versions of the libraries doing the arithmetic (some only visible in ``torch.__config__.show()``)."""
+    config = torch.__config__.show()
+    info: dict[str, str] = {}
+    if torch.backends.mkldnn.is_available():
+        info["onednn"] = _search(r"(?:oneDNN|MKL-DNN) v([\d.]+)", config) or "available"
+    if torch.backends.mkl.is_available():
+        info["mkl"] = _search(r"Math Kernel Library Version ([\d.]+)", config) or "available"
+    if torch.backends.openmp.is_available():
+        info["openmp"] = _search(r"OpenMP (\d+)", config) or "available"
+    try:
+        info["cpu_capability"] = str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        pass
+    if torch.version.cuda:
+        info["cuda"] = str(torch.version.cuda)
+    if cuda:
+        cudnn = torch.backends.cudnn.version()
+        if cudnn is not None:
+            info["cudnn"] = str(cudnn)
+        info["gpu"] = str(torch.cuda.get_device_name(0))
+    return info
+
+
+class TorchAdapter(Adapter):
+    """PyTorch. See the module docstring for the variants and why ``channels_last`` is the default."""
+
+    name = "torch"
+    display_name = "PyTorch"
+    module = "torch"
+    distributions = ("torch",)
+    variants = ("channels_last", "eager", "compile")
+    default_variant = "channels_last"
+    variant_help = {
+        "channels_last": "eager PyTorch, conv nets in channels_last memory format (fast oneDNN path on CPU)",
+        "eager": "eager PyTorch, plain contiguous NCHW tensors",
+        "compile": "channels_last model under torch.compile (inductor); compilation is in the first call",
+    }
+
+    def supports_gpu_build(self) -> bool:
+        """A ``+cpu`` wheel (local version label, e.g. ``2.13.0+cpu``) has no CUDA support."""
+        version = self.version()
+        if version is None:
+            return False
+        local = version.partition("+")[2]
+        return local.split(".")[0] != "cpu"
+
+    def worker_env(self, device: str, threads: int) -> dict[str, str]:
+        """Inductor caches compiled kernels on disk across processes; with caches the ``compile`` variant's
+        first call would depend on what ran on this machine before. Disabled for reproducible numbers."""
+        return {"TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"}
+
+    def initialize(self, device: str, threads: int) -> RuntimeInfo:
+        if device not in TORCH_DEVICES:
+            raise SuiteError(f"unknown device {device!r}; devices: {', '.join(TORCH_DEVICES)}")
+        if threads < 1:
+            raise SuiteError(f"threads must be at least 1, not {threads}")
+        import torch
+
+        cuda = torch.cuda.is_available()
+        if device == "gpu" and not cuda:
+            raise RuntimeError(f"PyTorch {torch.__version__} sees no CUDA GPU (a +cpu build, or no driver)")
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass  # already set, or parallel work already ran; the value in effect is recorded below
+        # Full float32 everywhere: TF32 would silently change GPU matmuls/convolutions.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        # Fixed shapes per case: let cuDNN pick its fastest algorithm; the search lands in the first call.
+        torch.backends.cudnn.benchmark = device == "gpu"
+        settings = {
+            "tf32": "off",
+            "matmul_precision": torch.get_float32_matmul_precision(),
+            "interop_threads": str(torch.get_num_interop_threads()),
+            "cudnn_benchmark": "on" if torch.backends.cudnn.benchmark else "off",
+        }
+        return RuntimeInfo(
+            framework=self.name,
+            version=str(torch.__version__),
+            threads=torch.get_num_threads(),
+            devices=("cpu", "gpu") if cuda else ("cpu",),
+            backends=_backends(torch, cuda),
+            settings=settings,
+        )
+
+    def build(self, request: BuildRequest) -> TorchCase:
+        import torch
+
+        variant, workload = request.variant, request.workload
+        if variant not in self.variants:
+            raise SuiteError(f"unknown torch variant {variant!r}; variants: {', '.join(self.variants)}")
+        if request.device not in TORCH_DEVICES:
+            raise SuiteError(f"unknown device {request.device!r}; devices: {', '.join(TORCH_DEVICES)}")
+        if request.precision != "float32":
+            raise CaseUnavailable(f"torch adapter supports float32 only, not {request.precision}")
+        builder = BUILDERS.get(workload.name)
+        if builder is None:
+            raise CaseUnavailable(f"torch adapter has no implementation of workload {workload.name!r}")
+        if request.device == "gpu" and not torch.cuda.is_available():
+            raise CaseUnavailable("PyTorch sees no CUDA GPU")
+        compiled = variant == "compile"
+        if compiled and request.device == "gpu" and not _has_triton():
+            raise CaseUnavailable("torch.compile on GPU needs triton, which is not installed")
+        phase = workload.phase(request.phase)
+
+        opts = _Options(phase=request.phase, dropout=request.dropout, flatten_hwc=variant != "eager")
+        device = torch.device(TORCH_DEVICES[request.device])
+        # Built on the meta device and allocated uninitialised on the target: PyTorch's own random
+        # initialisation (seconds for AlexNet) would be overwritten by the canonical weights anyway.
+        with torch.device("meta"):
+            net = builder(workload, opts)
+        net.layers.to_empty(device=device)
+        _load_weights(net, workload, request.weights)
+        trainable = _mark_trainable(net, phase.trainable)
+        memory_format = torch.contiguous_format if variant == "eager" else torch.channels_last
+        # Only 4-D conv weights change layout. Documented usage, missing from the type stubs.
+        net.layers.to(memory_format=memory_format)  # type: ignore[call-overload]
+        params = tuple(net.layers.get_parameter(b.path) for b in trainable)
+
+        count = sum(p.numel() for p in net.layers.parameters() if p.requires_grad)
+        expected = workload.trainable_params(request.phase)
+        if count != expected:
+            label = f"{workload.name} {request.phase}".strip()
+            raise RuntimeError(f"torch {label}: {count} trainable parameters, canonical {expected}")
+
+        forward, output_and_loss = net.forward, net.output_and_loss
+        if compiled:
+            torch._dynamo.reset()  # a fresh cache per case, whatever ran before
+            forward = torch.compile(forward, dynamic=False)
+            output_and_loss = torch.compile(output_and_loss, dynamic=False)
+        inputs = _to_inputs(request.batch, device, memory_format)
+        state = _State(net, inputs, trainable, params, forward, output_and_loss)
+        return TorchCase(state, device, compiled, count)
+
+
+def _has_triton() -> bool:
+    try:
+        from torch.utils._triton import has_triton
+    except ImportError:
+        return False
+    return bool(has_triton())
