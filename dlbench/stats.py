@@ -59,15 +59,11 @@ def median_ci(samples: Sequence[float] | np.ndarray[Any, Any], confidence: float
         raise ValueError("no samples")
     if n == 1:
         return float(x[0]), float(x[0])
-    # j = number of order statistics cut from each end; coverage = P(j <= B <= n - j - 1)
-    binom = sps.binom(n, 0.5)
-    best = 0
-    for j in range(0, n // 2):
-        coverage = binom.cdf(n - j - 1) - binom.cdf(j - 1)
-        if coverage >= confidence:
-            best = j
-        else:
-            break
+    # j = number of order statistics cut from each end; coverage(j) = P(j <= B <= n - j - 1), falling in j
+    j = np.arange(n // 2)
+    coverage = sps.binom.cdf(n - j - 1, n, 0.5) - sps.binom.cdf(j - 1, n, 0.5)
+    reaching = np.flatnonzero(coverage >= confidence)
+    best = int(reaching[-1]) if reaching.size else 0
     return float(x[best]), float(x[n - 1 - best])
 
 

@@ -19,6 +19,9 @@ COMMANDS: dict[str, str] = {
     "list": "dlbench.cli.list_cmd",
     "run": "dlbench.cli.run_cmd",
     "env": "dlbench.cli.env_cmd",
+    "compare": "dlbench.cli.compare_cmd",
+    "history": "dlbench.cli.history_cmd",
+    "export": "dlbench.cli.export_cmd",
 }
 
 

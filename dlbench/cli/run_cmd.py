@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 import signal
 import sys
-from types import FrameType
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click

@@ -8,88 +8,52 @@ checked, 2 bad input (raised as DlbenchError, mapped by ``dlbench.cli.main``).
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import click
 from rich.console import Console
 
+from dlbench.cli.options import CommaList, flatten
 from dlbench.verify.collect import ImplResult
 from dlbench.verify.isolate import evaluate_isolated
-from dlbench.verify.plan import make_plan
+from dlbench.verify.plan import VerifyPlan, make_plan
 from dlbench.verify.render import print_table, to_json
 from dlbench.verify.session import verify_all
 
 DEFAULT_BATCH = 2
+TABLE_WIDTH = 160  # the error table has 11 columns: never squeeze it into a narrow pipe
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
 
 
+# fmt: off
 @click.command("verify")
-@click.option(
-    "--framework",
-    "-f",
-    "frameworks",
-    multiple=True,
-    metavar="NAME",
-    help="Framework to check (repeatable). Default: every installed framework.",
-)
-@click.option(
-    "--workload",
-    "-w",
-    "workloads",
-    multiple=True,
-    metavar="NAME[/PHASE]",
-    help="Workload, or one phase such as autoencoder/pretrain2 (repeatable). Default: all.",
-)
-@click.option(
-    "--variant",
-    "variants",
-    multiple=True,
-    metavar="NAME",
-    help="Only these variants (repeatable). Default: every variant of each framework.",
-)
-@click.option(
-    "--batch-size",
-    "-b",
-    type=click.IntRange(min=1),
-    default=DEFAULT_BATCH,
-    show_default=True,
-    help="Batch size of the seeded input batch.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seed of the canonical weights and input batch.",
-)
+@click.option("--framework", "-f", "frameworks", multiple=True, type=CommaList(label="framework"),
+              help="Frameworks to check (comma list or repeated). Default: every installed framework.")
+@click.option("--workload", "-w", "workloads", multiple=True, type=CommaList(label="workload"),
+              help="Workloads, or single phases such as autoencoder/pretrain2. Default: all.")
+@click.option("--variant", "variants", multiple=True, type=CommaList(label="variant"),
+              help="Only these variants. Default: every variant of each framework.")
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
+              help="Batch size of the seeded input batch.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the canonical weights and the input batch.")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Threads per framework worker; 0 = every core available to this process.",
-)
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=click.FloatRange(min=1),
-    default=1800.0,
-    show_default=True,
-    help="Seconds a framework's worker may take for all its checks.",
-)
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Threads per framework worker; 0 = every core available here.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=1800.0, show_default=True,
+              help="Seconds one framework's worker may take for all its checks.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+# fmt: on
 def command(
-    frameworks: tuple[str, ...],
-    workloads: tuple[str, ...],
-    variants: tuple[str, ...],
+    frameworks: tuple[tuple[str, ...], ...],
+    workloads: tuple[tuple[str, ...], ...],
+    variants: tuple[tuple[str, ...], ...],
     batch_size: int,
     seed: int,
     device: str,
@@ -104,26 +68,30 @@ def command(
     reference and pairwise, plus parameter counts and MACs against workloads.md. Exit code 1 names the
     tensor and the implementation that disagree.
     """
-    plan = make_plan(frameworks, workloads, variants)
-    threads = threads or _available_cores()
-    progress = Console(stderr=True, highlight=False)
-    results: list[ImplResult] = []
-    for framework in plan.frameworks:
-        started = time.perf_counter()
-        progress.print(
-            f"verify: {framework.name} ({'/'.join(framework.variants)}) on {len(plan.targets)} "
-            "workload phases ..."
-        )
-        results += evaluate_isolated(
-            framework.name, plan.targets, framework.variants, batch_size, seed, device, threads, timeout_s
-        )
-        progress.print(f"verify: {framework.name} done in {time.perf_counter() - started:.1f} s")
+    plan = make_plan(flatten(frameworks), flatten(workloads), flatten(variants))
+    results = collect(plan, batch_size, seed, device, threads or available_cores(), timeout_s)
     report = verify_all(plan.targets, results, batch_size, seed, device, plan.notes)
     if fmt == "json":
         click.echo(to_json(report))
     else:
-        print_table(report, Console(highlight=False, width=max(160, Console().width)))
-    sys.stdout.flush()
+        print_table(report, Console(highlight=False, width=max(TABLE_WIDTH, Console().width)))
     # ctx.exit works both under dlbench.cli.main (standalone_mode=False: the code is returned) and standalone.
     click.get_current_context().exit(report.exit_code)
     return report.exit_code
+
+
+def collect(
+    plan: VerifyPlan, batch_size: int, seed: int, device: str, threads: int, timeout_s: float
+) -> list[ImplResult]:
+    """Each framework in its own worker, one after the other (progress on stderr, results on stdout)."""
+    progress = Console(stderr=True, highlight=False)
+    results: list[ImplResult] = []
+    for framework in plan.frameworks:
+        started = time.perf_counter()
+        variants = "/".join(framework.variants)
+        progress.print(f"verify: {framework.name} ({variants}) on {len(plan.targets)} workload phases ...")
+        results += evaluate_isolated(
+            framework.name, plan.targets, framework.variants, batch_size, seed, device, threads, timeout_s
+        )
+        progress.print(f"verify: {framework.name} done in {time.perf_counter() - started:.1f} s")
+    return results

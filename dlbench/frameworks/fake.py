@@ -12,7 +12,7 @@ Behaviour is steered through environment variables, which the runner passes on t
   ``hang``, ``oom`` (allocates until the worker's memory limit is hit, or raises MemoryError past 4 GiB),
   ``raise`` (an exception while building), ``abort`` (SIGABRT while running). ``import:*`` makes
   ``initialize`` fail like a broken framework install.
-* ``DLBENCH_FAKE_SCALE``: multiplies every cost (default 1.0: a LeNet b64 forward costs a few ms).
+* ``DLBENCH_FAKE_SCALE``: multiplies every cost (default 1.0: a LeNet b64 forward costs ~0.3 ms).
 * ``DLBENCH_FAKE_GPU=1``: pretend a GPU is present (GPU cases then use a simulated device counter).
 """
 
@@ -31,7 +31,7 @@ from dlbench.frameworks.base import Adapter, BuildRequest, BuiltCase, Evaluation
 from dlbench.workloads.data import derive_seed
 
 # Work units (simple integer operations of the Python loop below) per multiply-accumulate. Sized so that a
-# LeNet batch-64 forward pass takes a few milliseconds, like the real frameworks on one core.
+# LeNet batch-64 forward pass takes a fraction of a millisecond: fast tests, yet well above timer resolution.
 UNITS_PER_MAC = 1.5e-5
 BASE_UNITS = 200  # per-call overhead, like a framework's dispatch cost
 GRADIENT_FACTOR = 2.5

@@ -83,8 +83,8 @@ def _calibration_differences(base: RunRecord, cur: RunRecord) -> list[str]:
         base_gflops, cur_gflops = _gflops(base, threads), _gflops(cur, threads)
         if base_gflops and cur_gflops and abs(cur_gflops / base_gflops - 1) > CALIBRATION_TOLERANCE:
             found.append(
-                f"machine speed differs: calibration at {threads} thread(s) {base_gflops:.1f} GFLOP/s (baseline)"
-                f" vs {cur_gflops:.1f} GFLOP/s (current)"
+                f"machine speed differs: calibration at {threads} thread(s) {base_gflops:.1f} GFLOP/s"
+                f" (baseline) vs {cur_gflops:.1f} GFLOP/s (current)"
             )
     return found
 

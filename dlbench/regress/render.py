@@ -102,8 +102,9 @@ def counts_line(comparison: Comparison) -> str:
 def policy_line(comparison: Comparison) -> str:
     p = comparison.policy
     return (
-        f"threshold {p.threshold:.1%} on the median time, significance level {p.alpha:g} (two-sided Mann-Whitney U)"
-        f"; memory threshold {p.memory_threshold:.0%} and at least {fmt_mib(p.memory_floor_bytes)}"
+        f"threshold {p.threshold:.1%} on the median time, significance level {p.alpha:g}"
+        f" (two-sided Mann-Whitney U); memory threshold {p.memory_threshold:.0%}"
+        f" and at least {fmt_mib(p.memory_floor_bytes)}"
     )
 
 
@@ -132,10 +133,9 @@ def table_renderable(comparison: Comparison) -> RenderableType:
     table.add_column("details", overflow="fold")
     for case in ordered(comparison):
         base, cur, change = _timing_cells(case)
-        table.add_row(
-            Text(case.verdict, style=STYLES[case.verdict]), case.key, base, cur, change,
-            fmt_interval(case), fmt_p(case), details(case),
-        )
+        cells = (case.key, base, cur, change, fmt_interval(case), fmt_p(case), details(case))
+        # Text, not str: run-supplied text such as "[x]" in an error must not be read as rich markup
+        table.add_row(Text(case.verdict, style=STYLES[case.verdict]), *(Text(c) for c in cells))
     head = Text(
         f"dlbench compare: {headline(comparison)} ({counts_line(comparison) or 'no cases'})\n"
         f"baseline {comparison.baseline_id} → current {comparison.current_id}; {policy_line(comparison)}"
@@ -160,10 +160,11 @@ def md_cell(text: str) -> str:
 def _md_row(case: CaseComparison) -> str:
     base, cur, change = _timing_cells(case)
     cells = [
-        f"{MARKDOWN_ICONS[case.verdict]} {case.verdict}", f"`{case.key.replace('`', '')}`", base, cur, change,
-        fmt_interval(case), fmt_p(case), details(case),
+        f"{MARKDOWN_ICONS[case.verdict]} {case.verdict}", base, cur, change, fmt_interval(case), fmt_p(case),
+        details(case),
     ]
-    return "| " + " | ".join(md_cell(c) if i != 1 else c for i, c in enumerate(cells)) + " |"
+    key = f"`{md_cell(case.key.replace('`', ''))}`"
+    return "| " + " | ".join([md_cell(cells[0]), key, *(md_cell(c) for c in cells[1:])]) + " |"
 
 
 def _md_table(cases: list[CaseComparison]) -> list[str]:

@@ -12,14 +12,14 @@ from dlbench.errors import DlbenchError
 
 
 def parse_threshold(text: str, what: str = "threshold") -> float:
-    """``"5%"`` -> 0.05, ``"0.05"`` -> 0.05; raises :class:`DlbenchError` with a one-line message otherwise."""
+    """``"5%"`` -> 0.05, ``"0.05"`` -> 0.05; anything else raises :class:`DlbenchError` (one line)."""
     raw = text.strip()
     percent = raw.endswith("%")
     number = raw[:-1].strip() if percent else raw
     try:
         value = float(number)
     except ValueError:
-        raise DlbenchError(f"bad {what} {text!r}: write a percentage like 5% or a fraction like 0.05") from None
+        raise DlbenchError(f"bad {what} {text!r}: write a percentage (5%) or a fraction (0.05)") from None
     if not math.isfinite(value) or value < 0:
         raise DlbenchError(f"bad {what} {text!r}: it must be a finite, non-negative amount")
     if percent:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from dlbench.regress.environment import environment_differences
 from dlbench.regress.significance import TimingChange, timing_change
-from dlbench.results import OK, CaseResult, Memory
+from dlbench.results import OK, UNAVAILABLE, CaseResult, Memory
 from dlbench.spec import Case
 from dlbench.store import RunRecord
 
@@ -34,6 +34,9 @@ FAILED = "failed"
 VERDICTS = (REGRESSED, FAILED, IMPROVED, MISSING, NEW, UNCHANGED)  # also the display order
 
 MEMORY_METRICS = ("rss_rise", "framework_peak", "device_peak")
+# Relative difference of the worker's CPU time / wall time between the runs worth a note: a lower share
+# means other processes took the core, so a slow-down may be the machine's, not the code's.
+CPU_SHARE_TOLERANCE = 0.2
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,10 @@ class CaseComparison:
 
     @property
     def newly_failed(self) -> bool:
-        """A failure that the baseline did not have (used by ``--strict``)."""
-        return self.verdict == FAILED and self.baseline_status == OK
+        """A failure the baseline did not have (the case was ok there, or is new), used by ``--strict``.
+        ``unavailable`` is no failure: the case cannot run here (no GPU, variant unsupported)."""
+        return (self.verdict == FAILED and self.current_status != UNAVAILABLE
+                and self.baseline_status in (OK, None))
 
 
 @dataclass(frozen=True)
@@ -117,13 +122,16 @@ def classify_ratio(ratio: float, significant: bool, threshold: float) -> str:
     return UNCHANGED
 
 
-def _memory_readings(memory: Memory) -> dict[str, int | None]:
-    return {"rss_rise": memory.rise, "framework_peak": memory.framework_peak, "device_peak": memory.device_peak}
+def memory_readings(memory: Memory) -> dict[str, int | None]:
+    """The memory readings of a case by metric name (``MEMORY_METRICS``); None where not measured."""
+    return {
+        "rss_rise": memory.rise, "framework_peak": memory.framework_peak, "device_peak": memory.device_peak,
+    }
 
 
 def memory_changes(baseline: Memory, current: Memory, policy: Policy) -> tuple[MemoryChange, ...]:
     """Every memory reading present in both runs, with its verdict (threshold and floor, no test)."""
-    base_values, cur_values = _memory_readings(baseline), _memory_readings(current)
+    base_values, cur_values = memory_readings(baseline), memory_readings(current)
     changes = []
     for metric in MEMORY_METRICS:
         base, cur = base_values[metric], cur_values[metric]
@@ -143,38 +151,52 @@ def _overall(verdicts: Iterable[str]) -> str:
     return IMPROVED if IMPROVED in found else UNCHANGED
 
 
-def _thread_note(baseline: CaseResult, current: CaseResult) -> tuple[str, ...]:
-    base, cur = baseline.threads_effective, current.threads_effective
-    if base is not None and cur is not None and base != cur:
-        return (f"threads in effect differ: {base} (baseline) vs {cur} (current)",)
-    return ()
+def _notes(baseline: CaseResult, current: CaseResult) -> tuple[str, ...]:
+    """Facts about the two measurements that may explain a verdict better than the code change does."""
+    notes = []
+    base_threads, cur_threads = baseline.threads_effective, current.threads_effective
+    if base_threads is not None and cur_threads is not None and base_threads != cur_threads:
+        notes.append(f"threads in effect differ: {base_threads} (baseline) vs {cur_threads} (current)")
+    base_share, cur_share = baseline.cpu_per_wall, current.cpu_per_wall
+    if base_share and cur_share and abs(cur_share / base_share - 1.0) > CPU_SHARE_TOLERANCE:
+        notes.append(
+            f"CPU time per wall time while sampling differs: {base_share:.2f} (baseline) vs {cur_share:.2f}"
+            " (current); other processes may have competed for the cores"
+        )
+    if not (baseline.samples_ms and current.samples_ms):
+        notes.append("no timing samples to compare")
+    return tuple(notes)
 
 
-def compare_results(baseline: CaseResult | None, current: CaseResult | None, policy: Policy) -> CaseComparison:
-    """The verdict on one case; at least one of the two results must be given."""
-    if current is None:
-        assert baseline is not None
-        return CaseComparison(baseline.case, MISSING, baseline.status, None)
-    if not current.ok:
-        notes = (current.error,) if current.error else ()
-        base_status = baseline.status if baseline is not None else None
-        return CaseComparison(current.case, FAILED, base_status, current.status, notes=notes)
-    if baseline is None or not baseline.ok:
-        notes = (f"baseline status: {baseline.status}",) if baseline is not None else ()
-        return CaseComparison(current.case, NEW, baseline.status if baseline else None, OK, notes=notes)
+def _compare_ok(baseline: CaseResult, current: CaseResult, policy: Policy) -> CaseComparison:
+    """Both runs measured the case: judge its timing and memory."""
     timing, timing_verdict = None, None
-    notes = _thread_note(baseline, current)
     if baseline.samples_ms and current.samples_ms:
         timing = timing_change(baseline.samples_ms, current.samples_ms, policy.alpha)
         timing_verdict = classify_ratio(timing.ratio, timing.significant, policy.threshold)
-    else:
-        notes += ("no timing samples to compare",)
     memory = memory_changes(baseline.memory, current.memory, policy)
     verdicts = [m.verdict for m in memory] + ([timing_verdict] if timing_verdict else [])
     return CaseComparison(
         current.case, _overall(verdicts), OK, OK, timing=timing, timing_verdict=timing_verdict,
-        memory=memory, notes=notes,
+        memory=memory, notes=_notes(baseline, current),
     )
+
+
+def compare_results(
+    baseline: CaseResult | None, current: CaseResult | None, policy: Policy
+) -> CaseComparison:
+    """The verdict on one case; at least one of the two results must be given."""
+    base_status = baseline.status if baseline is not None else None
+    if current is None:
+        assert baseline is not None
+        return CaseComparison(baseline.case, MISSING, base_status, None)
+    if not current.ok:
+        errors = (current.error,) if current.error else ()
+        return CaseComparison(current.case, FAILED, base_status, current.status, notes=errors)
+    if baseline is None or not baseline.ok:
+        reason = (f"baseline status: {base_status}",) if base_status else ()
+        return CaseComparison(current.case, NEW, base_status, OK, notes=reason)
+    return _compare_ok(baseline, current, policy)
 
 
 def compare_runs(baseline: RunRecord, current: RunRecord, policy: Policy) -> Comparison:

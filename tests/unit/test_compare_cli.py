@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbench import cli
-from tests.regress_fixtures import make_case, make_result, make_run, write_run
+from tests.regress_fixtures import dlbench_main, make_case, make_result, make_run, write_run
 
 QUIET = [10.0, 10.1, 9.9, 10.0, 10.2, 9.8, 10.05, 10.1, 9.95, 10.0]
 SLOW = [x * 1.25 for x in QUIET]
@@ -16,11 +15,7 @@ LENET, LSTM = make_case("lenet"), make_case("lstm")
 
 
 def dlbench(*args: str, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Run the real entry point (error mapping included) with the compare command registered."""
-    monkeypatch.setitem(cli.COMMANDS, "compare", "dlbench.cli.compare_cmd")
-    with pytest.raises(SystemExit) as info:
-        cli.main(list(args))
-    return int(info.value.code or 0)
+    return dlbench_main(monkeypatch, *args)
 
 
 @pytest.fixture

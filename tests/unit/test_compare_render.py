@@ -80,3 +80,10 @@ def test_terminal_table_lists_worst_cases_first_with_warnings() -> None:
     assert "warning: host name differs: ci-1 (baseline) vs elsewhere (current)" in text
     order = [text.index(key) for key in (LENET.key, ALEX.key, LSTM.key)]
     assert order == sorted(order)
+
+
+def test_terminal_table_shows_run_text_literally_not_as_markup() -> None:
+    baseline = make_run("b", [make_result(LENET, QUIET)])
+    current = make_run("c", [make_result(LENET, status=FAILED, error="bad [/bold] tag [red]x")])
+    text = render_text(compare_runs(baseline, current, Policy()), width=220)
+    assert "bad [/bold] tag [red]x" in text

@@ -108,6 +108,14 @@ def test_identical_runs_exit_zero_and_failures_only_count_when_strict() -> None:
     assert only_missing.exit_code() == 0 and only_missing.exit_code(strict=True) == 1
 
 
+def test_strict_counts_a_new_case_that_fails_but_not_one_unavailable_here() -> None:
+    baseline = make_run("b", [make_result(LENET)])
+    crashing = make_run("c", [make_result(LENET), make_result(LSTM, status=TIMEOUT)])
+    assert compare_runs(baseline, crashing, Policy()).exit_code(strict=True) == 1
+    no_gpu = make_run("c", [make_result(LENET), make_result(LSTM, status=UNAVAILABLE)])
+    assert compare_runs(baseline, no_gpu, Policy()).exit_code(strict=True) == 0
+
+
 def test_a_case_failing_in_both_runs_is_not_a_new_failure() -> None:
     baseline = make_run("b", [make_result(LENET, status=UNAVAILABLE)])
     current = make_run("c", [make_result(LENET, status=UNAVAILABLE)])
@@ -136,6 +144,15 @@ def test_thread_count_difference_is_noted_on_the_case() -> None:
     current = make_run("c", [make_result(LENET, QUIET, threads_effective=4)])
     case = compare_runs(baseline, current, Policy()).cases[0]
     assert any("threads in effect differ" in note for note in case.notes)
+
+
+def test_a_lower_cpu_share_is_noted_as_possible_contention() -> None:
+    baseline = make_run("b", [make_result(LENET, QUIET, cpu_per_wall=0.98)])
+    current = make_run("c", [make_result(LENET, SLOW, cpu_per_wall=0.49)])
+    case = compare_runs(baseline, current, Policy()).cases[0]
+    assert any("0.98 (baseline) vs 0.49 (current)" in note for note in case.notes)
+    same = make_run("c", [make_result(LENET, SLOW, cpu_per_wall=0.9)])
+    assert not any("CPU time" in note for note in compare_runs(baseline, same, Policy()).cases[0].notes)
 
 
 # ----- memory -----

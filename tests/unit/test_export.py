@@ -1,0 +1,93 @@
+"""``dlbench export``: github-action-benchmark, Bencher (BMF) and flat JSON forms of a stored run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dlbench.export import bencher, generic, github_action_benchmark
+from dlbench.results import FAILED, Memory
+from dlbench.stats import summarize
+from dlbench.store import CSV_COLUMNS, RunRecord
+from tests.regress_fixtures import MiB, dlbench_main, make_case, make_result, make_run, write_run
+
+SAMPLES = [2.0, 2.1, 1.9, 2.0, 2.05, 1.95, 2.2, 2.0]
+LENET, LSTM, ALEX = make_case("lenet"), make_case("lstm"), make_case("alexnet")
+
+
+def sample_run() -> RunRecord:
+    return make_run("run-1", [
+        make_result(LENET, SAMPLES, rise_mib=40),
+        make_result(ALEX, status=FAILED, error="boom"),
+        make_result(LSTM, SAMPLES, rise_mib=10),
+    ])
+
+
+def test_github_action_benchmark_custom_smaller_is_better() -> None:
+    entries = json.loads(github_action_benchmark(sample_run()))
+    names = [e["name"] for e in entries]
+    assert names == [LENET.key, f"{LENET.key} [rss-rise]", LSTM.key, f"{LSTM.key} [rss-rise]"]
+    lenet = entries[0]
+    summary = summarize(SAMPLES)
+    assert lenet["unit"] == "ms" and lenet["value"] == pytest.approx(summary.median)
+    assert lenet["range"] == f"± {(summary.ci_high - summary.ci_low) / 2:.4g}"
+    assert "n=8 samples" in lenet["extra"] and "torch 2.13.0" in lenet["extra"]
+    assert entries[1] == {"name": f"{LENET.key} [rss-rise]", "unit": "MiB", "value": 40.0,
+                          "extra": f"rss-rise of {LENET.key} in run run-1"}
+    for entry in entries:  # the fields the action reads, with the types it expects
+        assert isinstance(entry["name"], str) and isinstance(entry["unit"], str)
+        assert isinstance(entry["value"], int | float)
+        assert isinstance(entry.get("range", ""), str) and isinstance(entry.get("extra", ""), str)
+    assert len(json.loads(github_action_benchmark(sample_run(), memory=False))) == 2
+
+
+def test_bencher_metric_format() -> None:
+    record = sample_run()
+    record.results[0] = make_result(LENET, SAMPLES, rise_mib=None)
+    record.results[2] = replace(make_result(LSTM, SAMPLES), memory=Memory(framework_peak=5 * MiB))
+    data = json.loads(bencher(record))
+    assert set(data) == {LENET.key, LSTM.key}
+    summary = summarize(SAMPLES)
+    assert data[LENET.key] == {"latency": {"value": pytest.approx(summary.median * 1e6),
+                                           "lower_value": pytest.approx(summary.ci_low * 1e6),
+                                           "upper_value": pytest.approx(summary.ci_high * 1e6)}}
+    assert data[LSTM.key]["framework-peak"] == {"value": 5 * MiB}
+
+
+def test_generic_json_keeps_every_case_as_flat_rows() -> None:
+    data = json.loads(generic(sample_run()))
+    assert data["schema"] == "dlbench-export/1" and data["run_id"] == "run-1"
+    assert data["columns"] == list(CSV_COLUMNS)
+    rows = {row["key"]: row for row in data["results"]}
+    assert rows[ALEX.key]["status"] == "failed" and rows[ALEX.key]["median_ms"] is None
+    assert rows[LENET.key]["framework_version"] == "2.13.0" and rows[LENET.key]["rss_rise_mb"] == 40.0
+
+
+def run_export(*args: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    return dlbench_main(monkeypatch, *args)
+
+
+def test_export_command_writes_the_file_and_counts_left_out_cases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = write_run(tmp_path / "run", sample_run())
+    target = tmp_path / "bench.json"
+    assert run_export("export", str(run_dir), "--format", "github-action-benchmark", "--output", str(target),
+                      monkeypatch=monkeypatch) == 0
+    assert [e["name"] for e in json.loads(target.read_text())][0] == LENET.key
+    assert "1 case(s) without a timing left out" in capsys.readouterr().err
+    code = run_export("export", str(run_dir / "run.json"), "--format", "bencher", monkeypatch=monkeypatch)
+    assert code == 0
+    assert LENET.key in json.loads(capsys.readouterr().out)
+
+
+def test_export_command_bad_input_exits_two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_export("export", str(tmp_path / "none"), monkeypatch=monkeypatch) == 2
+    assert "no dlbench run at" in capsys.readouterr().err
+    run_dir = write_run(tmp_path / "run", sample_run())
+    assert run_export("export", str(run_dir), "--format", "csv", monkeypatch=monkeypatch) == 2
+    assert "csv" in capsys.readouterr().err
