@@ -131,7 +131,10 @@ class RunRecord:
 
     def framework_versions(self) -> dict[str, str]:
         frameworks = self.environment.get("frameworks", {})
-        return {name: str(info.get("version", "")) for name, info in frameworks.items()}
+        if not isinstance(frameworks, dict):
+            return {}
+        return {str(name): str(info.get("version", "")) for name, info in frameworks.items()
+                if isinstance(info, dict)}
 
     def to_json(self) -> str:
         data = {
@@ -243,8 +246,11 @@ class RunStore:
         self.record.results.append(result)
         self.flush()
 
-    def set_framework_info(self, name: str, info: dict[str, Any]) -> None:
-        self.record.environment.setdefault("frameworks", {})[name] = info
+    def set_framework_info(self, worker: str, info: dict[str, Any]) -> None:
+        """Keep what a worker's framework reported: per worker (threads differ) and, once, per framework."""
+        name = worker.split("/")[0]
+        self.record.environment.setdefault("workers", {})[worker] = info
+        self.record.environment.setdefault("frameworks", {}).setdefault(name, info)
         self.flush()
 
     def finish(self, status: str) -> None:

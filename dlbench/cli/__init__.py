@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "compare": "dlbench.cli.compare_cmd",
     "history": "dlbench.cli.history_cmd",
     "export": "dlbench.cli.export_cmd",
+    "report": "dlbench.cli.report_cmd",
 }
 
 

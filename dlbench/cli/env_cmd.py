@@ -23,8 +23,8 @@ def framework_info(threads: int) -> dict[str, object]:
         job = WorkerJob(framework=adapter.name, device="cpu", threads=threads, cores=cores_for(threads),
                         cases=(), measure=MeasureConfig())
 
-        def keep(name: str, runtime: dict[str, object]) -> None:
-            info[name] = runtime
+        def keep(worker: str, runtime: dict[str, object]) -> None:
+            info[worker.split("/")[0]] = runtime
 
         executor.probe(job, keep)
         info.setdefault(adapter.name, {"error": "framework failed to start; see dlbench run for details"})

@@ -16,6 +16,7 @@ from dlbench import env as environment
 from dlbench.cli.options import CommaList, flatten
 from dlbench.console import console, describe, out, progress_bar, summary_table
 from dlbench.errors import DlbenchError
+from dlbench.frameworks.registry import get_adapter
 from dlbench.measure.timing import MeasureConfig
 from dlbench.plan import make_plan
 from dlbench.results import CRASHED, FAILED, OOM, TIMEOUT, CaseResult
@@ -92,6 +93,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
         record = RunRecord(
             run_id=run_id, created=now_iso(), environment=environment.capture(), suite=plan.suite.to_dict(),
             config={"cases": [c.to_dict() for c in plan.cases], "measure": measure.to_dict(),
+                    "default_variants": {fw: get_adapter(fw).default_variant for fw in plan.frameworks},
                     "seed": plan.suite.seed if seed is None else seed, "memory_limit_mb": memory_limit,
                     "command": sys.argv[1:]})
         store = RunStore.open(directory, record)

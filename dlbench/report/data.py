@@ -8,9 +8,11 @@ setting ("CPU, 2 threads" or "GPU"), which series ("torch [channels_last]") and 
 
 from __future__ import annotations
 
+import csv
+import io
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from dlbench.errors import DlbenchError
-from dlbench.store import RunRecord, load_run, result_row
+from dlbench.results import CaseResult
+from dlbench.store import CSV_COLUMNS, RunRecord, load_run, result_row
 from dlbench.workloads import WORKLOADS
 
 # Columns of result_row that hold numbers (the CSV writes "" for a missing value).
@@ -32,31 +35,33 @@ FRAMEWORK_ORDER = {"torch": 0, "tensorflow": 1, "jax": 2}  # the README's order;
 PASS_ORDER = {"gradient": 0, "forward": 1}  # Table 3 of the study shows gradient first
 
 
+def lookup(data: Any, *path: str) -> Any:
+    """``data[path[0]][path[1]]...`` or None: environment records of older or partial runs may lack any
+    key or hold something unexpected, and a report must still render."""
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
 @dataclass(frozen=True)
 class LoadedRun:
     """A stored run and the label that names it in a combined report."""
 
     label: str
     record: RunRecord
-    source: Path
 
     @property
     def hostname(self) -> str:
-        return str(_section(self.record.environment, "host").get("hostname", ""))
+        return str(lookup(self.record.environment, "host", "hostname") or "").strip()
 
     def peak_gflops(self, device: str, threads: int) -> float | None:
         """The calibrated float32 matrix-multiply peak for a CPU thread count, if the run recorded one."""
         if device != "cpu":
             return None
-        entry = _section(self.record.environment, "calibration").get(str(threads))
-        value = entry.get("gflops") if isinstance(entry, dict) else None
+        value = lookup(self.record.environment, "calibration", str(threads), "gflops")
         return float(value) if isinstance(value, int | float) and value > 0 else None
-
-
-def _section(data: dict[str, Any], key: str) -> dict[str, Any]:
-    """A sub-dictionary of an environment record; older or partial records may lack it or hold junk."""
-    value = data.get(key)
-    return value if isinstance(value, dict) else {}
 
 
 def load_runs(run_dirs: Sequence[Path]) -> list[LoadedRun]:
@@ -67,12 +72,10 @@ def load_runs(run_dirs: Sequence[Path]) -> list[LoadedRun]:
     runs: list[LoadedRun] = []
     seen: Counter[str] = Counter()
     for path in run_dirs:
-        record = load_run(path)
-        hostname = str(_section(record.environment, "host").get("hostname", "")).strip()
-        base = f"{hostname} / {record.run_id}" if hostname else record.run_id
+        run = LoadedRun("", load_run(path))
+        base = f"{run.hostname} / {run.record.run_id}" if run.hostname else run.record.run_id
         seen[base] += 1
-        label = base if seen[base] == 1 else f"{base} #{seen[base]}"
-        runs.append(LoadedRun(label, record, Path(path)))
+        runs.append(replace(run, label=base if seen[base] == 1 else f"{base} #{seen[base]}"))
     return runs
 
 
@@ -93,13 +96,18 @@ def workload_label(workload: str, phase: str) -> str:
     return f"{workload}/{phase}" if phase else workload
 
 
-def default_variants(frameworks: Iterable[str], frame: pd.DataFrame) -> dict[str, str]:
-    """The default variant of each framework: the registered adapter's ``default_variant``; for a framework
-    whose adapter is not installed here, the variant it was measured with most often."""
+def default_variants(frameworks: Iterable[str], frame: pd.DataFrame,
+                     recorded: dict[str, str] | None = None) -> dict[str, str]:
+    """The default variant of each framework: as the run recorded it (``config.default_variants``), else the
+    registered adapter's ``default_variant``; for a framework whose adapter is not installed here, the
+    variant it was measured with most often."""
     from dlbench.frameworks.registry import get_adapter  # adapters import no framework at module level
 
     found: dict[str, str] = {}
     for name in frameworks:
+        if recorded and name in recorded:
+            found[name] = str(recorded[name])
+            continue
         try:
             found[name] = str(get_adapter(name).default_variant)
             continue
@@ -110,22 +118,38 @@ def default_variants(frameworks: Iterable[str], frame: pd.DataFrame) -> dict[str
     return found
 
 
-def results_frame(runs: Sequence[LoadedRun]) -> pd.DataFrame:
-    """All results of all runs as one DataFrame: the stored CSV columns plus the report's labels."""
-    rows: list[dict[str, Any]] = []
+def _rows(runs: Sequence[LoadedRun]) -> Iterator[tuple[int, LoadedRun, CaseResult, dict[str, Any]]]:
+    """Every stored result with its CSV row, exactly as ``results.csv`` of its run holds it."""
     for order, run in enumerate(runs):
         versions = run.record.framework_versions()
         for result in run.record.results:
-            case = result.case
-            row = result_row(run.record.run_id, result, versions.get(case.framework, ""))
-            row.update(
-                run=run.label, run_order=order, hostname=run.hostname,
-                setting=setting_label(case.device, case.threads),
-                workload_label=workload_label(case.workload, case.phase),
-                series=series_label(case.framework, case.variant, case.precision),
-                peak_gflops=run.peak_gflops(case.device, case.threads),
-            )
-            rows.append(row)
+            version = versions.get(result.case.framework, "")
+            yield order, run, result, result_row(run.record.run_id, result, version)
+
+
+def combined_csv(runs: Sequence[LoadedRun]) -> str:
+    """The stored ``results.csv`` rows of all runs in one file, each prefixed with its run's label."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=("run", *CSV_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for _, run, _, row in _rows(runs):
+        writer.writerow({"run": run.label, **row})
+    return out.getvalue()
+
+
+def results_frame(runs: Sequence[LoadedRun]) -> pd.DataFrame:
+    """All results of all runs as one DataFrame: the stored CSV columns plus the report's labels."""
+    rows: list[dict[str, Any]] = []
+    for order, run, result, row in _rows(runs):
+        case = result.case
+        row.update(
+            run=run.label, run_order=order, hostname=run.hostname,
+            setting=setting_label(case.device, case.threads),
+            workload_label=workload_label(case.workload, case.phase),
+            series=series_label(case.framework, case.variant, case.precision),
+            peak_gflops=run.peak_gflops(case.device, case.threads),
+        )
+        rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -137,7 +161,12 @@ def results_frame(runs: Sequence[LoadedRun]) -> pd.DataFrame:
     # added to the worker's resident set (absolute RSS is dominated by the framework's import: 150-660 MB).
     gpu = frame["device"] != "cpu"
     frame["memory_mb"] = frame["rss_rise_mb"].where(~gpu, frame["device_peak_mb"])
-    defaults = default_variants(frame["framework"].unique(), frame)
+    recorded: dict[str, str] = {}
+    for run in runs:
+        stored = run.record.config.get("default_variants", {})
+        if isinstance(stored, dict):
+            recorded.update({str(k): str(v) for k, v in stored.items()})
+    defaults = default_variants(frame["framework"].unique(), frame, recorded)
     frame["default_variant"] = [defaults.get(f) == v for f, v in zip(frame["framework"], frame["variant"],
                                                                         strict=True)]
     return sort_frame(frame)

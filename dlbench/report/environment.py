@@ -12,18 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from dlbench.report.data import LoadedRun
+from dlbench.report.data import LoadedRun, lookup
 from dlbench.report.tables import MISSING, Cell, Table
 
 Fact = Callable[[LoadedRun], str]
-
-
-def _get(data: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
+BUSY_FRACTION = 0.8  # a pinned BLAS kernel keeps its N cores busy: CPU time / wall time is about N
 
 
 def text(value: Any) -> str:
@@ -38,51 +31,61 @@ def text(value: Any) -> str:
 
 
 def _host(key: str) -> Fact:
-    return lambda run: text(_get(run.record.environment, "host", key))
+    return lambda run: text(lookup(run.record.environment, "host", key))
 
 
 def _cores(run: LoadedRun) -> str:
-    host = _get(run.record.environment, "host") or {}
-    logical, physical = _get(host, "cpu_logical"), _get(host, "cpu_physical")
-    affinity = _get(host, "affinity")
+    host = lookup(run.record.environment, "host") or {}
+    logical, physical = lookup(host, "cpu_logical"), lookup(host, "cpu_physical")
+    affinity = lookup(host, "affinity")
     parts = [f"{logical} logical" if logical else "", f"{physical} physical" if physical else "",
              f"affinity {text(affinity)}" if affinity else ""]
     return ", ".join(p for p in parts if p) or MISSING
 
 
 def _memory(run: LoadedRun) -> str:
-    value = _get(run.record.environment, "host", "memory_gb")
+    value = lookup(run.record.environment, "host", "memory_gb")
     return f"{value} GiB" if value not in (None, "") else MISSING
 
 
 def _gpus(run: LoadedRun) -> str:
-    gpus = _get(run.record.environment, "gpus")
+    gpus = lookup(run.record.environment, "gpus")
     if not isinstance(gpus, list) or not gpus:
         return "none"
     return "; ".join(
-        f"{_get(g, 'name') or 'GPU'} ({_get(g, 'memory_mb') or '?'} MB, driver {_get(g, 'driver') or '?'})"
+        f"{lookup(g, 'name') or 'GPU'} ({lookup(g, 'memory_mb') or '?'} MB, driver {lookup(g, 'driver') or '?'})"
         for g in gpus
     )
 
 
 def _git(run: LoadedRun) -> str:
-    git = _get(run.record.environment, "git")
-    commit = _get(git, "commit")
+    git = lookup(run.record.environment, "git")
+    commit = lookup(git, "commit")
     if not commit:
         return MISSING
-    return f"{str(commit)[:12]}{' (dirty)' if _get(git, 'dirty') else ''}"
+    return f"{str(commit)[:12]}{' (dirty)' if lookup(git, 'dirty') else ''}"
 
 
 def _calibration(run: LoadedRun) -> str:
-    calibration = _get(run.record.environment, "calibration")
+    calibration = lookup(run.record.environment, "calibration")
     if not isinstance(calibration, dict) or not calibration:
         return "not calibrated"
     parts = []
     for threads, entry in sorted(calibration.items(), key=lambda kv: (len(kv[0]), kv[0])):
-        gflops = _get(entry, "gflops")
+        gflops = lookup(entry, "gflops")
         shown = f"{gflops:.1f}" if isinstance(gflops, int | float) else text(gflops)
-        parts.append(f"{threads} thread(s): {shown} GFLOP/s")
+        parts.append(f"{threads} thread(s): {shown} GFLOP/s{_busy(threads, lookup(entry, 'cpu_per_wall'))}")
     return "; ".join(parts)
+
+
+def _busy(threads: str, cpu_per_wall: Any) -> str:
+    """A calibration that got much less CPU than its threads (another process competed) understates the
+    peak, and every "% of peak" with it: say so beside the number."""
+    if not isinstance(cpu_per_wall, int | float) or not threads.isdigit():
+        return ""
+    if cpu_per_wall < BUSY_FRACTION * int(threads):
+        return f" (machine busy: CPU/wall {cpu_per_wall:.2f})"
+    return ""
 
 
 FACTS: tuple[tuple[str, Fact], ...] = (
@@ -100,7 +103,7 @@ FACTS: tuple[tuple[str, Fact], ...] = (
     ("OS", _host("os")),
     ("kernel", _host("kernel")),
     ("Python", _host("python")),
-    ("dlbench", lambda run: text(_get(run.record.environment, "dlbench"))),
+    ("dlbench", lambda run: text(lookup(run.record.environment, "dlbench"))),
     ("git commit", _git),
     ("matmul peak (float32)", _calibration),
 )
@@ -108,7 +111,7 @@ FACTS: tuple[tuple[str, Fact], ...] = (
 
 def _framework(name: str) -> Fact:
     def fact(run: LoadedRun) -> str:
-        info = _get(run.record.environment, "frameworks", name)
+        info = lookup(run.record.environment, "frameworks", name)
         if not isinstance(info, dict):
             return MISSING
         parts = [f"version {text(info.get('version'))}"]
@@ -124,7 +127,7 @@ def environment_table(runs: Sequence[LoadedRun]) -> Table:
     """Runs side by side: the facts above, then one row per framework any run used."""
     frameworks: dict[str, None] = {}
     for run in runs:
-        found = _get(run.record.environment, "frameworks")
+        found = lookup(run.record.environment, "frameworks")
         frameworks.update(dict.fromkeys(found if isinstance(found, dict) else {}))
         frameworks.update(dict.fromkeys(r.case.framework for r in run.record.results))
     facts = (*FACTS, *((name, _framework(name)) for name in frameworks))
@@ -142,10 +145,11 @@ def packages_table(runs: Sequence[LoadedRun]) -> Table:
     """Installed package versions per run (from the environment record's ``packages``)."""
     names: dict[str, None] = {}
     for run in runs:
-        packages = _get(run.record.environment, "packages")
+        packages = lookup(run.record.environment, "packages")
         names.update(dict.fromkeys(packages if isinstance(packages, dict) else {}))
-    values = [[text(_get(run.record.environment, "packages", name)) for run in runs] for name in names]
-    rows = tuple(tuple([Cell(name), *(Cell(v) for v in row)]) for name, row in zip(names, values, strict=True))
+    values = [[text(lookup(run.record.environment, "packages", name)) for run in runs] for name in names]
+    rows = tuple(tuple([Cell(name), *(Cell(v) for v in row)])
+                 for name, row in zip(names, values, strict=True))
     data = pd.DataFrame([[name, *row] for name, row in zip(names, values, strict=True)],
                         columns=["package", *(run.label for run in runs)])
     return Table("packages", "Package versions", "Versions of the installed packages dlbench records.",

@@ -67,8 +67,8 @@ def thread_speedups(timed: pd.DataFrame, many_runs: bool) -> Table | None:
                 fmt_speedup(r["speedup"]), best=(r["speedup"] == best and len(by_threads) > 1),
                 note=f"{fmt_ms(r['median_ms'])} ms with {n} thread(s)"))
         rows.append(tuple(cells))
-    header = (("run",) if many_runs else ()) + ("workload", "framework [variant]", "pass", "reference") + tuple(
-        f"{n} thread{'s' if n != 1 else ''}" for n in counts)
+    header = (("run",) if many_runs else ()) + ("workload", "framework [variant]", "pass", "reference")
+    header += tuple(f"{n} thread{'s' if n != 1 else ''}" for n in counts)
     caption = ("CPU speed-up over the fewest threads measured (median / median; above 1 is faster). "
                "The largest speed-up of each row is highlighted.")
     return Table("speedup-threads", "Speed-up: N threads against the fewest", caption, header, tuple(rows),
@@ -100,7 +100,8 @@ def gpu_speedups(timed: pd.DataFrame, many_runs: bool) -> Table | None:
     long = pd.DataFrame(data)
     rows = tuple(
         tuple(([Cell(str(r["run"]))] if many_runs else []) + [
-            Cell(str(r["label"])), Cell(str(r["series"])), Cell(str(r["pass"])), Cell(fmt_ms(r["gpu_median_ms"])),
+            Cell(str(r["label"])), Cell(str(r["series"])), Cell(str(r["pass"])),
+            Cell(fmt_ms(r["gpu_median_ms"])),
             Cell(fmt_ms(r["cpu_median_ms"]), note=str(r["cpu_run"])), Cell(str(r["cpu_setting"])),
             Cell(fmt_speedup(r["speedup"]), best=r["speedup"] > 1)])
         for _, r in long.iterrows()
@@ -129,9 +130,9 @@ def variant_speedups(timed: pd.DataFrame, many_runs: bool) -> Table | None:
         data.append({
             "run": row["run"], "setting": row["setting"], "workload": row["workload"], "phase": row["phase"],
             "pass": row["pass"], "framework": row["framework"], "precision": row["precision"],
-            "batch_size": row["batch_size"], "default_variant": default_variant, "default_median_ms": default_ms,
-            "variant": row["variant"], "median_ms": row["median_ms"], "speedup": default_ms / row["median_ms"],
-            "label": _case_label(row),
+            "batch_size": row["batch_size"], "default_variant": default_variant,
+            "default_median_ms": default_ms, "variant": row["variant"], "median_ms": row["median_ms"],
+            "speedup": default_ms / row["median_ms"], "label": _case_label(row),
         })
     if not data:
         return None

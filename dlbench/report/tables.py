@@ -21,6 +21,7 @@ from dlbench.report.data import passes_in, workload_label
 from dlbench.workloads import WORKLOADS
 
 ROW_KEYS = ("run", "device", "threads", "setting", "framework", "variant", "precision", "series")
+GROUP_SIZE = 4  # the first four row keys name a (run, setting) group, drawn with a rule above
 MISSING = "—"
 
 
@@ -134,8 +135,8 @@ def _grouped(sub: pd.DataFrame) -> Iterator[tuple[bool, tuple, dict[str, pd.Seri
         rows.setdefault(tuple(row[k] for k in ROW_KEYS), {})[row["pass"]] = row
     previous: tuple | None = None
     for key, by_pass in rows.items():
-        yield key[:4] != previous, key, by_pass
-        previous = key[:4]
+        yield key[:GROUP_SIZE] != previous, key, by_pass
+        previous = key[:GROUP_SIZE]
 
 
 def _best_medians(sub: pd.DataFrame) -> dict[tuple[str, str, str], float]:
@@ -144,12 +145,15 @@ def _best_medians(sub: pd.DataFrame) -> dict[tuple[str, str, str], float]:
     return {key: float(v) for key, v in ok.groupby(["run", "device", "pass"])["median_ms"].min().items()}
 
 
-def study_table(frame: pd.DataFrame, workload: str, phase: str, choice: BatchChoice) -> Table:
+def _at_batch(frame: pd.DataFrame, workload: str, phase: str, choice: BatchChoice) -> pd.DataFrame:
+    return frame[(frame["workload"] == workload) & (frame["phase"] == phase)
+                 & (frame["batch_size"] == choice.batch_size)]
+
+
+def study_table(frame: pd.DataFrame, workload: str, phase: str, choice: BatchChoice, many_runs: bool) -> Table:
     """Table 3 of the study for one workload phase at one batch size, with confidence intervals."""
-    sub = frame[(frame["workload"] == workload) & (frame["phase"] == phase)
-                & (frame["batch_size"] == choice.batch_size)]
+    sub = _at_batch(frame, workload, phase, choice)
     passes = passes_in(sub)
-    many_runs = frame["run"].nunique() > 1
     best = _best_medians(sub)
     rows: list[tuple[Cell, ...]] = []
     data: list[dict[str, object]] = []
@@ -174,7 +178,7 @@ def study_table(frame: pd.DataFrame, workload: str, phase: str, choice: BatchCho
         f"{p} ms (95% CI)" for p in passes)
     caption = (f"Median time per batch in milliseconds at {choice.describe()}, with the 95% confidence "
                "interval of the median; the fastest value per run and device is highlighted.")
-    return Table(f"study-{_slug(label)}", f"{label}: time per batch", caption, header, tuple(rows),
+    return Table(f"study-{slugify(label)}", f"{label}: time per batch", caption, header, tuple(rows),
                  pd.DataFrame(data), frozenset(starts))
 
 
@@ -188,16 +192,15 @@ def _pass_record(pass_: str, row: pd.Series | None, best: bool) -> dict[str, obj
     }
 
 
-def efficiency_table(frame: pd.DataFrame, workload: str, phase: str, choice: BatchChoice) -> Table:
+def efficiency_table(frame: pd.DataFrame, workload: str, phase: str, choice: BatchChoice,
+                     many_runs: bool) -> Table:
     """Throughput, achieved GFLOP/s (and its share of the calibrated peak) and memory at one batch size."""
-    sub = frame[(frame["workload"] == workload) & (frame["phase"] == phase)
-                & (frame["batch_size"] == choice.batch_size)]
+    sub = _at_batch(frame, workload, phase, choice)
     passes = passes_in(sub)
-    many_runs = frame["run"].nunique() > 1
     rows: list[tuple[Cell, ...]] = []
     data: list[dict[str, object]] = []
     starts: set[int] = set()
-    for first, key, by_pass in _grouped(sub):
+    for first, _key, by_pass in _grouped(sub):
         if first:
             starts.add(len(rows))
         any_row = next(iter(by_pass.values()))
@@ -220,9 +223,9 @@ def efficiency_table(frame: pd.DataFrame, workload: str, phase: str, choice: Bat
     caption = (f"At {choice.describe()}. GFLOP/s counts 2 FLOPs per multiply-accumulate of the canonical "
                "network; the gradient pass is estimated at 3x the forward FLOPs. % of peak: share of the "
                "float32 matrix-multiply peak calibrated for that thread count (blank without calibration). "
-               "Memory: on the CPU the rise of the peak resident set over the worker's baseline, on a GPU the "
-               "allocator's peak.")
-    return Table(f"efficiency-{_slug(label)}", f"{label}: throughput, GFLOP/s and memory", caption, header,
+               "Memory: on the CPU the rise of the peak resident set over the worker's baseline, on a GPU "
+               "the allocator's peak.")
+    return Table(f"efficiency-{slugify(label)}", f"{label}: throughput, GFLOP/s and memory", caption, header,
                  tuple(rows), pd.DataFrame(data), frozenset(starts))
 
 
@@ -234,14 +237,15 @@ def failures_table(frame: pd.DataFrame) -> Table:
         tuple(Cell(str(row[c]), muted=(c == "error")) for c in columns) for _, row in failed.iterrows()
     )
     header = ("run", "workload", "pass", "framework [variant]", "setting", "batch", "status", "reason")
-    data = failed[["run", "run_id", "key", "workload", "phase", "pass", "framework", "variant", "precision",
-                   "device", "threads", "batch_size", "status", "error"]] if not failed.empty else pd.DataFrame(
-        columns=["run", "key", "status", "error"])
+    columns_csv = ["run", "run_id", "key", "workload", "phase", "pass", "framework", "variant", "precision",
+                   "device", "threads", "batch_size", "status", "error"]
+    data = failed[columns_csv] if not failed.empty else pd.DataFrame(columns=columns_csv)
     caption = f"{len(rows)} case(s) produced no timing." if rows else "Every case produced a timing."
     return Table("failures", "Cases that failed", caption, header, rows, data.reset_index(drop=True))
 
 
-def _slug(label: str) -> str:
+def slugify(label: str) -> str:
+    """A file-name-safe form of a label taken from results: letters, digits and dashes only."""
     return "".join(ch if ch.isalnum() else "-" for ch in label.lower()).strip("-")
 
 

@@ -158,10 +158,10 @@ class WorkerProcess:
     def _handle(self, message: dict[str, Any], on_result: ResultSink, on_runtime: RuntimeSink) -> bool:
         event = message["event"]
         if event == protocol.READY:
-            on_runtime(self.job.framework, message["runtime"])
+            on_runtime(self.job.label, message["runtime"])
             return True
         if event == protocol.INIT_FAILED:
-            on_runtime(self.job.framework, {"error": message["error"]})
+            on_runtime(self.job.label, {"error": message["error"]})
             for case in self.job.cases:
                 on_result(failed_result(case, message.get("status", FAILED), message["error"]))
                 self.done.add(case.key)

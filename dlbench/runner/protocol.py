@@ -31,6 +31,11 @@ class WorkerJob:
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     seed: int = 0
 
+    @property
+    def label(self) -> str:
+        """``torch/cpu/t2``: names the worker in the environment record."""
+        return f"{self.framework}/{self.device}/t{self.threads}"
+
     def to_json(self) -> str:
         return json.dumps({
             "framework": self.framework, "device": self.device, "threads": self.threads,

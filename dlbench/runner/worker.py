@@ -8,8 +8,10 @@ case in turn, reporting each result the moment it exists so that a later crash l
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
+import signal
 import sys
 import time
 import traceback
@@ -100,7 +102,23 @@ def is_oom_message(text: str) -> bool:
                                                  "oom when allocating", "failed to allocate"))
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the parent dies (kill -9 of ``dlbench run``), so that no
+    orphan keeps a core busy or hangs forever. Best effort: other systems simply lack it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def main(job_path: str, fd: int) -> None:
+    die_with_parent()
     job = protocol.WorkerJob.from_json(Path(job_path).read_text())
     channel = Channel(fd)
     os.sched_setaffinity(0, set(job.cores))  # before any framework import: JAX honours nothing else

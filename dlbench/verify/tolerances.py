@@ -1,17 +1,20 @@
 """The float32 tolerance of each workload, and why it is what it is.
 
-All tolerances bound the normwise relative error ``max|a - b| / max(max|a|, max|b|)`` (see
-:mod:`dlbench.verify.compare`) of float32 framework results against each other and against the float64
-NumPy reference. float32 has a unit roundoff of 6e-8; a dot product of length k accumulates rounding of
-roughly sqrt(k) to k units, and each layer adds its own. The budgets below sit one to two orders of
-magnitude above the errors measured on the project machine (``dlbench verify --format json`` prints them),
-and still two to three orders below what a layout bug causes (swapped LSTM gates, an unpermuted flatten:
-relative errors of 1e-1 and more).
+Each tolerance bounds the normwise relative error ``max|a - b| / max(max|a|, max|b|)`` (see
+:mod:`dlbench.verify.compare`) of float32 framework results against the float64 NumPy reference and against
+each other. float32 has a unit roundoff of 6e-8; a dot product of length k accumulates a few to sqrt(k)
+units, and each layer adds its own. Measured on the project machine (batch 2, seeds 0-3, every variant of
+torch, TensorFlow and JAX; ``dlbench verify --format json`` prints the numbers) the errors are 2e-7..3e-6 for
+outputs and gradients; the budgets below sit 5-30x above that, and still three orders of magnitude below what
+a layout bug causes (swapped LSTM gates, an unpermuted flatten, a transposed kernel: 1e-1 and more).
 
-Gradients get a looser budget than outputs for a structural reason: where a ReLU input or two max-pool
-candidates lie within float32 rounding of each other, float32 and float64 can route one element's gradient
-differently. The forward value barely changes, but the kernel gradient then differs by that one
-contribution. Deep ReLU networks with large fan-in (AlexNet) are most exposed.
+Two effects are not rounding of that kind and are handled elementwise by the reference instead of by
+loosening these numbers (see :mod:`dlbench.verify.reference` and :mod:`dlbench.verify.ties`):
+
+* near-cancelling sums, whose float32 rounding is a large fraction of their own small scale (the LSTM's
+  classifier bias gradient at the flat canonical initialisation: 2.5e-4 of its scale);
+* near-ties of ReLU and max-pool decisions, where a correct float32 framework may route a gradient element
+  differently from float64 (AlexNet seed 0: 1.1e-2 on one output channel of the conv1 kernel gradient).
 """
 
 from __future__ import annotations
@@ -36,20 +39,28 @@ class Tolerance:
 
 TOLERANCES: dict[str, Tolerance] = {
     "lenet": Tolerance(
-        output=1e-5, loss=1e-5, gradient=1e-4,
-        why="two small tanh convolutions and a 800->500 ReLU layer: float32 rounding only",
+        output=1e-5,
+        loss=1e-5,
+        gradient=3e-5,
+        why="small tanh convolutions (fan-in <= 800): measured <= 1e-6",
     ),
     "alexnet": Tolerance(
-        output=1e-4, loss=1e-5, gradient=2e-3,
-        why="fan-in up to 9216 and 8 ReLU layers; ReLU/max-pool routing flips near ties move single gradient terms",
+        output=3e-5,
+        loss=1e-5,
+        gradient=5e-5,
+        why="fan-in up to 9216 through 8 layers: measured <= 3e-6",
     ),
     "autoencoder": Tolerance(
-        output=1e-5, loss=1e-5, gradient=1e-4,
-        why="dense sigmoid layers of at most 784 inputs; smooth, so float32 rounding only",
+        output=1e-5,
+        loss=1e-5,
+        gradient=3e-5,
+        why="dense sigmoid layers of fan-in <= 784: measured <= 1e-6",
     ),
     "lstm": Tolerance(
-        output=1e-4, loss=1e-5, gradient=1e-4,
-        why="100 recurrent steps compound rounding in the state; smooth gates",
+        output=1e-5,
+        loss=1e-5,
+        gradient=3e-5,
+        why="100 recurrent steps compound rounding in the state: measured <= 1e-6 (beyond the allowance)",
     ),
 }
 

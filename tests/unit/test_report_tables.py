@@ -10,6 +10,7 @@ import pytest
 
 from dlbench.report.data import load_runs, results_frame, series_label, setting_label
 from dlbench.report.tables import (
+    BatchChoice,
     choose_batch,
     efficiency_table,
     failures_table,
@@ -18,6 +19,12 @@ from dlbench.report.tables import (
 )
 from dlbench.spec import Case
 from tests.report_fixtures import FAILED, TIMEOUT, cases, cost_ms, make_environment, make_run
+
+
+def at_paper_batch(frame: pd.DataFrame) -> BatchChoice:
+    choice = choose_batch(frame, "lenet", None)
+    assert choice is not None
+    return choice
 
 
 def frame_of(*dirs: Path) -> pd.DataFrame:
@@ -60,7 +67,7 @@ def test_study_table_holds_the_stored_medians_cis_and_marks_the_best(tmp_path: P
     frame = frame_of(make_run(tmp_path / "r", cases(batches=(64,), threads=(1, 2))))
     choice = choose_batch(frame, "lenet", None)
     assert choice is not None
-    table = study_table(frame, "lenet", "", choice)
+    table = study_table(frame, "lenet", "", choice, many_runs=False)
     assert table.header == ("setting", "framework [variant]", "gradient ms (95% CI)", "forward ms (95% CI)")
     data = table.data
     assert len(data) == 4  # 2 settings x 2 frameworks
@@ -86,7 +93,7 @@ def test_study_table_holds_the_stored_medians_cis_and_marks_the_best(tmp_path: P
 def test_study_table_best_value_is_per_device(tmp_path: Path) -> None:
     all_cases = cases(batches=(64,), threads=(1,)) + cases(batches=(64,), threads=(1,), device="gpu")
     frame = frame_of(make_run(tmp_path / "r", all_cases))
-    table = study_table(frame, "lenet", "", choose_batch(frame, "lenet", None))  # type: ignore[arg-type]
+    table = study_table(frame, "lenet", "", at_paper_batch(frame), many_runs=False)
     data = table.data
     assert set(data["setting"]) == {"CPU, 1 thread", "GPU"}
     assert list(data["setting"]) == ["CPU, 1 thread", "CPU, 1 thread", "GPU", "GPU"]  # CPU before GPU
@@ -97,7 +104,7 @@ def test_study_table_shows_status_of_a_failed_cell_and_keeps_the_row(tmp_path: P
     all_cases = cases(batches=(64,), threads=(1,))
     failing = next(c for c in all_cases if c.framework == "beta" and c.pass_ == "gradient")
     frame = frame_of(make_run(tmp_path / "r", all_cases, failures={failing.key: (TIMEOUT, "killed after 5 s")}))
-    table = study_table(frame, "lenet", "", choose_batch(frame, "lenet", None))  # type: ignore[arg-type]
+    table = study_table(frame, "lenet", "", at_paper_batch(frame), many_runs=False)
     beta_row = next(row for row in table.rows if row[1].text.startswith("beta"))
     assert beta_row[2].text == "timeout" and beta_row[2].muted and beta_row[2].note == "killed after 5 s"
     assert not beta_row[2].best
@@ -106,7 +113,7 @@ def test_study_table_shows_status_of_a_failed_cell_and_keeps_the_row(tmp_path: P
 def test_efficiency_table_uses_the_calibrated_peak_of_the_thread_count(tmp_path: Path) -> None:
     env = make_environment(calibration={"1": 40.0})  # no entry for 2 threads
     frame = frame_of(make_run(tmp_path / "r", cases(batches=(64,), threads=(1, 2)), environment=env))
-    table = efficiency_table(frame, "lenet", "", choose_batch(frame, "lenet", None))  # type: ignore[arg-type]
+    table = efficiency_table(frame, "lenet", "", at_paper_batch(frame), many_runs=False)
     data = table.data.set_index(["framework", "threads"])
     row = data.loc[("alpha", 1)]
     gflops = 2 * 2293000 * 64 / (cost_ms("alpha", "forward", 64, 1) / 1e3) / 1e9
@@ -139,7 +146,7 @@ def test_two_runs_of_one_host_get_distinct_labels_and_a_run_column(tmp_path: Pat
     runs = load_runs([a, b, a])
     assert [r.label for r in runs] == ["bench-1 / run-a", "gpu-box / run-b", "bench-1 / run-a #2"]
     frame = results_frame(runs)
-    table = study_table(frame, "lenet", "", choose_batch(frame, "lenet", None))  # type: ignore[arg-type]
+    table = study_table(frame, "lenet", "", at_paper_batch(frame), many_runs=True)
     assert table.header[0] == "run"
     assert [row[0].text for row in table.rows if row[0].text] == [r.label for r in runs]
     # the best value is marked per run: each run has its own fastest row

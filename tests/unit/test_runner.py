@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import ROOT, run_cli
@@ -114,9 +115,14 @@ def test_a_second_run_into_the_same_directory_is_refused(tmp_path: Path) -> None
         second = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet", "--resume", str(out))
         assert second.returncode == 2
         assert "another dlbench run is writing" in second.stderr
+        workers = psutil.Process(first.pid).children(recursive=True)
+        assert workers, "the first run should have a (hanging) worker"
     finally:
         first.kill()
         first.wait()
+    # kill -9 of the parent takes its worker along: no orphan keeps a core busy or hangs forever
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
 
 
 def wait_for_results(out: Path, count: int, timeout: float = 60) -> None:

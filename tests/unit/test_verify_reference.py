@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from dlbench.verify.reference import (
+from dlbench.verify.layers import (
     Activation,
     Conv2D,
     Dense,
@@ -21,14 +21,20 @@ from dlbench.verify.reference import (
     Layer,
     MacCounter,
     MaxPool,
-    reference_evaluate,
     softmax_cross_entropy,
 )
+from dlbench.verify.reference import reference_evaluate
 from dlbench.workloads import Batch, get_workload, initial_weights, make_batch
 
 RNG = np.random.default_rng(1234)
-TARGETS = [("lenet", ""), ("autoencoder", "pretrain1"), ("autoencoder", "pretrain2"),
-           ("autoencoder", "pretrain3"), ("autoencoder", "finetune"), ("lstm", "")]
+TARGETS = [
+    ("lenet", ""),
+    ("autoencoder", "pretrain1"),
+    ("autoencoder", "pretrain2"),
+    ("autoencoder", "pretrain3"),
+    ("autoencoder", "finetune"),
+    ("lstm", ""),
+]
 
 
 def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -45,7 +51,8 @@ def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float
 
 
 def check_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray]) -> None:
-    """Loss = sum(y * r) for a fixed random r; compare input and parameter gradients with finite differences."""
+    """Loss = sum(y * r) for a fixed random r; compare input and parameter gradients with finite
+    differences."""
     y, cache = layer.forward(x, params, MacCounter())
     r = RNG.standard_normal(y.shape)
     grads: dict[str, np.ndarray] = {}
@@ -56,10 +63,13 @@ def check_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray]) -> N
 
     np.testing.assert_allclose(dx, numeric_gradient(loss_of_x, x.copy()), rtol=1e-6, atol=1e-8)
     for name, value in params.items():
+
         def loss_of_param(v: np.ndarray, name: str = name) -> float:
             return float((layer.forward(x, {**params, name: v}, MacCounter())[0] * r).sum())
 
-        np.testing.assert_allclose(grads[name], numeric_gradient(loss_of_param, value.copy()), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(
+            grads[name], numeric_gradient(loss_of_param, value.copy()), rtol=1e-6, atol=1e-8
+        )
 
 
 @pytest.mark.parametrize(("stride", "pad", "size"), [(1, 0, 6), (1, 2, 5), (4, 0, 11), (2, 1, 7)])
@@ -163,34 +173,47 @@ def test_counts_match_workloads_md(workload: str, phase: str) -> None:
 
 
 def perturbed_weights(workload: str) -> dict[str, np.ndarray]:
-    """Canonical shapes, larger kernels and non-zero biases: out of the flat regime of the zero-bias init,
-    so that every gate and bias really matters in the gradient checks."""
+    """Canonical kernels and non-zero biases: out of the flat regime of the zero-bias init, so that every
+    gate and bias really matters in the gradient checks. (Larger kernels saturate LeNet's tanh, and the
+    near-ties of saturated values in the max-pools then defeat finite differences.)"""
     rng = np.random.default_rng(7)
     weights = {}
     for name, value in initial_weights(workload).items():
         if name.endswith("bias"):
             weights[name] = rng.uniform(-0.5, 0.5, value.shape)
         else:
-            weights[name] = value.astype(np.float64) * 2.0
+            weights[name] = value.astype(np.float64)
     return weights
 
 
-def directional_check(workload: str, phase: str, batch: Batch, weights: dict[str, np.ndarray],
-                      names: list[str] | None = None, eps: float = 1e-7) -> None:
+def directional_check(
+    workload: str,
+    phase: str,
+    batch: Batch,
+    weights: dict[str, np.ndarray],
+    names: list[str] | None = None,
+    eps: float = 1e-8,
+    rel: float = 1e-5,
+) -> None:
     """<gradient, v> against (L(w + eps v) - L(w - eps v)) / (2 eps) for a random v, one tensor at a time.
-    eps is small because of the kinks (max-pool switches, ReLU): a step that crosses one averages two slopes.
-    In float64 the rounding of the difference quotient is still ~1e-9 relative."""
-    ev = reference_evaluate(workload, phase, batch, weights).evaluation
+    eps is small because of the kinks (max-pool switches, ReLU): a step that crosses one averages two slopes
+    (LeNet's 8,640 pool windows at batch 3 include a top-2 gap of 2e-7). In float64 the rounding of the
+    difference quotient is still ~1e-8 absolute."""
+    ev = reference_evaluate(workload, phase, batch, weights, calibrate=False).evaluation
     rng = np.random.default_rng(3)
     for name in names or list(ev.gradients):
         v = rng.standard_normal(weights[name].shape)
         if name == "embedding.table":
             v[0] = 0.0  # keep the padding row (id 0) out: it moves only masked steps
-        up = reference_evaluate(workload, phase, batch, {**weights, name: weights[name] + eps * v}, False)
-        down = reference_evaluate(workload, phase, batch, {**weights, name: weights[name] - eps * v}, False)
+        up = reference_evaluate(
+            workload, phase, batch, {**weights, name: weights[name] + eps * v}, False, False
+        )
+        down = reference_evaluate(
+            workload, phase, batch, {**weights, name: weights[name] - eps * v}, False, False
+        )
         numeric = (up.evaluation.loss - down.evaluation.loss) / (2 * eps)
         analytic = float((ev.gradients[name] * v).sum())
-        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-10), name
+        assert analytic == pytest.approx(numeric, rel=rel, abs=1e-7), name
 
 
 @pytest.mark.parametrize(("workload", "phase"), TARGETS)
@@ -199,10 +222,12 @@ def test_network_gradients_match_finite_differences(workload: str, phase: str) -
 
 
 def test_alexnet_gradients_match_finite_differences() -> None:
-    """The stride-4 first layer, a padded convolution and the flatten into fc6 (the rest is covered layer-wise)."""
+    """The stride-4 first layer, a padded convolution and the flatten into fc6 (the rest is covered
+    layer by layer)."""
     weights = {k: v.astype(np.float64) for k, v in initial_weights("alexnet").items()}
     names = ["conv1.kernel", "conv2.kernel", "fc6.kernel"]
-    directional_check("alexnet", "", make_batch("alexnet", 1), weights, names)
+    # 290k ReLUs and overlapping pools: only a very small step avoids every kink.
+    directional_check("alexnet", "", make_batch("alexnet", 1), weights, names, rel=1e-6)
 
 
 def naive_lstm_logits(tokens: np.ndarray, lengths: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
@@ -215,9 +240,12 @@ def naive_lstm_logits(tokens: np.ndarray, lengths: np.ndarray, w: dict[str, np.n
         total = np.zeros(hidden)
         for t, token in enumerate(seq):
             x = w["embedding.table"][token]
-            z = [x @ w["lstm.input_kernel"][:, k * hidden:(k + 1) * hidden]
-                 + h @ w["lstm.recurrent_kernel"][:, k * hidden:(k + 1) * hidden]
-                 + w["lstm.bias"][k * hidden:(k + 1) * hidden] for k in range(4)]
+            z = [
+                x @ w["lstm.input_kernel"][:, k * hidden : (k + 1) * hidden]
+                + h @ w["lstm.recurrent_kernel"][:, k * hidden : (k + 1) * hidden]
+                + w["lstm.bias"][k * hidden : (k + 1) * hidden]
+                for k in range(4)
+            ]
             i, f, g, o = sig(z[0]), sig(z[1]), np.tanh(z[2]), sig(z[3])
             c = f * c + i * g
             h = o * np.tanh(c)

@@ -1,0 +1,138 @@
+"""Machine peak: float32 matrix-multiply GFLOP/s per CPU thread count, so a report can say what share of
+the machine a framework reached ("310 GFLOP/s" means little; "71% of the 1-thread matmul peak" does).
+
+Each thread count is measured in its own child process (``python -m dlbench.calibrate``) that pins itself
+to exactly N cores with ``os.sched_setaffinity`` and has ``OMP/MKL/OPENBLAS_NUM_THREADS=N`` in its
+environment *before* NumPy (and so its BLAS thread pool) is loaded: a BLAS pool, like a framework's, is
+sized once at start-up. The child times ``a @ b`` with the project's own measuring loop
+(:func:`dlbench.measure.timing.measure`: first call apart, warm-up, blocks, adaptive stop) and reports the
+median, its confidence interval and the best sample as GFLOP/s (2 n^3 FLOPs per product).
+
+This module is also the child's entry point, so it imports nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from dlbench.errors import DlbenchError
+
+DEFAULT_SIZE = 2048  # 17 GFLOP per product: large enough for BLAS to reach its peak on a few cores
+DEFAULT_TIMEOUT_S = 300.0
+REPORTED_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# Calibration is one short, stable kernel: tighter and longer than a smoke suite, shorter than a case.
+DEFAULT_MEASURE = {"warmup_s": 0.3, "min_block_s": 0.05, "min_samples": 7, "max_samples": 50,
+                   "min_time_s": 1.0, "max_time_s": 6.0, "target_rel_ci": 0.02}
+
+
+def calibrate(threads: list[int], size: int = DEFAULT_SIZE, measure: dict[str, Any] | None = None,
+              timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, dict[str, Any]]:
+    """Measure the float32 matmul peak for each thread count, each in its own pinned child process.
+
+    Returns ``{threads: {"gflops": median GFLOP/s, "gflops_ci_low", "gflops_ci_high", "gflops_best",
+    "median_ms", "n_samples", "size", "dtype", "cores", "cpu_per_wall", "blas", "numpy"}}``; store it as
+    ``environment["calibration"] = {str(n): entry}``.
+    """
+    from dlbench.runner.schedule import cores_for  # parent side only: the child must stay light
+
+    counts = sorted(set(threads))
+    if not counts:
+        raise DlbenchError("calibrate needs at least one thread count")
+    if any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in counts):
+        raise DlbenchError(f"thread counts must be positive integers, got {threads}")
+    if size < 1:
+        raise DlbenchError(f"matrix size must be positive, got {size}")
+    config = {**DEFAULT_MEASURE, **(measure or {})}
+    results: dict[int, dict[str, Any]] = {}
+    for n in counts:
+        try:
+            cores = cores_for(n)
+        except ValueError as exc:
+            raise DlbenchError(f"cannot calibrate {n} threads: {exc}") from None
+        results[n] = _run_child(n, cores, size, config, timeout_s)
+    return results
+
+
+def child_environment(threads: int) -> dict[str, str]:
+    """The parent's environment with every BLAS/OpenMP thread variable set to ``threads``."""
+    from dlbench.runner.isolate import THREAD_ENV  # the same variables the benchmark workers get
+
+    env = dict(os.environ)
+    env.update({name: str(threads) for name in THREAD_ENV})
+    return env
+
+
+def _run_child(threads: int, cores: tuple[int, ...], size: int, config: dict[str, Any],
+               timeout_s: float) -> dict[str, Any]:
+    command = [sys.executable, "-m", "dlbench.calibrate", ",".join(map(str, cores)), str(size),
+               json.dumps(config)]
+    try:
+        done = subprocess.run(command, env=child_environment(threads), capture_output=True, text=True,
+                              timeout=timeout_s, stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired:
+        raise DlbenchError(f"calibration with {threads} thread(s) took longer than {timeout_s:g} s") from None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise DlbenchError(f"calibration with {threads} thread(s) failed: {reason}")
+    try:
+        entry: dict[str, Any] = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        raise DlbenchError(f"calibration with {threads} thread(s) printed no result") from None
+    entry["threads"] = threads
+    return entry
+
+
+def child_main(cores: tuple[int, ...], size: int, config: dict[str, Any]) -> dict[str, Any]:
+    """In the child: pin, then import NumPy and time float32 ``a @ b``."""
+    os.sched_setaffinity(0, set(cores))  # before NumPy loads its BLAS and sizes its thread pool
+    import numpy as np
+
+    from dlbench.measure.timing import MeasureConfig, measure
+    from dlbench.stats import summarize
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    out = np.empty((size, size), dtype=np.float32)
+
+    def product() -> np.ndarray:
+        return np.matmul(a, b, out=out)  # NumPy is synchronous: the result is ready when this returns
+
+    timing = measure(lambda: product, lambda _: None, MeasureConfig(**config))
+    summary = summarize(timing.samples_ms)
+    flop = 2.0 * size**3
+
+    def gflops(ms: float) -> float:
+        return float(f"{flop / (ms / 1e3) / 1e9:.6g}")
+
+    return {
+        "gflops": gflops(summary.median), "gflops_ci_low": gflops(summary.ci_high),
+        "gflops_ci_high": gflops(summary.ci_low), "gflops_best": gflops(summary.min),
+        "median_ms": float(f"{summary.median:.6g}"), "n_samples": summary.n,
+        "iterations_per_sample": timing.iterations_per_sample,
+        "first_call_ms": round(timing.first_call_ms, 3),
+        "cpu_per_wall": round(timing.cpu_per_wall, 3), "size": size, "dtype": "float32",
+        "cores": sorted(os.sched_getaffinity(0)), "blas": blas_name(), "numpy": np.__version__,
+        "thread_env": {name: os.environ.get(name, "") for name in REPORTED_ENV},
+    }
+
+
+def blas_name() -> str:
+    """Which BLAS NumPy was built against (OpenBLAS, MKL, Accelerate): it sets the peak."""
+    import numpy as np
+
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "unknown"
+
+
+if __name__ == "__main__":
+    core_list = tuple(int(c) for c in sys.argv[1].split(","))
+    print(json.dumps(child_main(core_list, int(sys.argv[2]), json.loads(sys.argv[3]))))

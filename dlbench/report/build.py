@@ -1,0 +1,157 @@
+"""``build_report``: stored runs in, a report directory out (index.html, tables/*.csv, plots/*.svg).
+
+This module only arranges: which tables and figures exist, in which section, under which file name.
+The numbers come from :mod:`dlbench.report.data`, the drawing from :mod:`plots`, the markup from
+:mod:`html`. Renderers never measure: a report is built from stored results alone, so it can be rebuilt
+at any time, on any machine, from the run directories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from dlbench.errors import DlbenchError
+from dlbench.report import speedups
+from dlbench.report.data import LoadedRun, combined_csv, load_runs, passes_in, results_frame, workload_label
+from dlbench.report.environment import environment_table, packages_table
+from dlbench.report.html import Section, render_page
+from dlbench.report.plots import Plot, Style, series_styles, setting_figure, thread_figure
+from dlbench.report.tables import (
+    BatchChoice,
+    Table,
+    choose_batch,
+    efficiency_table,
+    failures_table,
+    slugify,
+    study_table,
+    workload_phases,
+)
+from dlbench.store import atomic_write, now_iso
+
+INDEX = "index.html"
+TABLES_DIR = "tables"
+PLOTS_DIR = "plots"
+RESULTS_TABLE = "results"  # every stored row of every run, with the run's label
+
+
+@dataclass(frozen=True)
+class Report:
+    title: str
+    subtitle: str
+    sections: tuple[Section, ...]
+    results_csv: str
+
+
+def build_report(run_dirs: list[Path], output: Path, batch_size: int | None = None) -> Path:
+    """Write the report of ``run_dirs`` into the directory ``output`` and return its ``index.html``.
+
+    ``batch_size`` chooses the batch size of the tables (default: each workload's paper batch size; the
+    nearest measured size where that was not measured, which the tables then say).
+    """
+    if batch_size is not None and batch_size < 1:
+        raise DlbenchError(f"--batch-size must be a positive integer, got {batch_size}")
+    runs = load_runs([Path(p) for p in run_dirs])
+    report = assemble(runs, batch_size)
+    return write_report(report, Path(output))
+
+
+def assemble(runs: Sequence[LoadedRun], batch_size: int | None) -> Report:
+    """Decide the page: environment, one section per workload phase, speed-ups, failures."""
+    frame = results_frame(runs)
+    sections = [Section("environment", "Runs and environment", items=(environment_table(runs),),
+                        folded=(packages_table(runs),))]
+    if frame.empty:
+        sections.append(Section("results", "Results", intro="These runs hold no results yet."))
+        return Report(_title(runs), _subtitle(runs), tuple(sections), combined_csv(runs))
+    styles = series_styles(list(dict.fromkeys(frame["series"])))
+    choices: dict[tuple[str, str], BatchChoice] = {}
+    for workload, phase in workload_phases(frame):
+        sub = frame[(frame["workload"] == workload) & (frame["phase"] == phase)]
+        choice = choose_batch(sub, workload, batch_size)
+        if choice is None:
+            continue
+        choices[(workload, phase)] = choice
+        sections.append(workload_section(runs, sub, workload, phase, choice, styles))
+    many_runs = len(runs) > 1
+    timed = speedups.timed_at_chosen(frame, choices)
+    found = (speedups.thread_speedups(timed, many_runs), speedups.gpu_speedups(timed, many_runs),
+             speedups.variant_speedups(timed, many_runs))
+    speedup_tables = tuple(t for t in found if t is not None)
+    sections.append(Section(
+        "speedups", "Speed-ups", items=speedup_tables,
+        intro="" if speedup_tables else "Nothing to compare: these runs measured a single thread count, "
+        "no GPU next to a CPU, and no variant next to its default."))
+    sections.append(Section("failures", "Failed cases", items=(failures_table(frame),)))
+    return Report(_title(runs), _subtitle(runs), tuple(sections), combined_csv(runs))
+
+
+def workload_section(runs: Sequence[LoadedRun], sub: pd.DataFrame, workload: str, phase: str,
+                     choice: BatchChoice, styles: dict[str, Style]) -> Section:
+    """The study table, the efficiency table and the figures of one workload phase."""
+    label = workload_label(workload, phase)
+    slug = slugify(label)
+    passes = passes_in(sub)
+    many_runs = len(runs) > 1
+    items: list[Table | Plot] = [study_table(sub, workload, phase, choice, many_runs),
+                                 efficiency_table(sub, workload, phase, choice, many_runs)]
+    for index, run in enumerate(runs):
+        mine = sub[sub["run_order"] == index]
+        prefix = f"{run.label}: " if many_runs else ""
+        for (device, threads), setting in mine.groupby(["device", "threads"], sort=False):
+            name = str(setting["setting"].iloc[0])
+            memory = "memory added (MB)" if device == "cpu" else "device peak memory (MB)"
+            items.append(setting_figure(
+                setting, passes, styles, f"{slug}-run{index + 1}-{device}-t{int(threads)}",
+                f"{prefix}{label}, {name}", run.peak_gflops(str(device), int(threads)), memory))
+        at_batch = mine[mine["batch_size"] == choice.batch_size]
+        figure = thread_figure(at_batch, passes, styles, f"{slug}-run{index + 1}-threads",
+                               f"{prefix}{label}, CPU speed-up at batch size {choice.batch_size}")
+        if figure is not None:
+            items.append(figure)
+    return Section(f"w-{slug}", label, intro=choice.describe().capitalize() + ".", items=tuple(items))
+
+
+def _title(runs: Sequence[LoadedRun]) -> str:
+    return "dlbench report" + (f": {runs[0].label}" if len(runs) == 1 else f": {len(runs)} runs")
+
+
+def _subtitle(runs: Sequence[LoadedRun]) -> str:
+    dates = ", ".join(f"{run.label} started {run.record.created or '?'}" for run in runs)
+    return f"Built {now_iso()} from stored results. {dates}."
+
+
+def write_report(report: Report, output: Path) -> Path:
+    """Write CSV tables, SVG figures and the page. Earlier CSV/SVG files of a previous report in the same
+    directory are removed first, so nothing stale sits beside the new page."""
+    tables_dir, plots_dir = output / TABLES_DIR, output / PLOTS_DIR
+    try:
+        for directory in (output, tables_dir, plots_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        for stale in [*tables_dir.glob("*.csv"), *plots_dir.glob("*.svg")]:
+            stale.unlink()
+    except OSError as exc:
+        raise DlbenchError(f"cannot write the report into {output}: {exc.strerror or exc}") from None
+    hrefs: dict[str, str] = {}
+    files: dict[Path, str] = {}
+    for section in report.sections:
+        for item in (*section.items, *section.folded):
+            if isinstance(item, Table):
+                name = f"{TABLES_DIR}/{item.slug}.csv"
+                files[output / name] = item.data.to_csv(index=False)
+            else:
+                name = f"{PLOTS_DIR}/{item.slug}.svg"
+                files[output / name] = item.svg
+            hrefs[item.slug] = name
+    files[output / f"{TABLES_DIR}/{RESULTS_TABLE}.csv"] = report.results_csv
+    index = output / INDEX
+    files[index] = render_page(report.title, report.subtitle, report.sections, hrefs)
+    try:
+        for path, text in files.items():
+            atomic_write(path, text)
+    except OSError as exc:
+        raise DlbenchError(f"cannot write the report into {output}: {exc.strerror or exc}") from None
+    return index

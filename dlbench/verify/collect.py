@@ -1,0 +1,147 @@
+"""Evaluate one adapter on the verification targets, in the current process.
+
+This is the only place that drives an adapter for ``verify``: the isolated worker
+(:mod:`dlbench.verify.worker`) calls it inside its own process, and tests call it directly with a
+deliberately broken adapter. Every failure (import, build, evaluate) becomes an ``error`` result with a
+one-line message, so that one broken framework never hides the verdict on the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, Evaluation
+from dlbench.spec import PASSES
+from dlbench.workloads import get_workload, initial_weights, make_batch
+
+OK = "ok"
+ERROR = "error"
+UNAVAILABLE = "unavailable"
+MAX_MESSAGE = 300
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """One workload phase to verify (``phase`` is "" for single-phase workloads)."""
+
+    workload: str
+    phase: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.workload}/{self.phase}" if self.phase else self.workload
+
+
+@dataclass(frozen=True)
+class ImplResult:
+    """What one implementation (framework + variant) produced for one target."""
+
+    framework: str
+    variant: str
+    target: Target
+    status: str  # OK | ERROR | UNAVAILABLE
+    error: str = ""
+    evaluation: Evaluation | None = None
+    trainable_params: int | None = None
+    framework_flops: dict[str, float | None] = field(default_factory=dict)  # pass -> FLOPs or None
+    version: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.framework}/{self.variant}"
+
+
+def one_line(exc: BaseException) -> str:
+    """``TypeName: first line of the message``, shortened: what a verdict line can show."""
+    text = str(exc).strip().splitlines()
+    message = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+def build_request(target: Target, variant: str, batch_size: int, seed: int, device: str) -> BuildRequest:
+    """The canonical weights and batch of ``target`` with dropout off: every implementation then computes
+    the same deterministic function."""
+    return BuildRequest(
+        workload=get_workload(target.workload),
+        phase=target.phase,
+        batch=make_batch(target.workload, batch_size, seed),
+        weights=initial_weights(target.workload, seed),
+        variant=variant,
+        device=device,
+        precision="float32",
+        dropout=False,
+    )
+
+
+def evaluate_case(
+    adapter: Adapter, target: Target, variant: str, batch_size: int, seed: int, device: str, version: str = ""
+) -> ImplResult:
+    """Build one case, evaluate it and read its counts; never raises for a framework failure."""
+    base = ImplResult(adapter.name, variant, target, ERROR, version=version)
+    try:
+        built = adapter.build(build_request(target, variant, batch_size, seed, device))
+    except CaseUnavailable as exc:
+        return replace(base, status=UNAVAILABLE, error=one_line(exc))
+    except Exception as exc:  # noqa: BLE001 - any framework failure is a result, not a crash
+        return replace(base, error=f"build failed: {one_line(exc)}")
+    try:
+        evaluation = built.evaluate()
+        params = int(built.trainable_params)
+        flops = {pass_: _optional_flops(built.framework_flops, pass_) for pass_ in PASSES}
+    except Exception as exc:  # noqa: BLE001
+        return replace(base, error=f"evaluate failed: {one_line(exc)}")
+    finally:
+        _close_quietly(built)
+    return replace(base, status=OK, evaluation=evaluation, trainable_params=params, framework_flops=flops)
+
+
+def evaluate_adapter(
+    adapter: Adapter,
+    targets: Sequence[Target],
+    variants: Sequence[str],
+    batch_size: int,
+    seed: int = 0,
+    device: str = "cpu",
+    threads: int = 1,
+    on_result: Callable[[ImplResult], None] | None = None,
+) -> list[ImplResult]:
+    """Initialise ``adapter`` in this process and evaluate every (variant, target). ``on_result`` sees each
+    result as soon as it exists (the worker writes it to disk, so a later crash loses nothing)."""
+    results: list[ImplResult] = []
+
+    def emit(result: ImplResult) -> None:
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    try:
+        info = adapter.initialize(device, threads)
+    except Exception as exc:  # noqa: BLE001 - a broken install is a verdict line
+        for variant in variants:
+            for target in targets:
+                emit(ImplResult(adapter.name, variant, target, ERROR, f"initialize failed: {one_line(exc)}"))
+        return results
+    for variant in variants:
+        for target in targets:
+            emit(evaluate_case(adapter, target, variant, batch_size, seed, device, info.version))
+    return results
+
+
+def _optional_flops(method: Callable[[str], float | None], pass_: str) -> float | None:
+    """The framework's own FLOP count is informational: a failure to count must not fail verification."""
+    try:
+        value = method(pass_)
+    except Exception:  # noqa: BLE001
+        return None
+    return None if value is None else float(value)
+
+
+def _close_quietly(built: object) -> None:
+    close = getattr(built, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception:  # noqa: BLE001 - releasing memory is best effort
+        pass

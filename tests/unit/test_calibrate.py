@@ -1,0 +1,57 @@
+"""Matmul peak calibration: pinned child per thread count, thread variables set, clear errors."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dlbench.calibrate import calibrate
+from dlbench.errors import DlbenchError
+
+# Small and short: the tests check the mechanism, not the machine's peak.
+QUICK = {"warmup_s": 0.01, "min_block_s": 0.002, "min_samples": 3, "max_samples": 5, "min_time_s": 0.01,
+         "max_time_s": 0.2, "target_rel_ci": 0.5}
+
+
+def test_each_thread_count_is_measured_in_a_child_pinned_to_that_many_cores() -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    counts = [1, 2] if len(cores) >= 2 else [1]
+    result = calibrate(counts, size=96, measure=QUICK)
+    assert sorted(result) == counts
+    for n, entry in result.items():
+        assert entry["threads"] == n
+        assert entry["cores"] == cores[:n]  # the child's own affinity, read after pinning
+        assert entry["thread_env"] == {"OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n),
+                                       "MKL_NUM_THREADS": str(n)}
+        assert entry["gflops"] > 0 and entry["gflops_ci_low"] <= entry["gflops"] <= entry["gflops_ci_high"]
+        assert entry["gflops_best"] >= entry["gflops"]
+        assert entry["n_samples"] >= 3 and entry["size"] == 96 and entry["dtype"] == "float32"
+        # GFLOP/s is 2 n^3 over the median time
+        assert entry["gflops"] == pytest.approx(2 * 96**3 / (entry["median_ms"] / 1e3) / 1e9, rel=1e-3)
+        assert entry["blas"]
+
+
+def test_duplicates_are_measured_once() -> None:
+    assert list(calibrate([1, 1], size=32, measure=QUICK)) == [1]
+
+
+@pytest.mark.parametrize("threads, message", [
+    ([], "at least one thread count"),
+    ([0], "positive integers"),
+    ([-2], "positive integers"),
+    ([10_000], "cannot calibrate 10000 threads"),
+])
+def test_bad_thread_counts_are_one_line_errors(threads: list[int], message: str) -> None:
+    with pytest.raises(DlbenchError, match=message):
+        calibrate(threads, size=32, measure=QUICK)
+
+
+def test_a_child_that_fails_is_reported_with_its_last_error_line() -> None:
+    with pytest.raises(DlbenchError, match="calibration with 1 thread.* failed: .*max_samples"):
+        calibrate([1], size=32, measure={**QUICK, "max_samples": 1})  # invalid MeasureConfig in the child
+
+
+def test_a_child_that_takes_too_long_is_stopped() -> None:
+    with pytest.raises(DlbenchError, match="took longer than"):
+        calibrate([1], size=32, measure=QUICK, timeout_s=0.01)

@@ -1,0 +1,77 @@
+"""``dlbench verify`` on the command line: selection, bad input (exit 2), and the exit code of a verdict.
+
+No real framework is needed: the hidden fake adapter goes through the isolated worker and comes back as
+error lines (it computes no model), and NumPy-only checks run with no framework selected.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pytest
+
+from dlbench.cli import COMMANDS
+from dlbench.cli.verify_cmd import command
+from dlbench.errors import DlbenchError
+from dlbench.verify.collect import Target
+from dlbench.verify.plan import make_plan, parse_targets
+from tests.conftest import assert_one_line_error, run_cli
+
+
+def invoke(*args: str) -> int:
+    return command.main(args=list(args), standalone_mode=False)  # type: ignore[no-any-return]
+
+
+def test_targets_default_to_every_phase_and_accept_single_phases() -> None:
+    everything = parse_targets([])
+    assert len(everything) == 7 and Target("autoencoder", "pretrain3") in everything
+    assert parse_targets(["autoencoder/pretrain2", "lenet", "autoencoder/pretrain2"]) == (
+        Target("autoencoder", "pretrain2"),
+        Target("lenet", ""),
+    )
+    assert len(parse_targets(["autoencoder"])) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("-w", "resnet"), "unknown workload 'resnet'"),
+        (("-w", "autoencoder/pretrain9"), "no phase 'pretrain9'"),
+        (("-f", "caffe"), "unknown framework 'caffe'"),
+        (("-f", "fake", "--variant", "turbo"), "unknown variant 'turbo'"),
+    ],
+)
+def test_bad_input_raises_a_one_line_error(args: tuple[str, ...], fragment: str) -> None:
+    with pytest.raises(DlbenchError, match=fragment):
+        invoke(*args)
+
+
+def test_bad_numbers_are_usage_errors() -> None:
+    with pytest.raises(click.UsageError):
+        invoke("--batch-size", "0")
+    with pytest.raises(click.UsageError):
+        invoke("--format", "xml")
+
+
+def test_variant_filter_skips_frameworks_without_it() -> None:
+    plan = make_plan(["fake"], ["lenet"], ["fast"])
+    assert [(f.name, f.variants) for f in plan.frameworks] == [("fake", ("fast",))]
+
+
+def test_framework_errors_give_exit_code_1_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code = invoke("-f", "fake", "-w", "autoencoder/pretrain3", "--format", "json")
+    assert code == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["verdict"] == "error"
+    target = document["targets"][0]
+    assert target["counts"]["reference_params"] == 20_300  # the reference still checked the definition
+    assert [i["status"] for i in target["implementations"]] == ["error", "error"]  # default and fast
+    assert all(p.startswith("fake/") for p in target["problems"])
+
+
+def test_registered_command_maps_bad_input_to_exit_2() -> None:
+    if "verify" not in COMMANDS:
+        pytest.skip("verify is not registered in dlbench.cli yet")
+    assert_one_line_error(run_cli("verify", "-w", "resnet"), "unknown workload 'resnet'")
+    assert_one_line_error(run_cli("verify", "-b", "0"), "0")
