@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "history": "dlbench.cli.history_cmd",
     "export": "dlbench.cli.export_cmd",
     "report": "dlbench.cli.report_cmd",
+    "verify": "dlbench.cli.verify_cmd",
 }
 
 

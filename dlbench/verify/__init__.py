@@ -2,12 +2,16 @@
 
 The pieces, each with one job:
 
-* :mod:`~dlbench.verify.reference` - a framework-independent NumPy (float64) implementation of every
-  workload phase: forward output, loss and the gradient of every trainable parameter, by manual backprop.
+* :mod:`~dlbench.verify.layers` / :mod:`~dlbench.verify.reference` - a framework-independent NumPy
+  (float64) implementation of every workload phase: forward output, loss and the gradient of every
+  trainable parameter by manual backprop, MACs counted as computed, and a float32 calibration run.
+* :mod:`~dlbench.verify.ties` - ReLU / max-pool decisions within float32 rounding of a tie, and their
+  exact effect on the gradients.
 * :mod:`~dlbench.verify.tolerances` - the documented float32 tolerance of each workload.
 * :mod:`~dlbench.verify.compare` - error metrics between two evaluations, per tensor and per family.
-* :mod:`~dlbench.verify.collect` - evaluates one adapter (in this process, or isolated in a worker
-  process through :mod:`~dlbench.verify.worker` and :mod:`~dlbench.verify.isolate`).
-* :mod:`~dlbench.verify.session` - puts implementations and the reference side by side into a report.
-* :mod:`~dlbench.verify.render` - the rich table and the JSON document of a report.
+* :mod:`~dlbench.verify.collect` - evaluates one adapter in this process (tests inject broken adapters
+  here); :mod:`~dlbench.verify.worker`, :mod:`~dlbench.verify.transfer` and :mod:`~dlbench.verify.isolate`
+  do the same in one worker process per framework.
+* :mod:`~dlbench.verify.plan` - validates the command line; :mod:`~dlbench.verify.session` compares and
+  decides; :mod:`~dlbench.verify.render` prints the rich tables and the JSON document.
 """

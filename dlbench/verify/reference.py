@@ -9,6 +9,10 @@ Everything is in the canonical layout (NHWC activations, HWIO kernels, ``[in, ou
 gates i, f, g, o) and uses the canonical names. The multiply-accumulates are counted from the shapes that are
 actually computed, independently of ``dlbench.workloads.definitions``, so that the declared MACs are checked
 rather than repeated. Nothing here is optimised beyond im2col: batches in ``verify`` are tiny.
+
+The same code also runs in float32, and ReLU / max-pool decisions near a tie are analysed, so that each
+comparison knows how far a *correct* float32 result may legitimately land from the float64 one for this very
+input (``Reference.allowance``; see :mod:`dlbench.verify.tolerances` for why both are needed).
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ NOISE_FACTOR = 10.0  # other float32 implementations may round a few times worse
 @dataclass(frozen=True)
 class Reference:
     """The reference evaluation of one workload phase, the MACs per sample it actually performed, the
-    near-ties of the ReLU / max-pool networks (see :mod:`dlbench.verify.ties`) and the elementwise float32
-    allowance per tensor (empty unless calibrated)."""
+    near-ties of the ReLU / max-pool networks (see :mod:`dlbench.verify.ties`) and the float32 allowance
+    per tensor (empty unless calibrated)."""
 
     evaluation: Evaluation
     macs_per_sample: int

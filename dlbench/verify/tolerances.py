@@ -3,18 +3,23 @@
 Each tolerance bounds the normwise relative error ``max|a - b| / max(max|a|, max|b|)`` (see
 :mod:`dlbench.verify.compare`) of float32 framework results against the float64 NumPy reference and against
 each other. float32 has a unit roundoff of 6e-8; a dot product of length k accumulates a few to sqrt(k)
-units, and each layer adds its own. Measured on the project machine (batch 2, seeds 0-3, every variant of
-torch, TensorFlow and JAX; ``dlbench verify --format json`` prints the numbers) the errors are 2e-7..3e-6 for
-outputs and gradients; the budgets below sit 5-30x above that, and still three orders of magnitude below what
-a layout bug causes (swapped LSTM gates, an unpermuted flatten, a transposed kernel: 1e-1 and more).
+units, and each layer adds its own. Measured on the project machine (torch 2.13, TensorFlow 2.21, JAX 0.10;
+seeds 0-3 at batch 2 and seed 5 at batch 8, every variant; ``dlbench verify --format json`` prints the
+numbers), the largest errors are: outputs 9e-7 (AlexNet 2.6e-6), losses 2.2e-7, gradients 1.0e-6 (AlexNet
+2.7e-6), once the float32 allowance below is taken into account. The budgets sit 10-40x above that, and
+still far below what a layout bug causes (an unpermuted flatten: 1.5 of the scale; LSTM gates i and f
+swapped: 9e-2 at the flat canonical initialisation).
 
-Two effects are not rounding of that kind and are handled elementwise by the reference instead of by
-loosening these numbers (see :mod:`dlbench.verify.reference` and :mod:`dlbench.verify.ties`):
+Two effects are not rounding of that kind; the reference measures them for the input at hand
+(``Reference.allowance``, see :mod:`dlbench.verify.reference` and :mod:`dlbench.verify.ties`) instead of
+loosening these numbers for everyone:
 
 * near-cancelling sums, whose float32 rounding is a large fraction of their own small scale (the LSTM's
-  classifier bias gradient at the flat canonical initialisation: 2.5e-4 of its scale);
+  bias gradients at the flat canonical initialisation, batch 2: up to 3e-4 of their scale). The reference
+  runs the same computation in float32 too and allows 10x that tensor's float32 deviation;
 * near-ties of ReLU and max-pool decisions, where a correct float32 framework may route a gradient element
-  differently from float64 (AlexNet seed 0: 1.1e-2 on one output channel of the conv1 kernel gradient).
+  differently from float64 (AlexNet seed 0: 1.1e-2 on one output channel of the conv1 kernel gradient,
+  seed 3: 3.1e-2 on conv2). The reference computes the exact effect of each such decision.
 """
 
 from __future__ import annotations
@@ -32,9 +37,6 @@ class Tolerance:
     loss: float
     gradient: float
     why: str
-
-    def for_family(self, family: str) -> float:
-        return {"output": self.output, "loss": self.loss, "gradient": self.gradient}[family]
 
 
 TOLERANCES: dict[str, Tolerance] = {
@@ -60,7 +62,7 @@ TOLERANCES: dict[str, Tolerance] = {
         output=1e-5,
         loss=1e-5,
         gradient=3e-5,
-        why="100 recurrent steps compound rounding in the state: measured <= 1e-6 (beyond the allowance)",
+        why="100 recurrent steps: measured <= 8e-7; its near-cancelling bias gradients use the allowance",
     ),
 }
 
