@@ -7,8 +7,8 @@ interval is distribution-free, from the binomial distribution of order statistic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps

@@ -2,4 +2,5 @@
 # The project's test command (called by `make test` and by .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+.venv/bin/ruff check dlbench tests
 exec .venv/bin/python -m pytest "$@"

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dlbench.errors import DlbenchError
-from dlbench.frameworks.base import Adapter
-from dlbench.frameworks.registry import get_adapter, installed_adapters
+from dlbench.plan import resolve_frameworks
 from dlbench.verify.collect import Target
 from dlbench.workloads import WORKLOADS, get_workload
 
@@ -42,21 +41,9 @@ def parse_targets(items: Sequence[str]) -> tuple[Target, ...]:
     return tuple(targets)
 
 
-def select_adapters(frameworks: Sequence[str]) -> list[Adapter]:
-    if not frameworks:
-        return installed_adapters(include_hidden=False)
-    adapters = []
-    for name in dict.fromkeys(frameworks):
-        adapter = get_adapter(name)  # unknown name -> SuiteError
-        if not adapter.is_installed():
-            raise DlbenchError(f"framework {name!r} is not installed (pip install 'dlbench[{name}]')")
-        adapters.append(adapter)
-    return adapters
-
-
 def make_plan(frameworks: Sequence[str], workloads: Sequence[str], variants: Sequence[str]) -> VerifyPlan:
     targets = parse_targets(workloads)
-    adapters = select_adapters(frameworks)
+    adapters = resolve_frameworks(tuple(frameworks))  # the same rules as dlbench run
     wanted = tuple(dict.fromkeys(variants))
     known = {v for a in adapters for v in a.variants}
     unknown = [v for v in wanted if v not in known]
