@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable
 
 from rich.console import Console
@@ -10,8 +12,10 @@ from rich.table import Table
 
 from dlbench.results import CaseResult
 
+# Piped or logged output is not bound to 80 columns: keep the summary table readable in CI logs.
+LOG_WIDTH = 140
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else LOG_WIDTH)
 
 
 def progress_bar(quiet: bool) -> Progress:
@@ -30,27 +34,47 @@ def describe(result: CaseResult) -> str:
     return f"{head}: {summary.median:.3f} ms"
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
+PASS_LABELS = {"forward": "fwd", "gradient": "grad"}
+WIDE_CI = 0.05  # the table shows a median's CI only where it is wider than this (all are in the CSV)
+
+
+def _cell(result: CaseResult | None, best: float | None) -> str:
+    if result is None:
+        return ""
+    summary = result.summary()
+    if summary is None:
+        return f"[red]{result.status}[/red]"
+    text = f"{summary.median:.3g}"
+    if summary.rel_ci_halfwidth > WIDE_CI:
+        text += f" ±{summary.rel_ci_halfwidth:.0%}"
+    if summary.noisy:
+        text += "[yellow]~[/yellow]"
+    return f"[bold green]{text}[/bold green]" if best is not None and summary.median == best else text
 
 
 def summary_table(results: Iterable[CaseResult], title: str = "dlbench results") -> Table:
-    table = Table(title=title, show_lines=False)
-    for column in ("workload", "pass", "framework", "device", "thr", "batch", "median ms", "± CI",
-                   "samples/s", "1st call ms", "rise MB", "status"):
-        table.add_column(column, justify="right" if column not in ("workload", "pass", "framework",
-                                                                    "status") else "left")
-    for r in sorted(results, key=lambda r: (r.case.workload, r.case.phase, r.case.pass_, r.case.device,
-                                            r.case.threads, r.case.batch_size, r.case.framework)):
+    """The study's layout: one row per (workload, pass, setting, batch), one column per framework
+    [variant], median ms (with the 95% CI's half-width where it exceeds 5%); the fastest of each row in bold
+    green, ``~`` marks noisy cases (IQR > 10% of the median). Narrow enough for an 80-column terminal."""
+    results = list(results)
+    series = sorted({f"{r.case.framework}/{r.case.variant}" for r in results})
+    rows: dict[tuple[str, str, str, int], dict[str, CaseResult]] = {}
+    for r in results:
         c = r.case
-        s = r.summary()
-        ci = "" if s is None else f"{(s.ci_high - s.ci_low) / 2:.2f}"
-        rate = "" if s is None else f"{c.batch_size / (s.median / 1e3):.1f}"
-        rise = r.memory.rise
-        status = r.status if r.ok else f"[red]{r.status}[/red]"
-        if s is not None and s.noisy:
-            status += " [yellow](noisy)[/yellow]"
-        table.add_row(c.workload_label, c.pass_, f"{c.framework}/{c.variant}", c.device, str(c.threads),
-                      str(c.batch_size), _fmt(s.median if s else None, 3), ci, rate, _fmt(r.first_call_ms, 1),
-                      _fmt(rise / 2**20 if rise is not None else None, 1), status)
+        setting = f"{c.device} t{c.threads}" if c.device == "cpu" else c.device
+        key = (c.workload_label, c.pass_, setting, c.batch_size)
+        rows.setdefault(key, {})[f"{c.framework}/{c.variant}"] = r
+    table = Table(title=f"{title}: median ms (~ noisy)", title_justify="left")
+    table.add_column("workload", no_wrap=True)
+    table.add_column("pass", no_wrap=True)
+    table.add_column("setting", no_wrap=True)
+    for name in series:
+        framework, _, variant = name.partition("/")
+        table.add_column(f"{framework}\n{variant}", justify="right", no_wrap=True, min_width=8)
+    for key in sorted(rows):
+        cells = rows[key]
+        medians = [s.median for s in (cells[n].summary() for n in cells) if s is not None]
+        best = min(medians) if len(medians) > 1 else None
+        labels = (key[0], PASS_LABELS.get(key[1], key[1]), f"{key[2]} b{key[3]}")
+        table.add_row(*labels, *(_cell(cells.get(n), best) for n in series))
     return table
