@@ -35,7 +35,7 @@ from dlbench.spec import Case
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
-STARTUP_TIMEOUT_S = 300.0  # importing and initialising a framework
+MIN_STARTUP_S = 30.0  # importing a framework can take seconds even when the case timeout is tiny
 POLL_S = 0.25
 STDERR_TAIL = 400
 
@@ -58,7 +58,6 @@ class LocalExecutor:
     """Runs each job in child processes on this machine, one case group at a time."""
 
     memory_limit_mb: float | None = None
-    startup_timeout_s: float = STARTUP_TIMEOUT_S
     extra_env: dict[str, str] | None = None
 
     def run(self, job: protocol.WorkerJob, on_result: ResultSink, on_runtime: RuntimeSink) -> None:
@@ -98,6 +97,8 @@ class WorkerProcess:
         self.current: Case | None = None
         self.case_started = 0.0
         self.killed_for: str | None = None  # TIMEOUT or OOM when we killed it
+        # outside a case (import, warm-up, between cases) the worker gets the case timeout, at least 30 s
+        self.startup_timeout_s = max(job.measure.timeout_s, MIN_STARTUP_S)
 
     def supervise(self, on_result: ResultSink, on_runtime: RuntimeSink) -> set[str]:
         """Run the worker to the end; returns the keys that got a result (any status)."""
@@ -130,8 +131,7 @@ class WorkerProcess:
     def _pump(self, proc: subprocess.Popen[bytes], fd: int, on_result: ResultSink,
               on_runtime: RuntimeSink) -> None:
         buffer = b""
-        started = time.monotonic()
-        ready = False
+        last_event = time.monotonic()  # between cases (import, warm-up) the startup timeout applies
         while True:
             readable, _, _ = select.select([fd], [], [], POLL_S)
             if readable:
@@ -143,24 +143,24 @@ class WorkerProcess:
                     line, buffer = buffer.split(b"\n", 1)
                     message = protocol.decode(line)
                     if message is not None:
-                        ready = self._handle(message, on_result, on_runtime) or ready
+                        self._handle(message, on_result, on_runtime)
+                        last_event = time.monotonic()
             now = time.monotonic()
             if self.current is not None and now - self.case_started > self.job.measure.timeout_s:
                 self.killed_for = TIMEOUT
                 self._kill(proc)
-            elif not ready and self.current is None and now - started > self.executor.startup_timeout_s:
+            elif self.current is None and now - last_event > self.startup_timeout_s:
                 self.killed_for = TIMEOUT
                 self._kill(proc)
             elif self._over_memory(proc):
                 self.killed_for = OOM
                 self._kill(proc)
 
-    def _handle(self, message: dict[str, Any], on_result: ResultSink, on_runtime: RuntimeSink) -> bool:
+    def _handle(self, message: dict[str, Any], on_result: ResultSink, on_runtime: RuntimeSink) -> None:
         event = message["event"]
         if event == protocol.READY:
             on_runtime(self.job.label, message["runtime"])
-            return True
-        if event == protocol.INIT_FAILED:
+        elif event == protocol.INIT_FAILED:
             on_runtime(self.job.label, {"error": message["error"]})
             for case in self.job.cases:
                 on_result(failed_result(case, message.get("status", FAILED), message["error"]))
@@ -173,7 +173,6 @@ class WorkerProcess:
             self.done.add(result.case.key)
             self.current = None
             on_result(result)
-        return False
 
     def _over_memory(self, proc: subprocess.Popen[bytes]) -> bool:
         limit = self.executor.memory_limit_mb
@@ -199,7 +198,10 @@ class WorkerProcess:
         if self.current is None or self.current.key in self.done:
             if code != 0 and not self.done:
                 # died before any case started (import crash): every case of the job fails the same way
-                reason = f"worker failed before the first case ({describe_exit(code)}){tail(stderr_path)}"
+                if self.killed_for == TIMEOUT:
+                    reason = f"worker did not start its first case within {self.startup_timeout_s:g} s; killed"
+                else:
+                    reason = f"worker failed before the first case ({describe_exit(code)}){tail(stderr_path)}"
                 for case in self.job.cases:
                     on_result(failed_result(case, self.killed_for or CRASHED, reason))
                     self.done.add(case.key)

@@ -93,6 +93,16 @@ def test_oom_without_a_limit_is_caught_inside_the_worker(tmp_path: Path) -> None
     assert table["lenet/-/gradient/fake/default/cpu/t1/b2/float32"]["status"] == "ok"
 
 
+def test_a_hang_before_the_first_case_is_a_timeout_not_a_stuck_run(tmp_path: Path) -> None:
+    """The worker's warm-up (a tiny autoencoder/pretrain3 b1 case) hangs: the start-up limit ends it."""
+    proc = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet", "--pass", "forward", "--timeout", "1",
+                   "--output", str(tmp_path / "r"), env={"DLBENCH_FAKE_FAULTS": "hang:autoencoder/pretrain3/*/b1/*"},
+                   timeout=120)
+    assert proc.returncode == 1
+    (row,) = rows(tmp_path / "r").values()
+    assert row["status"] == "timeout" and "did not start its first case within 30 s" in row["error"]
+
+
 def test_a_framework_that_fails_to_import_fails_its_cases_only(tmp_path: Path) -> None:
     proc = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet", "--output", str(tmp_path / "r"),
                    env={"DLBENCH_FAKE_FAULTS": "import:*"})
