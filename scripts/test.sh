@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check dlbench tests
+.venv/bin/mypy dlbench
 exec .venv/bin/python -m pytest "$@"
