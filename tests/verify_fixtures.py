@@ -46,6 +46,32 @@ def swap_lstm_gates(first: int, second: int, hidden: int = 128) -> WeightMap:
     return swap
 
 
+def permute_lstm_bias_gates(order: tuple[int, int, int, int], hidden: int = 128) -> tuple[WeightMap, WeightMap]:
+    """A bias bug of an LSTM port: the ``[4H]`` bias is loaded with its gate blocks in the order ``order`` (block
+    ``k`` of the loaded bias is canonical block ``order[k]``; 0=i, 1=f, 2=g, 3=o), the kernels correctly, and the
+    bias gradient is put back with the inverse permutation. Consistent both ways, so with all-zero biases the
+    model computes exactly the canonical function."""
+    inverse = tuple(int(k) for k in np.argsort(order))
+
+    def blocks(value: np.ndarray, arrangement: tuple[int, ...]) -> np.ndarray:
+        parts = np.asarray(value).reshape(4, hidden)
+        return parts[list(arrangement)].reshape(4 * hidden)
+
+    def weights_in(weights: Weights) -> Weights:
+        out = dict(weights)
+        if "lstm.bias" in out:
+            out["lstm.bias"] = blocks(out["lstm.bias"], order)
+        return out
+
+    def gradients_out(grads: Weights) -> Weights:
+        out = dict(grads)
+        if "lstm.bias" in out:
+            out["lstm.bias"] = blocks(out["lstm.bias"], inverse)
+        return out
+
+    return weights_in, gradients_out
+
+
 def flatten_permutation(height: int, width: int, channels: int) -> np.ndarray:
     """``perm[hwc_index] = chw_index``: where a channels-first flatten puts the feature at (h, w, c)."""
     h, w, c = np.meshgrid(np.arange(height), np.arange(width), np.arange(channels), indexing="ij")

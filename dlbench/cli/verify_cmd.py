@@ -1,8 +1,12 @@
 """``dlbench verify``: check that every framework computes the canonical workloads (issue 5).
 
 Thin: the plan validates the input, each framework is evaluated in its own worker process, the session
-compares, a renderer prints. Exit codes: 0 all agree, 1 a mismatch or an implementation that could not be
-checked, 2 bad input (raised as DlbenchError, mapped by ``dlbench.cli.main``).
+compares, a renderer prints. ``--biases`` chooses the verification weights (default ``random``: canonical
+weights with seeded non-zero biases, so that a misplaced bias shows; ``canonical``: exactly the weights of the
+timed runs, all biases zero); :mod:`dlbench.verify.biases` explains why ``random`` is the default.
+
+Exit codes: 0 all agree, 1 a mismatch or an implementation that could not be checked, 2 bad input (raised as
+DlbenchError, mapped by ``dlbench.cli.main``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import click
 from rich.console import Console
 
 from dlbench.cli.options import CommaList, flatten
+from dlbench.verify.biases import BIAS_MODES, DEFAULT_BIASES
 from dlbench.verify.collect import ImplResult
 from dlbench.verify.isolate import evaluate_isolated
 from dlbench.verify.plan import VerifyPlan, make_plan
@@ -42,7 +47,12 @@ def available_cores() -> int:
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
               help="Batch size of the seeded input batch.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the canonical weights and the input batch.")
+              help="Seed of the canonical weights, the random biases and the input batch.")
+@click.option("--biases", type=click.Choice(BIAS_MODES), default=DEFAULT_BIASES, show_default=True,
+              help="random: the canonical weights with every zero-initialised bias replaced by seeded values "
+                   "in +-1/sqrt(fan_in), the same for every framework, so that a bias loaded into the wrong place "
+                   "is caught (all-zero biases hide it). canonical: exactly the canonical initial weights of "
+                   "the timed runs, zero biases.")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="Threads per framework worker; 0 = every core available here.")
@@ -56,6 +66,7 @@ def command(
     variants: tuple[tuple[str, ...], ...],
     batch_size: int,
     seed: int,
+    biases: str,
     device: str,
     threads: int,
     timeout_s: float,
@@ -67,10 +78,16 @@ def command(
     and compares forward output, loss and the gradient of every trainable parameter with a float64 NumPy
     reference and pairwise, plus parameter counts and MACs against workloads.md. Exit code 1 names the
     tensor and the implementation that disagree.
+
+    By default (--biases random) every bias, zero in the canonical weights, gets a seeded non-zero value,
+    identical everywhere; all other weights stay canonical. This is strictly stronger: a correct adapter
+    passes with any biases, while one that loads a bias into the wrong place (gate blocks permuted, another
+    layer's, twice, not at all) computes the canonical function as long as the biases are zero. --biases
+    canonical checks the exact zero-bias weights of the timed runs.
     """
     plan = make_plan(flatten(frameworks), flatten(workloads), flatten(variants))
-    results = collect(plan, batch_size, seed, device, threads or available_cores(), timeout_s)
-    report = verify_all(plan.targets, results, batch_size, seed, device, plan.notes)
+    results = collect(plan, batch_size, seed, device, threads or available_cores(), timeout_s, biases)
+    report = verify_all(plan.targets, results, batch_size, seed, device, plan.notes, biases)
     if fmt == "json":
         click.echo(to_json(report))
     else:
@@ -81,7 +98,13 @@ def command(
 
 
 def collect(
-    plan: VerifyPlan, batch_size: int, seed: int, device: str, threads: int, timeout_s: float
+    plan: VerifyPlan,
+    batch_size: int,
+    seed: int,
+    device: str,
+    threads: int,
+    timeout_s: float,
+    biases: str = DEFAULT_BIASES,
 ) -> list[ImplResult]:
     """Each framework in its own worker, one after the other (progress on stderr, results on stdout)."""
     progress = Console(stderr=True, highlight=False)
@@ -89,9 +112,19 @@ def collect(
     for framework in plan.frameworks:
         started = time.perf_counter()
         variants = "/".join(framework.variants)
-        progress.print(f"verify: {framework.name} ({variants}) on {len(plan.targets)} workload phases ...")
+        progress.print(
+            f"verify: {framework.name} ({variants}) on {len(plan.targets)} workload phases, {biases} biases ..."
+        )
         results += evaluate_isolated(
-            framework.name, plan.targets, framework.variants, batch_size, seed, device, threads, timeout_s
+            framework.name,
+            plan.targets,
+            framework.variants,
+            batch_size,
+            seed,
+            device,
+            threads,
+            timeout_s,
+            biases,
         )
         progress.print(f"verify: {framework.name} done in {time.perf_counter() - started:.1f} s")
     return results

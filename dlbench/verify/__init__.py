@@ -7,6 +7,8 @@ The pieces, each with one job:
   trainable parameter by manual backprop, MACs counted as computed, and a float32 calibration run.
 * :mod:`~dlbench.verify.ties` - ReLU / max-pool decisions within float32 rounding of a tie, and their
   exact effect on the gradients.
+* :mod:`~dlbench.verify.biases` - the weights every side is fed: canonical, with seeded non-zero biases by
+  default (``--biases random``), because all-zero biases hide a bias loaded in the wrong place.
 * :mod:`~dlbench.verify.tolerances` - the documented float32 tolerance of each workload.
 * :mod:`~dlbench.verify.compare` - error metrics between two evaluations, per tensor and per family.
 * :mod:`~dlbench.verify.collect` - evaluates one adapter in this process (tests inject broken adapters

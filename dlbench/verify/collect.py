@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, Evaluation
 from dlbench.spec import PASSES
-from dlbench.workloads import get_workload, initial_weights, make_batch
+from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode, verification_weights
+from dlbench.workloads import get_workload, make_batch
 
 OK = "ok"
 ERROR = "error"
@@ -46,6 +47,7 @@ class ImplResult:
     trainable_params: int | None = None
     framework_flops: dict[str, float | None] = field(default_factory=dict)  # pass -> FLOPs or None
     version: str = ""
+    biases: str = DEFAULT_BIASES  # the bias mode of the weights it was given (see dlbench.verify.biases)
 
     @property
     def label(self) -> str:
@@ -59,14 +61,16 @@ def one_line(exc: BaseException) -> str:
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
 
-def build_request(target: Target, variant: str, batch_size: int, seed: int, device: str) -> BuildRequest:
-    """The canonical weights and batch of ``target`` with dropout off: every implementation then computes
-    the same deterministic function."""
+def build_request(
+    target: Target, variant: str, batch_size: int, seed: int, device: str, biases: str = DEFAULT_BIASES
+) -> BuildRequest:
+    """The verification weights (canonical, biases per ``biases``) and the canonical batch of ``target``,
+    with dropout off: every implementation and the reference then compute the same deterministic function."""
     return BuildRequest(
         workload=get_workload(target.workload),
         phase=target.phase,
         batch=make_batch(target.workload, batch_size, seed),
-        weights=initial_weights(target.workload, seed),
+        weights=verification_weights(target.workload, seed, biases),
         variant=variant,
         device=device,
         precision="float32",
@@ -75,12 +79,19 @@ def build_request(target: Target, variant: str, batch_size: int, seed: int, devi
 
 
 def evaluate_case(
-    adapter: Adapter, target: Target, variant: str, batch_size: int, seed: int, device: str, version: str = ""
+    adapter: Adapter,
+    target: Target,
+    variant: str,
+    batch_size: int,
+    seed: int,
+    device: str,
+    version: str = "",
+    biases: str = DEFAULT_BIASES,
 ) -> ImplResult:
     """Build one case, evaluate it and read its counts; never raises for a framework failure."""
-    base = ImplResult(adapter.name, variant, target, ERROR, version=version)
+    base = ImplResult(adapter.name, variant, target, ERROR, version=version, biases=biases)
     try:
-        built = adapter.build(build_request(target, variant, batch_size, seed, device))
+        built = adapter.build(build_request(target, variant, batch_size, seed, device, biases))
     except CaseUnavailable as exc:
         return replace(base, status=UNAVAILABLE, error=one_line(exc))
     except Exception as exc:  # noqa: BLE001 - any framework failure is a result, not a crash
@@ -105,9 +116,12 @@ def evaluate_adapter(
     device: str = "cpu",
     threads: int = 1,
     on_result: Callable[[ImplResult], None] | None = None,
+    biases: str = DEFAULT_BIASES,
 ) -> list[ImplResult]:
-    """Initialise ``adapter`` in this process and evaluate every (variant, target). ``on_result`` sees each
-    result as soon as it exists (the worker writes it to disk, so a later crash loses nothing)."""
+    """Initialise ``adapter`` in this process and evaluate every (variant, target) with the verification
+    weights of bias mode ``biases``. ``on_result`` sees each result as soon as it exists (the worker writes it
+    to disk, so a later crash loses nothing)."""
+    check_bias_mode(biases)  # a wrong mode is the caller's bug, not a framework failure of every case
     results: list[ImplResult] = []
 
     def emit(result: ImplResult) -> None:
@@ -120,11 +134,12 @@ def evaluate_adapter(
     except Exception as exc:  # noqa: BLE001 - a broken install is a verdict line
         for variant in variants:
             for target in targets:
-                emit(ImplResult(adapter.name, variant, target, ERROR, f"initialize failed: {one_line(exc)}"))
+                message = f"initialize failed: {one_line(exc)}"
+                emit(ImplResult(adapter.name, variant, target, ERROR, message, biases=biases))
         return results
     for variant in variants:
         for target in targets:
-            emit(evaluate_case(adapter, target, variant, batch_size, seed, device, info.version))
+            emit(evaluate_case(adapter, target, variant, batch_size, seed, device, info.version, biases))
     return results
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dlbench.frameworks.registry import get_adapter
+from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode
 from dlbench.verify.collect import ERROR, MAX_MESSAGE, ImplResult, Target
 from dlbench.verify.transfer import read_results
 from dlbench.verify.worker import WorkerRequest
@@ -32,14 +33,17 @@ def evaluate_isolated(
     device: str = "cpu",
     threads: int = 1,
     timeout_s: float = 1800.0,
+    biases: str = DEFAULT_BIASES,
 ) -> list[ImplResult]:
-    """Evaluate ``framework`` on every (variant, target) in a fresh worker process."""
+    """Evaluate ``framework`` on every (variant, target) in a fresh worker process, with the verification
+    weights of bias mode ``biases``."""
+    check_bias_mode(biases)  # before a worker starts: it could only report the mistake once per case
     adapter = get_adapter(framework)
     env = {**os.environ, **adapter.worker_env(device, threads)}
     with tempfile.TemporaryDirectory(prefix="dlbench-verify-") as tmp:
         directory = Path(tmp)
         request = WorkerRequest(
-            framework, tuple(variants), tuple(targets), batch_size, seed, device, threads, str(directory)
+            framework, tuple(variants), tuple(targets), batch_size, seed, device, threads, str(directory), biases
         )
         request_path = directory / "request.json"
         request_path.write_text(request.to_json())
@@ -107,5 +111,6 @@ def _fill_missing(request: WorkerRequest, delivered: list[ImplResult], failure: 
     for variant in request.variants:
         for target in request.targets:
             result = found.get((variant, target))
-            results.append(result or ImplResult(request.framework, variant, target, ERROR, reason))
+            missing = ImplResult(request.framework, variant, target, ERROR, reason, biases=request.biases)
+            results.append(result or missing)
     return results

@@ -13,6 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dlbench.verify.biases import RANDOM
 from dlbench.verify.collect import ImplResult
 from dlbench.verify.compare import FAMILIES, TensorError, summarize_families
 from dlbench.verify.session import FAIL, PASS, PairComparison, TargetReport, VerifyReport
@@ -134,7 +135,18 @@ def target_renderable(report: TargetReport) -> RenderableType:
     return Group(*parts)
 
 
+def describe_weights(report: VerifyReport) -> str:
+    """What every implementation was fed: the line above the tables, so that a pasted table says it too."""
+    if report.biases == RANDOM:
+        weights = "canonical initial weights, biases replaced by seeded random values (--biases random)"
+    else:
+        weights = "canonical initial weights, zero biases (--biases canonical)"
+    return f"verify: {weights}; batch {report.batch_size}, seed {report.seed}, {report.device}, dropout off"
+
+
 def print_table(report: VerifyReport, console: Console) -> None:
+    console.print(Text(describe_weights(report), "bold"))
+    console.print(Text(""))
     for target in report.targets:
         console.print(target_renderable(target))
     for note in report.notes:
@@ -143,7 +155,7 @@ def print_table(report: VerifyReport, console: Console) -> None:
     summary = (
         f"verify: {report.verdict.upper()} ({len(report.targets)} workload phases, batch {report.batch_size}"
     )
-    summary += f", seed {report.seed}, {report.device})"
+    summary += f", seed {report.seed}, {report.device}, {report.biases} biases)"
     if failed:
         summary += f"; not passing: {', '.join(failed)}"
     console.print(Text(summary, VERDICT_STYLE[report.verdict]))
@@ -218,6 +230,7 @@ def to_json(report: VerifyReport) -> str:
         "batch_size": report.batch_size,
         "seed": report.seed,
         "device": report.device,
+        "biases": report.biases,
         "notes": list(report.notes),
         "targets": [target_dict(t) for t in report.targets],
     }

@@ -7,6 +7,10 @@ Checks per target (workload phase):
 * output, loss and every gradient of each implementation against the reference, and of each pair of
   implementations against each other, within the workload's float32 tolerance.
 
+Every side is computed from the same verification weights: the canonical initial weights, with seeded
+non-zero biases in the default ``random`` bias mode (see :mod:`dlbench.verify.biases`). An implementation
+evaluated with another bias mode than the reference's is an error, not a comparison.
+
 A failure line names the tensor and the culprit: when one implementation disagrees with the reference and
 the others agree, that implementation is the culprit, and pair failures that merely repeat it are not
 listed again (they stay visible in the table).
@@ -15,12 +19,13 @@ listed again (they stay visible in the table).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 import numpy as np
 
 from dlbench.frameworks.base import Evaluation
+from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode
 from dlbench.verify.collect import ERROR, OK, UNAVAILABLE, ImplResult, Target, build_request, one_line
 from dlbench.verify.compare import TensorError, compare_evaluations, failures
 from dlbench.verify.reference import Reference, reference_evaluate
@@ -101,6 +106,7 @@ class VerifyReport:
     seed: int
     device: str
     notes: tuple[str, ...] = ()  # about the selection as a whole (skipped frameworks, nothing installed)
+    biases: str = DEFAULT_BIASES  # the bias mode of the verification weights (see dlbench.verify.biases)
 
     @property
     def verdict(self) -> str:
@@ -116,8 +122,8 @@ class VerifyReport:
         return 0 if self.verdict == PASS else 1
 
 
-def compute_reference(target: Target, batch_size: int, seed: int) -> Reference:
-    request = build_request(target, "reference", batch_size, seed, "cpu")
+def compute_reference(target: Target, batch_size: int, seed: int, biases: str = DEFAULT_BIASES) -> Reference:
+    request = build_request(target, "reference", batch_size, seed, "cpu", biases)
     return reference_evaluate(target.workload, target.phase, request.batch, request.weights)
 
 
@@ -127,14 +133,18 @@ def verify_target(
     batch_size: int,
     seed: int = 0,
     reference: Reference | None = None,
+    biases: str = DEFAULT_BIASES,
 ) -> TargetReport:
-    """Compare ``implementations`` of ``target`` with the reference (computed here unless given)."""
+    """Compare ``implementations`` of ``target`` with the reference (computed here from the verification
+    weights of bias mode ``biases`` unless given)."""
+    check_bias_mode(biases)
     workload = get_workload(target.workload)
     tolerance = tolerance_for(target.workload)
+    implementations = [_same_biases(i, biases) for i in implementations]
     reference_error = ""
     if reference is None:
         try:
-            reference = compute_reference(target, batch_size, seed)
+            reference = compute_reference(target, batch_size, seed, biases)
         except Exception as exc:  # noqa: BLE001 - a reference bug is reported, not raised
             reference_error = f"NumPy reference failed: {one_line(exc)}"
     evaluated = [
@@ -173,6 +183,15 @@ def verify_target(
     )
 
 
+def _same_biases(impl: ImplResult, biases: str) -> ImplResult:
+    """An implementation given other weights than the reference computes another function: comparing it
+    would blame it for a wiring mistake of the caller, so it becomes an error that says so."""
+    if impl.biases == biases or impl.status != OK:
+        return impl
+    message = f"evaluated with {impl.biases} biases, the reference with {biases} biases"
+    return replace(impl, status=ERROR, error=message, evaluation=None)
+
+
 def compare_pairs(
     sides: Sequence[tuple[str, Evaluation]], tolerance: Tolerance, allowance: Mapping[str, np.ndarray]
 ) -> tuple[PairComparison, ...]:
@@ -205,13 +224,15 @@ def verify_all(
     seed: int = 0,
     device: str = "cpu",
     notes: Sequence[str] = (),
+    biases: str = DEFAULT_BIASES,
 ) -> VerifyReport:
-    """One :class:`TargetReport` per target, from implementations of any framework mix."""
+    """One :class:`TargetReport` per target, from implementations of any framework mix, against the
+    reference computed from the verification weights of bias mode ``biases``."""
     reports = []
     for target in targets:
         mine = [i for i in implementations if i.target == target]
-        reports.append(verify_target(target, mine, batch_size, seed))
-    return VerifyReport(tuple(reports), batch_size, seed, device, tuple(notes))
+        reports.append(verify_target(target, mine, batch_size, seed, biases=biases))
+    return VerifyReport(tuple(reports), batch_size, seed, device, tuple(notes), biases)
 
 
 def _count_problems(

@@ -31,6 +31,7 @@ def write_result(directory: Path, index: int, result: ImplResult) -> None:
         "trainable_params": result.trainable_params,
         "framework_flops": result.framework_flops,
         "version": result.version,
+        "biases": result.biases,
         "gradients": None,
     }
     if result.evaluation is not None:
@@ -74,4 +75,5 @@ def _read_one(path: Path) -> ImplResult:
         trainable_params=meta["trainable_params"],
         framework_flops=dict(meta["framework_flops"]),
         version=meta["version"],
+        biases=meta["biases"],
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlbench.verify.biases import DEFAULT_BIASES
 from dlbench.verify.collect import ERROR, ImplResult, Target, evaluate_adapter, one_line
 from dlbench.verify.transfer import write_result
 
@@ -29,6 +30,7 @@ class WorkerRequest:
     device: str
     threads: int
     out_dir: str
+    biases: str = DEFAULT_BIASES  # which verification weights to build (see dlbench.verify.biases)
 
     def to_json(self) -> str:
         data: dict[str, Any] = dict(self.__dict__)
@@ -58,11 +60,8 @@ def run(request: WorkerRequest) -> None:
     except Exception as exc:  # noqa: BLE001 - the parent reports it as the framework's error line
         for variant in request.variants:
             for target in request.targets:
-                save(
-                    ImplResult(
-                        request.framework, variant, target, ERROR, f"cannot load adapter: {one_line(exc)}"
-                    )
-                )
+                message = f"cannot load adapter: {one_line(exc)}"
+                save(ImplResult(request.framework, variant, target, ERROR, message, biases=request.biases))
         return
     evaluate_adapter(
         adapter,
@@ -73,6 +72,7 @@ def run(request: WorkerRequest) -> None:
         request.device,
         request.threads,
         on_result=save,
+        biases=request.biases,
     )
 
 

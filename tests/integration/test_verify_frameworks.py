@@ -2,10 +2,13 @@
 
 * Every installed framework passes on every workload phase with its default variant, and its other variants
   pass on the two workloads with the classic layout hazards (LeNet's flatten order, the LSTM's gate order).
+  Both with the default random biases and, on the smaller workloads, with the canonical zero biases of the
+  timed runs.
 * A deliberately wrong model makes verification fail and name the culprit: a real adapter that loads the
   canonical weights wrongly (LSTM gates swapped, flatten rows left in channels-first order) and maps the
   gradients back the same wrong way, exactly like a buggy adapter would. The framework really computes the
-  wrong network; no reported number is edited.
+  wrong network; no reported number is edited. A bias loaded with its LSTM gate blocks in the wrong order
+  passes with the canonical zero biases (the blind spot) and fails with ``--biases random``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ from dlbench.frameworks.base import Adapter, BuildRequest, BuiltCase, Evaluation
 from dlbench.frameworks.registry import get_adapter, installed_adapters
 from dlbench.verify.collect import OK, Target, evaluate_adapter
 from dlbench.verify.session import FAIL, PASS, verify_all
-from tests.verify_fixtures import WeightMap, forget_flatten_permutation, identity, swap_lstm_gates
+from tests.verify_fixtures import (
+    WeightMap,
+    forget_flatten_permutation,
+    identity,
+    permute_lstm_bias_gates,
+    swap_lstm_gates,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -55,11 +64,23 @@ def test_default_variants_pass_every_workload_phase() -> None:
         pytest.skip("no framework installed")
     variants = {get_adapter(name).default_variant for name in FRAMEWORKS}
     code, document = run_verify("--framework", ",".join(FRAMEWORKS), "--variant", ",".join(sorted(variants)))
-    assert len(document["targets"]) == 7
+    assert len(document["targets"]) == 7 and document["biases"] == "random"
     assert_passed(code, document)
     for target in document["targets"]:
         evaluated = {i["framework"] for i in target["implementations"]}
         assert evaluated == set(FRAMEWORKS)
+
+
+def test_default_variants_pass_with_canonical_zero_biases() -> None:
+    """The exact weights of the timed runs; AlexNet (most of the cost) is left to the random-bias run."""
+    if not FRAMEWORKS:
+        pytest.skip("no framework installed")
+    variants = ",".join(sorted({get_adapter(name).default_variant for name in FRAMEWORKS}))
+    workloads = "lenet,lstm,autoencoder/pretrain2,autoencoder/finetune"
+    code, document = run_verify("-f", ",".join(FRAMEWORKS), "--variant", variants, "-w", workloads,
+                                "--biases", "canonical")
+    assert len(document["targets"]) == 4 and document["biases"] == "canonical"
+    assert_passed(code, document)
 
 
 def test_other_variants_pass_the_layout_hazards() -> None:
@@ -134,15 +155,17 @@ def real_adapter() -> Adapter:
     return adapters[0]
 
 
-def check_culprit(real: Adapter, bad: MisloadingAdapter, target: Target) -> tuple[list[str], set[str]]:
+def check_culprit(
+    real: Adapter, bad: MisloadingAdapter, target: Target, biases: str = "random"
+) -> tuple[list[str], set[str]]:
     """Verify the real adapter and its buggy twin; return the lines blaming the twin, and its failing
     tensors."""
     good = MisloadingAdapter(real, real.name, identity, identity)  # the same path, without the bug
     results = []
     for adapter in (good, bad):
-        results += evaluate_adapter(adapter, [target], adapter.variants, batch_size=2, threads=2)
+        results += evaluate_adapter(adapter, [target], adapter.variants, batch_size=2, threads=2, biases=biases)
     assert all(r.status == OK for r in results), [r.error for r in results]
-    report = verify_all([target], results, batch_size=2)
+    report = verify_all([target], results, batch_size=2, biases=biases)
     assert report.verdict == FAIL and report.exit_code == 1
     problems = list(report.targets[0].problems)
     assert not any(p.startswith(f"{real.name}/") for p in problems), problems  # the correct one is not blamed
@@ -168,3 +191,21 @@ def test_unpermuted_flatten_is_caught_and_named(real_adapter: Adapter) -> None:
     lines, failing = check_culprit(real_adapter, bad, Target("lenet"))
     assert len(lines) == 1
     assert {"output", "fc1.kernel gradient"} <= failing
+
+
+@pytest.mark.parametrize("order", [(1, 0, 2, 3), (1, 2, 3, 0)])
+def test_misordered_lstm_bias_blocks_pass_canonical_and_fail_random(
+    real_adapter: Adapter, order: tuple[int, int, int, int]
+) -> None:
+    """The real framework gets the LSTM bias with its gate blocks in ``order`` and the right kernels; its bias
+    gradient comes back through its own (correctly laid out) slots. Zero canonical biases hide the bug."""
+    weights_in, _ = permute_lstm_bias_gates(order)
+    bad = MisloadingAdapter(real_adapter, "biasorder", weights_in, identity)
+    target = Target("lstm")
+    canonical = evaluate_adapter(bad, [target], bad.variants, batch_size=2, threads=2, biases="canonical")
+    assert [r.status for r in canonical] == [OK], canonical[0].error
+    report = verify_all([target], canonical, batch_size=2, biases="canonical")
+    assert report.verdict == PASS, report.targets[0].problems  # the blind spot of all-zero biases
+    lines, failing = check_culprit(real_adapter, bad, target, biases="random")
+    assert len(lines) == 1
+    assert {"output", "lstm.bias gradient"} <= failing

@@ -7,16 +7,18 @@ error lines (it computes no model), and NumPy-only checks run with no framework 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 import pytest
 
-from dlbench.cli import COMMANDS
+from dlbench.cli import COMMANDS, verify_cmd
 from dlbench.cli.verify_cmd import command
 from dlbench.errors import DlbenchError
-from dlbench.verify.collect import Target
+from dlbench.verify.collect import ImplResult, Target, evaluate_adapter
 from dlbench.verify.plan import make_plan, parse_targets
 from tests.conftest import assert_one_line_error, run_cli
+from tests.verify_fixtures import NumpyAdapter, permute_lstm_bias_gates
 
 
 def invoke(*args: str) -> int:
@@ -75,3 +77,38 @@ def test_registered_command_maps_bad_input_to_exit_2() -> None:
         pytest.skip("verify is not registered in dlbench.cli yet")
     assert_one_line_error(run_cli("verify", "-w", "resnet"), "unknown workload 'resnet'")
     assert_one_line_error(run_cli("verify", "-b", "0"), "0")
+
+
+def test_biases_option_reaches_the_workers_the_reference_and_the_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole command with an LSTM model whose bias gate blocks are loaded in the wrong order (its
+    gradients come back through the right slots), evaluated in process instead of in a worker: zero
+    canonical biases hide the bug, the default random biases expose it."""
+    weights_in, _ = permute_lstm_bias_gates((1, 0, 2, 3))
+    asked: list[str] = []
+
+    def in_process(framework: str, targets: Any, variants: Any, batch_size: int, seed: int, device: str,
+                   threads: int, timeout_s: float, biases: str) -> list[ImplResult]:
+        asked.append(biases)
+        adapter = NumpyAdapter(framework, weights_in=weights_in)
+        return evaluate_adapter(adapter, targets, variants, batch_size, seed, device, threads, biases=biases)
+
+    monkeypatch.setattr(verify_cmd, "evaluate_isolated", in_process)
+    documents = {}
+    for biases in ("canonical", None):
+        args = ["-f", "fake", "--variant", "default", "-w", "lstm", "--format", "json"]
+        code = invoke(*args, *(["--biases", biases] if biases else []))
+        documents[biases or "default"] = (code, json.loads(capsys.readouterr().out))
+    assert asked == ["canonical", "random"]
+    code, document = documents["canonical"]
+    assert (code, document["biases"], document["verdict"]) == (0, "canonical", "pass")
+    code, document = documents["default"]
+    assert (code, document["biases"], document["verdict"]) == (1, "random", "fail")
+    problems = document["targets"][0]["problems"]
+    assert len(problems) == 1 and problems[0].startswith("fake/default disagrees with the NumPy reference")
+
+
+def test_unknown_bias_mode_is_a_usage_error() -> None:
+    with pytest.raises(click.UsageError):
+        invoke("--biases", "ones")

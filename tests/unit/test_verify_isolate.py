@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,11 @@ def test_results_round_trip_through_files(tmp_path: Path) -> None:
         trainable_params=431_080,
         framework_flops={"forward": 9.0e6, "gradient": None},
         version="2.13.0",
+        biases="canonical",
     )
-    second = ImplResult("torch", "compile", Target("autoencoder", "pretrain1"), ERROR, "build failed: boom")
+    second = ImplResult(
+        "torch", "compile", Target("autoencoder", "pretrain1"), ERROR, "build failed: boom", biases="random"
+    )
     write_result(tmp_path, 0, first)
     write_result(tmp_path, 1, second)
     (tmp_path / "result-2.json.tmp").write_text("{half written")  # a crash mid-write is ignored
@@ -42,15 +46,16 @@ def test_results_round_trip_through_files(tmp_path: Path) -> None:
     assert np.array_equal(got.gradients["conv1.kernel"], grads["conv1.kernel"])
     assert back[0].framework_flops == {"forward": 9.0e6, "gradient": None}
     assert (back[0].trainable_params, back[0].version, back[0].target) == (431_080, "2.13.0", Target("lenet"))
+    assert [r.biases for r in back] == ["canonical", "random"]
     assert back[1].evaluation is None and back[1].error == "build failed: boom"
     assert back[1].target == Target("autoencoder", "pretrain1")
 
 
 def test_worker_request_round_trips() -> None:
-    request = WorkerRequest(
-        "jax", ("jit",), (Target("lenet"), Target("autoencoder", "finetune")), 2, 7, "cpu", 2, "/tmp/x"
-    )
+    targets = (Target("lenet"), Target("autoencoder", "finetune"))
+    request = WorkerRequest("jax", ("jit",), targets, 2, 7, "cpu", 2, "/tmp/x", "canonical")
     assert WorkerRequest.from_json(request.to_json()) == request
+    assert WorkerRequest.from_json(replace(request, biases="random").to_json()).biases == "random"
 
 
 @pytest.mark.parametrize(
@@ -83,8 +88,10 @@ def test_missing_results_are_filled_in_request_order() -> None:
     request = WorkerRequest(
         "tensorflow", ("function", "xla"), (Target("lenet"), Target("lstm")), 2, 0, "cpu", 1, ""
     )
-    delivered = [ImplResult("tensorflow", "xla", Target("lenet"), OK)]
+    request = replace(request, biases="canonical")
+    delivered = [ImplResult("tensorflow", "xla", Target("lenet"), OK, biases="canonical")]
     results = _fill_missing(request, delivered, "worker crashed (SIGSEGV)")
+    assert {r.biases for r in results} == {"canonical"}
     assert [(r.variant, r.target.workload, r.status) for r in results] == [
         ("function", "lenet", ERROR),
         ("function", "lstm", ERROR),
@@ -95,12 +102,14 @@ def test_missing_results_are_filled_in_request_order() -> None:
 
 
 def test_isolated_fake_framework_reports_an_error_per_case(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The hidden fake adapter computes no real model: its cases come back as clear errors, via a worker."""
+    """The hidden fake adapter computes no real model: its cases come back as clear errors, via a worker that
+    was asked for (and reports) the requested bias mode."""
     monkeypatch.delenv("DLBENCH_FAKE_FAULTS", raising=False)
     results = evaluate_isolated(
-        "fake", [Target("lenet"), Target("lstm")], ("default",), batch_size=2, timeout_s=120
+        "fake", [Target("lenet"), Target("lstm")], ("default",), batch_size=2, timeout_s=120, biases="canonical"
     )
     assert [r.status for r in results] == [ERROR, ERROR]
+    assert [r.biases for r in results] == ["canonical", "canonical"]
     assert all(r.error.startswith(("build failed:", "evaluate failed:")) for r in results)
 
 
