@@ -1,6 +1,6 @@
-"""The JAX adapter against the canonical workloads, and against small independent NumPy computations.
+"""The JAX adapter against the canonical workloads, and against the float64 NumPy reference.
 
-The NumPy references below are written from workloads.md, not from the adapter, in float64: if the
+The reference (:mod:`dlbench.verify.reference`) is written from workloads.md, not from the adapter: if the
 adapter's layout, gate order, tied decoder, masking or bias wiring were wrong, they would disagree. Biases
 are set to non-zero values for those checks (the canonical initial biases are zeros and would hide a
 missing or misplaced bias). Batch sizes are small to keep the suite quick; AlexNet runs at batch 1 only.
@@ -26,33 +26,16 @@ from dlbench.frameworks.base import BuildRequest, BuiltCase, CaseUnavailable  # 
 from dlbench.frameworks.jax_ import JaxAdapter  # noqa: E402
 from dlbench.workloads import Batch, get_workload, initial_weights, make_batch  # noqa: E402
 from dlbench.workloads.definitions import forward_flops, pass_flops  # noqa: E402
+from tests.numpy_models import ALL_CASES, masked_lstm_batch, reference, with_random_biases  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-ALL_CASES = [
-    ("lenet", ""),
-    ("alexnet", ""),
-    ("autoencoder", "pretrain1"),
-    ("autoencoder", "pretrain2"),
-    ("autoencoder", "pretrain3"),
-    ("autoencoder", "finetune"),
-    ("lstm", ""),
-]
 FORWARD_RTOL, FORWARD_ATOL = 1e-4, 1e-5  # float32 network vs float64 NumPy
+LOSS_RTOL = 1e-5  # a scalar: the float32 budget of dlbench.verify.tolerances (1e-5 for every workload)
 
 
 def batch_size_for(workload: str) -> int:
     return 1 if workload == "alexnet" else 3
-
-
-def with_random_biases(workload: str, seed: int = 1) -> dict[str, np.ndarray]:
-    """Canonical weights with non-zero biases, so that bias wiring shows up in numerical checks."""
-    rng = np.random.default_rng(seed)
-    weights = dict(initial_weights(workload))
-    for name, value in weights.items():
-        if name.endswith("bias"):
-            weights[name] = rng.uniform(-0.5, 0.5, size=value.shape).astype(np.float32)
-    return weights
 
 
 def make_request(
@@ -273,137 +256,52 @@ def test_frozen_encoders_run_but_get_no_gradient(built: Callable[..., Shared]) -
 
 
 # ----------------------------------------------------------------------------------------------------
-# Numerical correctness against independent NumPy computations (float64).
+# Numerical correctness against the float64 NumPy reference.
 # ----------------------------------------------------------------------------------------------------
-def np_sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def np_conv_valid(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """NHWC x HWIO valid convolution, stride 1, as an explicit sum over windows."""
-    kh, kw = kernel.shape[:2]
-    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # N, H', W', C, kh, kw
-    return np.einsum("nhwcij,ijco->nhwo", windows, kernel) + bias
-
-
-def np_pool_2x2(x: np.ndarray) -> np.ndarray:
-    n, h, w, c = x.shape
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
-
-
-def np_lenet(p: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    x = np_pool_2x2(np.tanh(np_conv_valid(x, p["conv1.kernel"], p["conv1.bias"])))
-    x = np_pool_2x2(np.tanh(np_conv_valid(x, p["conv2.kernel"], p["conv2.bias"])))
-    x = x.reshape(x.shape[0], -1)
-    x = np.maximum(x @ p["fc1.kernel"] + p["fc1.bias"], 0.0)
-    return x @ p["fc2.kernel"] + p["fc2.bias"]
-
-
-def np_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return float(-log_probs[np.arange(len(labels)), labels].mean())
-
-
-def np_encode(p: Mapping[str, np.ndarray], x: np.ndarray, levels: int) -> np.ndarray:
-    for i in range(1, levels + 1):
-        x = np_sigmoid(x @ p[f"enc{i}.kernel"] + p[f"enc{i}.bias"])
-    return x
-
-
-def np_lstm(p: Mapping[str, np.ndarray], tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    embedded = p["embedding.table"][tokens]
-    n, steps, _ = embedded.shape
-    hidden = p["lstm.recurrent_kernel"].shape[0]
-    h, c = np.zeros((n, hidden)), np.zeros((n, hidden))
-    pooled = np.zeros((n, hidden))
-    for t in range(steps):
-        z = embedded[:, t] @ p["lstm.input_kernel"] + h @ p["lstm.recurrent_kernel"] + p["lstm.bias"]
-        i, f, g, o = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
-        c = np_sigmoid(f) * c + np_sigmoid(i) * np.tanh(g)
-        h = np_sigmoid(o) * np.tanh(c)
-        pooled += h * (t < lengths)[:, None]
-    pooled /= lengths[:, None]
-    return pooled @ p["classifier.kernel"] + p["classifier.bias"]
-
-
-def float64(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: v.astype(np.float64) for k, v in weights.items()}
-
-
 @pytest.mark.parametrize("variant", ["jit", "jit_reduce_window"])
-def test_lenet_forward_matches_numpy(adapter: JaxAdapter, variant: str) -> None:
+def test_lenet_forward_matches_reference(adapter: JaxAdapter, variant: str) -> None:
     weights = with_random_biases("lenet")
     batch = make_batch("lenet", 2)
     case = adapter.build(make_request("lenet", weights=weights, batch=batch, variant=variant))
     try:
         logits = np.asarray(run(case, "forward"))
-        expected = np_lenet(float64(weights), batch.x.astype(np.float64))
-        np.testing.assert_allclose(logits, expected, rtol=FORWARD_RTOL, atol=FORWARD_ATOL)
-        assert case.evaluate().loss == pytest.approx(np_cross_entropy(expected, batch.y), rel=1e-5)
+        expected = reference("lenet", "", batch, weights, gradients=False)
+        np.testing.assert_allclose(logits, expected.output, rtol=FORWARD_RTOL, atol=FORWARD_ATOL)
+        assert case.evaluate().loss == pytest.approx(expected.loss, rel=LOSS_RTOL)
     finally:
         case.close()
 
 
 @pytest.mark.parametrize("phase", ["pretrain1", "pretrain2", "pretrain3", "finetune"])
-def test_autoencoder_forward_and_loss_match_numpy(adapter: JaxAdapter, phase: str) -> None:
+def test_autoencoder_matches_reference(adapter: JaxAdapter, phase: str) -> None:
+    """Output, loss and the gradient pass's gradients. In the pretraining phases the tied kernel must
+    receive both the encoder's and the decoder's contribution, and the frozen encoders none."""
     weights = with_random_biases("autoencoder")
     batch = make_batch("autoencoder", 3)
-    p, x = float64(weights), batch.x.astype(np.float64)
-    if phase == "finetune":
-        expected = np_encode(p, x, 3) @ p["classifier.kernel"] + p["classifier.bias"]
-        expected_loss = np_cross_entropy(expected, batch.y)
-    else:
-        level = int(phase[-1])
-        target = np_encode(p, x, level - 1)
-        hidden = np_sigmoid(target @ p[f"enc{level}.kernel"] + p[f"enc{level}.bias"])
-        expected = np_sigmoid(hidden @ p[f"enc{level}.kernel"].T + p[f"dec{level}.bias"])
-        expected_loss = float(np.sum((expected - target) ** 2) / (2 * len(x)))
+    expected = reference("autoencoder", phase, batch, weights)
     case = adapter.build(make_request("autoencoder", phase, weights=weights, batch=batch))
     try:
         evaluation = case.evaluate()
-        np.testing.assert_allclose(evaluation.output, expected, rtol=FORWARD_RTOL, atol=FORWARD_ATOL)
-        assert evaluation.loss == pytest.approx(expected_loss, rel=1e-5)
-    finally:
-        case.close()
-
-
-def test_autoencoder_pretrain1_gradient_matches_hand_derivation(adapter: JaxAdapter) -> None:
-    """Backpropagation through the tied decoder by hand: W1 receives both the encoder's and the
-    decoder's contribution."""
-    weights = with_random_biases("autoencoder")
-    batch = make_batch("autoencoder", 3)
-    p, x = float64(weights), batch.x.astype(np.float64)
-    w, n = p["enc1.kernel"], len(x)
-    h = np_sigmoid(x @ w + p["enc1.bias"])
-    r = np_sigmoid(h @ w.T + p["dec1.bias"])
-    dz2 = (r - x) / n * r * (1 - r)
-    dz1 = (dz2 @ w) * h * (1 - h)
-    expected = {"enc1.kernel": x.T @ dz1 + dz2.T @ h, "enc1.bias": dz1.sum(0), "dec1.bias": dz2.sum(0)}
-    case = adapter.build(make_request("autoencoder", "pretrain1", weights=weights, batch=batch))
-    try:
+        np.testing.assert_allclose(evaluation.output, expected.output, rtol=FORWARD_RTOL, atol=FORWARD_ATOL)
+        assert evaluation.loss == pytest.approx(expected.loss, rel=LOSS_RTOL)
         grads = to_numpy(run(case, "gradient"))
-        assert set(grads) == set(expected)
-        for name, value in expected.items():
+        assert set(grads) == set(expected.gradients)
+        for name, value in expected.gradients.items():
             np.testing.assert_allclose(grads[name], value, rtol=1e-4, atol=1e-6, err_msg=name)
     finally:
         case.close()
 
 
-def test_lstm_forward_matches_a_numpy_loop(adapter: JaxAdapter) -> None:
+def test_lstm_forward_matches_reference(adapter: JaxAdapter) -> None:
     """Lengths chosen to include very short sequences, so the masked mean is really exercised."""
     weights = with_random_biases("lstm")
-    lengths = np.array([100, 37, 5, 64], dtype=np.int32)
-    rng = np.random.default_rng(3)
-    tokens = rng.integers(1, 10_000, size=(4, 100)).astype(np.int32)
-    tokens[np.arange(100)[None, :] >= lengths[:, None]] = 0
-    batch = Batch(tokens, np.array([0, 1, 1, 0], dtype=np.int32), lengths)
+    batch = masked_lstm_batch(lengths=[100, 37, 5, 64], labels=[0, 1, 1, 0], seed=3)
     case = adapter.build(make_request("lstm", weights=weights, batch=batch))
     try:
-        expected = np_lstm(float64(weights), tokens, lengths)
+        expected = reference("lstm", "", batch, weights, gradients=False)
         logits = np.asarray(run(case, "forward"))
-        np.testing.assert_allclose(logits, expected, rtol=FORWARD_RTOL, atol=FORWARD_ATOL)
-        assert case.evaluate().loss == pytest.approx(np_cross_entropy(expected, batch.y), rel=1e-5)
+        np.testing.assert_allclose(logits, expected.output, rtol=FORWARD_RTOL, atol=FORWARD_ATOL)
+        assert case.evaluate().loss == pytest.approx(expected.loss, rel=LOSS_RTOL)
     finally:
         case.close()
 

@@ -1,8 +1,8 @@
-"""The PyTorch adapter against the canonical definitions and against independent NumPy references.
+"""The PyTorch adapter against the canonical definitions and against the float64 NumPy reference.
 
-The NumPy references below are written from ``workloads.md`` alone (NHWC, canonical weight layout,
-float64), so a layout mistake in the adapter (kernel transposition, fc1/fc6 row order, LSTM gate order,
-tied decoder) shows up as a numerical mismatch. Weights are randomised, biases included: with the
+The reference (:mod:`dlbench.verify.reference`) computes ``workloads.md`` directly (NHWC, canonical weight
+layout, float64), so a layout mistake in the adapter (kernel transposition, fc1/fc6 row order, LSTM gate
+order, tied decoder) shows up as a numerical mismatch. Weights are randomised, biases included: with the
 canonical zero biases a misplaced bias would go unnoticed.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import sliding_window_view
 
 torch = pytest.importorskip("torch")
 
@@ -24,19 +24,12 @@ from dlbench.frameworks.registry import get_adapter  # noqa: E402
 from dlbench.frameworks.torch_ import TorchAdapter, TorchCase  # noqa: E402
 from dlbench.workloads import Batch, get_workload, initial_weights, make_batch  # noqa: E402
 from dlbench.workloads.definitions import forward_flops  # noqa: E402
+from tests.numpy_models import ALL_CASES, masked_lstm_batch, reference, with_random_biases  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-CASES = [
-    ("lenet", ""),
-    ("alexnet", ""),
-    ("autoencoder", "pretrain1"),
-    ("autoencoder", "pretrain2"),
-    ("autoencoder", "pretrain3"),
-    ("autoencoder", "finetune"),
-    ("lstm", ""),
-]
 VARIANTS = ("eager", "channels_last")
+LOSS_RTOL = 1e-5  # a scalar: the float32 budget of dlbench.verify.tolerances (1e-5 for every workload)
 ADAPTER = TorchAdapter()
 
 
@@ -47,21 +40,6 @@ def batch_size(workload: str) -> int:
 @functools.cache
 def canonical_weights(workload: str) -> dict[str, np.ndarray]:
     return initial_weights(workload)
-
-
-@functools.cache
-def _random_weights(workload: str) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(1)
-    weights = dict(canonical_weights(workload))  # kernels: seeded Glorot-uniform, already random
-    for name, value in weights.items():
-        if name.endswith(".bias"):
-            weights[name] = rng.uniform(-0.5, 0.5, size=value.shape).astype(np.float32)
-    return weights
-
-
-def random_weights(workload: str) -> dict[str, np.ndarray]:
-    """Canonical weights with non-zero biases (a fresh dict; callers must not mutate the arrays)."""
-    return dict(_random_weights(workload))
 
 
 def build(
@@ -85,6 +63,11 @@ def build(
     return ADAPTER.build(request)
 
 
+def lstm_batch() -> Batch:
+    """Three sequences of very different lengths, so that the mask matters."""
+    return masked_lstm_batch(lengths=[100, 37, 5], labels=[0, 1, 1], seed=7)
+
+
 def evaluate(
     workload: str, phase: str, variant: str, weights: dict[str, np.ndarray], batch: Batch
 ) -> Evaluation:
@@ -96,106 +79,15 @@ def evaluate(
 
 
 # ----------------------------------------------------------------------------------------------------
-# Independent NumPy references (float64, canonical layouts)
+# The float64 NumPy reference (dlbench.verify.reference) as a function of the weights
 # ----------------------------------------------------------------------------------------------------
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return float(-log_probs[np.arange(len(labels)), labels].mean())
-
-
-def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int = 1, pad: int = 0) -> np.ndarray:
-    """NHWC x HWIO convolution by explicit windows."""
-    kh, kw = kernel.shape[:2]
-    x = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    windows = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]  # N,H',W',C,kh,kw
-    return np.tensordot(windows, kernel, axes=([3, 4, 5], [2, 0, 1])) + bias
-
-
-def max_pool(x: np.ndarray, size: int, stride: int) -> np.ndarray:
-    return sliding_window_view(x, (size, size), axis=(1, 2))[:, ::stride, ::stride].max(axis=(4, 5))
-
-
-def np_lenet(x: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
-    h = max_pool(np.tanh(conv2d(x, w["conv1.kernel"], w["conv1.bias"])), 2, 2)
-    h = max_pool(np.tanh(conv2d(h, w["conv2.kernel"], w["conv2.bias"])), 2, 2)
-    h = np.maximum(h.reshape(len(h), -1) @ w["fc1.kernel"] + w["fc1.bias"], 0.0)  # H, W, C flatten
-    return h @ w["fc2.kernel"] + w["fc2.bias"]
-
-
-def np_alexnet(x: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
-    def relu(a: np.ndarray) -> np.ndarray:
-        return np.maximum(a, 0.0)
-
-    h = max_pool(relu(conv2d(x, w["conv1.kernel"], w["conv1.bias"], stride=4)), 3, 2)
-    h = max_pool(relu(conv2d(h, w["conv2.kernel"], w["conv2.bias"], pad=2)), 3, 2)
-    h = relu(conv2d(h, w["conv3.kernel"], w["conv3.bias"], pad=1))
-    h = relu(conv2d(h, w["conv4.kernel"], w["conv4.bias"], pad=1))
-    h = max_pool(relu(conv2d(h, w["conv5.kernel"], w["conv5.bias"], pad=1)), 3, 2)
-    h = relu(h.reshape(len(h), -1) @ w["fc6.kernel"] + w["fc6.bias"])
-    h = relu(h @ w["fc7.kernel"] + w["fc7.bias"])
-    return h @ w["fc8.kernel"] + w["fc8.bias"]
-
-
-def np_autoencoder(x: np.ndarray, w: dict[str, np.ndarray], phase: str) -> tuple[np.ndarray, np.ndarray]:
-    """(output, target): the reconstruction and what it reconstructs, or the logits and None-like x."""
-
-    def encode(h: np.ndarray, i: int) -> np.ndarray:
-        return sigmoid(h @ w[f"enc{i}.kernel"] + w[f"enc{i}.bias"])
-
-    if phase == "finetune":
-        h = x
-        for i in (1, 2, 3):
-            h = encode(h, i)
-        return h @ w["classifier.kernel"] + w["classifier.bias"], x
-    stage = int(phase[-1])
-    h = x
-    for i in range(1, stage):
-        h = encode(h, i)
-    code = encode(h, stage)
-    return sigmoid(code @ w[f"enc{stage}.kernel"].T + w[f"dec{stage}.bias"]), h
-
-
-def np_autoencoder_loss(x: np.ndarray, y: np.ndarray, w: dict[str, np.ndarray], phase: str) -> float:
-    out, target = np_autoencoder(x, w, phase)
-    if phase == "finetune":
-        return cross_entropy(out, y)
-    return float(((out - target) ** 2).sum() / (2 * len(x)))
-
-
-def np_lstm(tokens: np.ndarray, mask: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
-    """A plain loop over time with gates i, f, g, o in that order of the 4H axis."""
-    emb = w["embedding.table"][tokens]  # N, T, D
-    n, steps, _ = emb.shape
-    hidden = w["lstm.recurrent_kernel"].shape[0]
-    h = np.zeros((n, hidden))
-    c = np.zeros((n, hidden))
-    total = np.zeros((n, hidden))
-    for t in range(steps):
-        z = emb[:, t] @ w["lstm.input_kernel"] + h @ w["lstm.recurrent_kernel"] + w["lstm.bias"]
-        i, f, g, o = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
-        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
-        h = sigmoid(o) * np.tanh(c)
-        total += h * mask[:, t:t + 1]
-    pooled = total / mask.sum(axis=1, keepdims=True)
-    return pooled @ w["classifier.kernel"] + w["classifier.bias"]
-
-
 def as64(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """float64 copies, so that a finite-difference step of 1e-4 is not rounded to float32's grid."""
     return {k: v.astype(np.float64) for k, v in weights.items()}
 
 
-def lstm_batch() -> Batch:
-    """Three sequences of very different lengths, so that the mask matters."""
-    rng = np.random.default_rng(7)
-    lengths = np.array([100, 37, 5], dtype=np.int32)
-    tokens = rng.integers(1, 10_000, size=(3, 100), dtype=np.int32)
-    tokens[np.arange(100)[None, :] >= lengths[:, None]] = 0
-    return Batch(tokens, np.array([0, 1, 1], dtype=np.int32), lengths)
+def reference_loss(workload: str, phase: str, batch: Batch) -> Callable[[dict[str, np.ndarray]], float]:
+    return lambda weights: reference(workload, phase, batch, weights, gradients=False).loss
 
 
 def finite_difference(loss, weights: dict[str, np.ndarray], name: str, index: tuple[int, ...]) -> float:
@@ -209,7 +101,7 @@ def finite_difference(loss, weights: dict[str, np.ndarray], name: str, index: tu
 
 
 def check_gradient_entries(grad: np.ndarray, loss, weights: dict[str, np.ndarray], name: str) -> None:
-    """Compare the adapter's canonical-layout gradient with central differences of the NumPy loss at the
+    """Compare the adapter's canonical-layout gradient with central differences of the reference loss at the
     largest entry and two fixed ones: a layout error moves the large entries to the wrong index."""
     flat_largest = int(np.abs(grad).argmax())
     indices = {np.unravel_index(flat_largest, grad.shape), np.unravel_index(grad.size // 3, grad.shape),
@@ -225,7 +117,7 @@ def check_gradient_entries(grad: np.ndarray, loss, weights: dict[str, np.ndarray
 # Structure: counts, shapes, names
 # ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize(("workload", "phase"), CASES)
+@pytest.mark.parametrize(("workload", "phase"), ALL_CASES)
 def test_build_passes_and_evaluate_shapes(workload: str, phase: str, variant: str) -> None:
     spec = get_workload(workload)
     n = batch_size(workload)
@@ -259,9 +151,9 @@ def test_build_passes_and_evaluate_shapes(workload: str, phase: str, variant: st
         case.close()
 
 
-@pytest.mark.parametrize(("workload", "phase"), CASES)
+@pytest.mark.parametrize(("workload", "phase"), ALL_CASES)
 def test_variants_agree(workload: str, phase: str) -> None:
-    weights = random_weights(workload)
+    weights = with_random_biases(workload)
     batch = lstm_batch() if workload == "lstm" else make_batch(workload, batch_size(workload))
     a = evaluate(workload, phase, "eager", weights, batch)
     b = evaluate(workload, phase, "channels_last", weights, batch)
@@ -273,73 +165,62 @@ def test_variants_agree(workload: str, phase: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Numerical correctness against NumPy
+# Numerical correctness against the float64 NumPy reference
 # ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_lenet_matches_numpy(variant: str) -> None:
-    weights = random_weights("lenet")
+def test_lenet_matches_reference(variant: str) -> None:
+    weights = with_random_biases("lenet")
     batch = make_batch("lenet", 3)
     result = evaluate("lenet", "", variant, weights, batch)
-    logits = np_lenet(batch.x.astype(np.float64), as64(weights))
-    np.testing.assert_allclose(result.output, logits, rtol=1e-4, atol=1e-4)
-    assert result.loss == pytest.approx(cross_entropy(logits, batch.y), rel=1e-5)
+    expected = reference("lenet", "", batch, weights, gradients=False)
+    np.testing.assert_allclose(result.output, expected.output, rtol=1e-4, atol=1e-4)
+    assert result.loss == pytest.approx(expected.loss, rel=LOSS_RTOL)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_lenet_gradient_matches_finite_differences(variant: str) -> None:
-    weights = random_weights("lenet")
+    weights = with_random_biases("lenet")
     batch = make_batch("lenet", 2)
     result = evaluate("lenet", "", variant, weights, batch)
-    x = batch.x.astype(np.float64)
-
-    def loss(w: dict[str, np.ndarray]) -> float:
-        return cross_entropy(np_lenet(x, w), batch.y)
-
+    loss = reference_loss("lenet", "", batch)
     w64 = as64(weights)
     for name in ("conv1.kernel", "fc1.kernel", "fc2.bias"):  # fc1: the permuted flatten rows
         check_gradient_entries(result.gradients[name], loss, w64, name)
 
 
-def test_alexnet_matches_numpy() -> None:
-    weights = random_weights("alexnet")
+def test_alexnet_matches_reference() -> None:
+    weights = with_random_biases("alexnet")
     batch = make_batch("alexnet", 1)
-    logits = np_alexnet(batch.x.astype(np.float64), as64(weights))
+    logits = reference("alexnet", "", batch, weights, gradients=False).output
     for variant in VARIANTS:
         result = evaluate("alexnet", "", variant, weights, batch)
         np.testing.assert_allclose(result.output, logits, rtol=1e-3, atol=1e-3 * np.abs(logits).max())
 
 
 @pytest.mark.parametrize("phase", ["pretrain1", "pretrain2", "pretrain3", "finetune"])
-def test_autoencoder_matches_numpy(phase: str) -> None:
-    weights = random_weights("autoencoder")
+def test_autoencoder_matches_reference(phase: str) -> None:
+    weights = with_random_biases("autoencoder")
     batch = make_batch("autoencoder", 3)
-    x = batch.x.astype(np.float64)
-    w64 = as64(weights)
     result = evaluate("autoencoder", phase, "channels_last", weights, batch)
-    expected, _ = np_autoencoder(x, w64, phase)
-    np.testing.assert_allclose(result.output, expected, rtol=1e-4, atol=1e-5)
-    assert result.loss == pytest.approx(np_autoencoder_loss(x, batch.y, w64, phase), rel=1e-4)
-
-    def loss(w: dict[str, np.ndarray]) -> float:
-        return np_autoencoder_loss(x, batch.y, w, phase)
+    expected = reference("autoencoder", phase, batch, weights, gradients=False)
+    np.testing.assert_allclose(result.output, expected.output, rtol=1e-4, atol=1e-5)
+    assert result.loss == pytest.approx(expected.loss, rel=LOSS_RTOL)
 
     # The tied kernel gets encoder and decoder gradient; a frozen-encoder phase must not differentiate them.
     kernel = "enc1.kernel" if phase in ("pretrain1", "finetune") else f"enc{phase[-1]}.kernel"
-    check_gradient_entries(result.gradients[kernel], loss, w64, kernel)
+    check_gradient_entries(result.gradients[kernel], reference_loss("autoencoder", phase, batch), as64(weights),
+                           kernel)
 
 
-def test_lstm_matches_numpy_loop() -> None:
-    weights = random_weights("lstm")
+def test_lstm_matches_reference() -> None:
+    weights = with_random_biases("lstm")
     batch = lstm_batch()
-    assert batch.mask is not None
-    w64 = as64(weights)
     result = evaluate("lstm", "", "channels_last", weights, batch)
-    logits = np_lstm(batch.x, batch.mask.astype(np.float64), w64)
-    np.testing.assert_allclose(result.output, logits, rtol=1e-4, atol=1e-5)
+    expected = reference("lstm", "", batch, weights, gradients=False)
+    np.testing.assert_allclose(result.output, expected.output, rtol=1e-4, atol=1e-5)
+    assert result.loss == pytest.approx(expected.loss, rel=LOSS_RTOL)
 
-    def loss(w: dict[str, np.ndarray]) -> float:
-        return cross_entropy(np_lstm(batch.x, batch.mask.astype(np.float64), w), batch.y)
-
+    loss, w64 = reference_loss("lstm", "", batch), as64(weights)
     for name in ("lstm.input_kernel", "lstm.bias"):
         check_gradient_entries(result.gradients[name], loss, w64, name)
 
@@ -348,7 +229,7 @@ def test_lstm_matches_numpy_loop() -> None:
 # Passes: dropout, inference mode, FLOPs
 # ----------------------------------------------------------------------------------------------------
 def test_dropout_only_in_gradient_pass() -> None:
-    weights = random_weights("lstm")
+    weights = with_random_biases("lstm")
     batch = lstm_batch()
     with_dropout = build("lstm", weights=weights, batch=batch, dropout=True)
     without = build("lstm", weights=weights, batch=batch, dropout=False)
@@ -416,7 +297,7 @@ def test_closed_case_refuses_work() -> None:
 
 def test_compile_variant_matches_eager() -> None:
     """Slowest test here (inductor compiles C++): the cheapest workload only."""
-    weights = random_weights("autoencoder")
+    weights = with_random_biases("autoencoder")
     batch = make_batch("autoencoder", 2)
     reference = evaluate("autoencoder", "pretrain1", "eager", weights, batch)
     case = build("autoencoder", "pretrain1", "compile", weights, batch)
