@@ -8,13 +8,13 @@ when the worker dies half-way through writing.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dlbench.frameworks.base import Evaluation
+from dlbench.store import atomic_write
 from dlbench.verify.collect import ImplResult, Target
 
 RESULT_GLOB = "result-*.json"
@@ -44,9 +44,7 @@ def write_result(directory: Path, index: int, result: ImplResult) -> None:
         arrays.update({f"grad_{i}": np.asarray(evaluation.gradients[n]) for i, n in enumerate(names)})
         np.savez(directory / f"result-{index}.npz", **arrays)  # type: ignore[arg-type]
         meta["gradients"] = names
-    tmp = directory / f".result-{index}.json.tmp"
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, directory / f"result-{index}.json")
+    atomic_write(directory / f"result-{index}.json", json.dumps(meta))  # the parent never reads half a file
 
 
 def read_results(directory: Path) -> list[ImplResult]:

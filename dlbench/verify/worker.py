@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlbench.runner.worker import die_with_parent
 from dlbench.verify.biases import DEFAULT_BIASES
 from dlbench.verify.collect import ERROR, ImplResult, Target, evaluate_adapter, one_line
 from dlbench.verify.transfer import write_result
@@ -80,6 +81,7 @@ def main(argv: list[str]) -> None:
     if len(argv) != 1:
         print("usage: python -m dlbench.verify.worker REQUEST.json", file=sys.stderr)
         os._exit(2)
+    die_with_parent()  # like the benchmark workers: no orphan outlives a killed `dlbench verify`
     run(WorkerRequest.from_json(Path(argv[0]).read_text()))
     sys.stdout.flush()
     sys.stderr.flush()
