@@ -1,55 +1,61 @@
-"""Terminal output: the progress bar over cases and the summary table (rich). Display only."""
+"""Terminal output: the progress bar over cases and the summary table (rich). Display only.
+
+Names and statuses come from stored runs: they are shown through :func:`dlbench.terminal.plain`, never as
+markup (see :mod:`dlbench.terminal`).
+"""
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterable
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from dlbench.results import CaseResult
+from dlbench.terminal import make_console, plain, visible
 
 # Piped or logged output is not bound to 80 columns: keep the summary table readable in CI logs.
 LOG_WIDTH = 140
-console = Console(stderr=True)
-out = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else LOG_WIDTH)
+console = make_console(stderr=True)
+out = make_console(log_width=LOG_WIDTH)
 
 
 def progress_bar(quiet: bool) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[last]}"), console=console, disable=quiet, transient=False,
+        TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("{task.fields[last]}", markup=False), console=console, disable=quiet,
+        transient=False,
     )
 
 
 def describe(result: CaseResult) -> str:
+    """One line on the last finished case (plain text: the progress column reads no markup)."""
     c = result.case
     head = f"{c.framework}/{c.variant} {c.workload_label} {c.pass_} {c.device} t{c.threads} b{c.batch_size}"
     summary = result.summary()
     if summary is None:
-        return f"{head}: [red]{result.status}[/red]"
-    return f"{head}: {summary.median:.3f} ms"
+        return visible(f"{head}: {result.status}")
+    return visible(f"{head}: {summary.median:.3f} ms")
 
 
 PASS_LABELS = {"forward": "fwd", "gradient": "grad"}
 WIDE_CI = 0.05  # the table shows a median's CI only where it is wider than this (all are in the CSV)
 
 
-def _cell(result: CaseResult | None, best: float | None) -> str:
+def _cell(result: CaseResult | None, best: float | None) -> Text:
     if result is None:
-        return ""
+        return Text("")
     summary = result.summary()
     if summary is None:
-        return f"[red]{result.status}[/red]"
+        return plain(result.status, "red")
     text = f"{summary.median:.3g}"
     if summary.rel_ci_halfwidth > WIDE_CI:
         text += f" ±{summary.rel_ci_halfwidth:.0%}"
+    cell = Text(text, style="bold green" if best is not None and summary.median == best else "")
     if summary.noisy:
-        text += "[yellow]~[/yellow]"
-    return f"[bold green]{text}[/bold green]" if best is not None and summary.median == best else text
+        cell.append("~", style="yellow")
+    return cell
 
 
 def summary_table(results: Iterable[CaseResult], title: str = "dlbench results") -> Table:
@@ -64,17 +70,17 @@ def summary_table(results: Iterable[CaseResult], title: str = "dlbench results")
         setting = f"{c.device} t{c.threads}" if c.device == "cpu" else c.device
         key = (c.workload_label, c.pass_, setting, c.batch_size)
         rows.setdefault(key, {})[f"{c.framework}/{c.variant}"] = r
-    table = Table(title=f"{title}: median ms (~ noisy)", title_justify="left")
+    table = Table(title=plain(f"{title}: median ms (~ noisy)"), title_justify="left")
     table.add_column("workload", no_wrap=True)
     table.add_column("pass", no_wrap=True)
     table.add_column("setting", no_wrap=True)
     for name in series:
         framework, _, variant = name.partition("/")
-        table.add_column(f"{framework}\n{variant}", justify="right", no_wrap=True, min_width=8)
+        table.add_column(plain(f"{framework}\n{variant}"), justify="right", no_wrap=True, min_width=8)
     for key in sorted(rows):
         cells = rows[key]
         medians = [s.median for s in (cells[n].summary() for n in cells) if s is not None]
         best = min(medians) if len(medians) > 1 else None
-        labels = (key[0], PASS_LABELS.get(key[1], key[1]), f"{key[2]} b{key[3]}")
+        labels = (plain(key[0]), plain(PASS_LABELS.get(key[1], key[1])), plain(f"{key[2]} b{key[3]}"))
         table.add_row(*labels, *(_cell(cells.get(n), best) for n in series))
     return table

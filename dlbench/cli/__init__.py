@@ -12,6 +12,7 @@ import click
 
 from dlbench import __version__
 from dlbench.errors import DlbenchError
+from dlbench.terminal import visible
 
 # Sub-command modules, each exposing ``command`` (a click.Command). Imported lazily so that
 # ``dlbench --help`` stays fast and a heavy import in one command never slows the others.
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="dlbench", standalone_mode=False)
     except DlbenchError as exc:
-        click.echo(f"dlbench: error: {exc}", err=True)
+        click.echo(f"dlbench: error: {visible(exc)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("dlbench: aborted", err=True)

@@ -13,6 +13,7 @@ from dlbench.measure.timing import MeasureConfig
 from dlbench.runner.isolate import LocalExecutor
 from dlbench.runner.protocol import WorkerJob
 from dlbench.runner.schedule import cores_for
+from dlbench.terminal import plain
 
 
 def framework_info(threads: int) -> dict[str, object]:
@@ -50,6 +51,6 @@ def command(as_json: bool, frameworks: bool, calibrate: bool) -> None:
         click.echo(json.dumps(record, indent=2, default=str))
         return
     host = record["host"]
-    console.print(f"[bold]{host['cpu_model']}[/bold], {host['cpu_logical']} logical cores, "
-                  f"{host['memory_gb']} GB, {host['os']}, Python {host['python']}")
+    console.print(plain(host["cpu_model"], "bold") + plain(f", {host['cpu_logical']} logical cores, "
+                  f"{host['memory_gb']} GB, {host['os']}, Python {host['python']}"))
     out.print_json(json.dumps({k: v for k, v in record.items() if k != "host"}, default=str))

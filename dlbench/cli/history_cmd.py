@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.text import Text
 
 from dlbench.errors import DlbenchError
 from dlbench.history import build_history
 from dlbench.regress.history_render import history_html, history_json, history_table
 from dlbench.regress.output import stdout_console, write_text
+from dlbench.terminal import plain
 
 HTML_FILE = "history.html"
 JSON_FILE = "history.json"
@@ -33,7 +33,7 @@ def command(results_root: Path, patterns: tuple[str, ...], output: Path | None, 
     history = build_history(results_root, patterns, repo)
     console = stdout_console()
     for line in history.skipped:
-        console.print(Text(f"skipped: {line}", style="yellow"))
+        console.print(plain(f"skipped: {line}", "yellow"))
     console.print(history_table(history))
     if output is not None:
         try:
@@ -42,4 +42,4 @@ def command(results_root: Path, patterns: tuple[str, ...], output: Path | None, 
             raise DlbenchError(f"cannot create {output}: {exc.strerror}") from None
         write_text(output / HTML_FILE, history_html(history))
         write_text(output / JSON_FILE, history_json(history))
-        console.print(f"history: {output / HTML_FILE}")
+        console.print(plain(f"history: {output / HTML_FILE}"), soft_wrap=True)

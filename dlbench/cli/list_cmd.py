@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from dlbench.console import out
 from dlbench.frameworks.registry import adapter_names, broken_adapters, get_adapter
 from dlbench.gpu import nvml_gpus
 from dlbench.suite import available_suites, load_suite
+from dlbench.terminal import plain
 from dlbench.workloads import WORKLOADS
 
 
@@ -22,10 +24,10 @@ def frameworks_table(show_hidden: bool) -> Table:
         installed = adapter.is_installed()
         devices = "cpu" + (", gpu" if installed and adapter.gpu_usable(gpus) else "")
         variants = [adapter.default_variant] + [v for v in adapter.variants if v != adapter.default_variant]
-        table.add_row(name, "yes" if installed else "no", adapter.version() or "", devices if installed else "",
-                      ", ".join(variants))
+        table.add_row(plain(name), "yes" if installed else "no", plain(adapter.version() or ""),
+                      devices if installed else "", plain(", ".join(variants)))
     for name, reason in broken_adapters().items():
-        table.add_row(name, "[red]broken[/red]", "", "", reason)
+        table.add_row(plain(name), Text("broken", "red"), "", "", plain(reason))
     return table
 
 
@@ -46,10 +48,10 @@ def suites_table() -> Table:
     table.add_column("description")
     for name in available_suites():
         try:
-            description = load_suite(name).description
+            description = plain(load_suite(name).description)
         except Exception as exc:  # a broken suite file is listed, not fatal
-            description = f"[red]invalid: {exc}[/red]"
-        table.add_row(name, description)
+            description = plain(f"invalid: {exc}", "red")
+        table.add_row(plain(name), description)
     return table
 
 

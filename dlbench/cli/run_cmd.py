@@ -25,6 +25,7 @@ from dlbench.runner.schedule import RunLoop
 from dlbench.spec import Case
 from dlbench.store import RunRecord, RunStore, now_iso
 from dlbench.suite import Overrides
+from dlbench.terminal import plain
 
 FAILURES = (FAILED, CRASHED, TIMEOUT, OOM)
 EXIT_INTERRUPTED = 130
@@ -99,7 +100,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
         store = RunStore.open(directory, record)
         cases = plan.cases
         for note in plan.suite.notes:
-            console.print(f"[yellow]note:[/yellow] {note}")
+            console.print(plain("note: ", "yellow") + plain(note))
     try:
         if calibrate:
             run_calibration(store, sorted({c.threads for c in cases}), quiet)
@@ -110,15 +111,19 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
     results = store.record.results
     if not quiet and results:
         out.print(summary_table(results, title=f"dlbench run {store.record.run_id}"))
-    console.print(f"results: {store.directory / 'results.csv'}  (run record: {store.directory / 'run.json'})")
+    # soft_wrap: the paths are printed whole, however narrow the terminal, so they can be copied
+    console.print(plain(f"results: {store.directory / 'results.csv'}  (run record: {store.directory / 'run.json'})"),
+                  soft_wrap=True)
     if make_report:
         write_report(store.directory)
     if status == "interrupted":
-        console.print(f"[yellow]interrupted[/yellow]: finish with dlbench run --resume {store.directory}")
+        console.print(plain("interrupted", "yellow") + plain(f": finish with dlbench run --resume {store.directory}"),
+                      soft_wrap=True)
         sys.exit(EXIT_INTERRUPTED)
     failed = [r for r in results if r.status in FAILURES]
     if failed:
-        console.print(f"[red]{len(failed)} case(s) did not finish ok[/red] (see the status and error columns)")
+        console.print(plain(f"{len(failed)} case(s) did not finish ok", "red")
+                      + plain(" (see the status and error columns)"))
         sys.exit(1)
 
 
@@ -170,4 +175,4 @@ def write_report(directory: Path) -> None:
     from dlbench.report import build_report
 
     index = build_report([directory], directory / "report")
-    console.print(f"report: {index}")
+    console.print(plain(f"report: {index}"), soft_wrap=True)

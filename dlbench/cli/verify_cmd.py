@@ -15,9 +15,9 @@ import os
 import time
 
 import click
-from rich.console import Console
 
 from dlbench.cli.options import CommaList, flatten
+from dlbench.terminal import make_console
 from dlbench.verify.biases import BIAS_MODES, DEFAULT_BIASES
 from dlbench.verify.collect import ImplResult
 from dlbench.verify.isolate import evaluate_isolated
@@ -91,7 +91,7 @@ def command(
     if fmt == "json":
         click.echo(to_json(report))
     else:
-        print_table(report, Console(highlight=False, width=max(TABLE_WIDTH, Console().width)))
+        print_table(report, make_console(highlight=False, width=max(TABLE_WIDTH, make_console().width)))
     # ctx.exit works both under dlbench.cli.main (standalone_mode=False: the code is returned) and standalone.
     click.get_current_context().exit(report.exit_code)
     return report.exit_code
@@ -107,7 +107,7 @@ def collect(
     biases: str = DEFAULT_BIASES,
 ) -> list[ImplResult]:
     """Each framework in its own worker, one after the other (progress on stderr, results on stdout)."""
-    progress = Console(stderr=True, highlight=False)
+    progress = make_console(stderr=True, highlight=False)
     results: list[ImplResult] = []
     for framework in plan.frameworks:
         started = time.perf_counter()

@@ -18,6 +18,7 @@ from dlbench.history import CaseHistory, History
 from dlbench.regress.history_plot import case_chart_svg
 from dlbench.regress.render import fmt_ms
 from dlbench.regress.steps import GAMMA
+from dlbench.terminal import plain
 
 JSON_SCHEMA = "dlbench-history/1"
 METHOD = (
@@ -53,7 +54,7 @@ def header_line(history: History) -> str:
 
 # ----- terminal -----
 def history_table(history: History) -> Table:
-    table = Table(title=f"dlbench history: {header_line(history)}", header_style="bold", show_edge=False)
+    table = Table(title=plain(f"dlbench history: {header_line(history)}"), header_style="bold", show_edge=False)
     table.add_column("case")
     table.add_column("timed/runs", justify="right")
     table.add_column("first", justify="right")
@@ -62,8 +63,8 @@ def history_table(history: History) -> Table:
     for case in history.cases:
         steps = step_lines(case)
         cells = (case.key, _runs_cell(case), _first(case), _latest(case))
-        changes = Text("\n".join(steps)) if steps else Text("none", style="dim")
-        table.add_row(*(Text(c) for c in cells), changes)
+        changes = plain("\n".join(steps)) if steps else Text("none", style="dim")
+        table.add_row(*(plain(c) for c in cells), changes)
     return table
 
 

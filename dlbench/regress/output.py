@@ -6,13 +6,13 @@ so off a terminal the console is made wide instead.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
 from dlbench.errors import DlbenchError
 from dlbench.store import atomic_write
+from dlbench.terminal import make_console
 
 LOG_WIDTH = 200
 
@@ -26,4 +26,4 @@ def write_text(path: Path, text: str) -> None:
 
 
 def stdout_console() -> Console:
-    return Console(width=None if sys.stdout.isatty() else LOG_WIDTH)
+    return make_console(log_width=LOG_WIDTH)

@@ -8,9 +8,10 @@ import html
 import io
 import json
 import math
+import re
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -27,6 +28,7 @@ from dlbench.regress.verdict import (
     Comparison,
     MemoryChange,
 )
+from dlbench.terminal import make_console, plain, visible
 
 JSON_SCHEMA = "dlbench-compare/1"
 MARKDOWN_ICONS = {REGRESSED: "🔴", FAILED: "💥", IMPROVED: "🟢", MISSING: "❔", NEW: "🆕", UNCHANGED: "⚪"}
@@ -134,27 +136,45 @@ def table_renderable(comparison: Comparison) -> RenderableType:
     for case in ordered(comparison):
         base, cur, change = _timing_cells(case)
         cells = (case.key, base, cur, change, fmt_interval(case), fmt_p(case), details(case))
-        # Text, not str: run-supplied text such as "[x]" in an error must not be read as rich markup
-        table.add_row(Text(case.verdict, style=STYLES[case.verdict]), *(Text(c) for c in cells))
-    head = Text(
+        # plain, not str: run-supplied text such as "[x]" in an error must not be read as rich markup
+        table.add_row(Text(case.verdict, style=STYLES[case.verdict]), *(plain(c) for c in cells))
+    head = plain(
         f"dlbench compare: {headline(comparison)} ({counts_line(comparison) or 'no cases'})\n"
         f"baseline {comparison.baseline_id} → current {comparison.current_id}; {policy_line(comparison)}"
     )
-    warnings = [Text(f"warning: {w}", style="yellow") for w in comparison.warnings]
+    warnings = [plain(f"warning: {w}", "yellow") for w in comparison.warnings]
     return Group(head, *warnings, table)
 
 
 def render_text(comparison: Comparison, width: int = 160) -> str:
     """The terminal table as plain text (for files and tests)."""
     buffer = io.StringIO()
-    Console(width=width, file=buffer, color_system=None).print(table_renderable(comparison))
+    make_console(width=width, file=buffer, color_system=None).print(table_renderable(comparison))
     return buffer.getvalue()
 
 
 # ----- markdown (pull-request comment) -----
+# Markdown punctuation that could open a link, an image, emphasis or a code span (escaped with "\").
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]~])")
+# What GitHub turns into a link or a notification by itself: @mentions, #references, URLs, www. names.
+# A zero-width space after "@", "#", a scheme's ":" and "www" keeps the text readable and inert.
+_AUTOLINKS = re.compile(r"([@#]|(?<=[A-Za-z]):(?=/)|(?i:www)(?=\.))")
+ZERO_WIDTH_SPACE = "\u200b"
+
+
 def md_cell(text: str) -> str:
-    """Table-cell safe: no line breaks, no pipes, and no raw HTML (GitHub renders tags in comments)."""
-    return html.escape(" ".join(text.split())).replace("|", "\\|")
+    """Text from a run (case notes, error texts, run ids) as inert markdown for a table cell or a line:
+    no line breaks, no pipes, no raw HTML, and nothing GitHub would render as a link, an image, emphasis or
+    an @mention, however the text was crafted. What a reader sees is the text itself."""
+    flat = " ".join(visible(text).split())
+    escaped = _MD_PUNCTUATION.sub(r"\\\1", html.escape(flat, quote=False))
+    return _AUTOLINKS.sub(lambda m: m.group(0) + ZERO_WIDTH_SPACE, escaped).replace("|", "\\|")
+
+
+def md_code(text: str) -> str:
+    """Text as an inline code span (case keys, run ids): never a link or a mention, shown verbatim."""
+    flat = " ".join(visible(text).split()).replace("`", "'")
+    return f"`{flat}`".replace("|", "\\|")
 
 
 def _md_row(case: CaseComparison) -> str:
@@ -163,7 +183,7 @@ def _md_row(case: CaseComparison) -> str:
         f"{MARKDOWN_ICONS[case.verdict]} {case.verdict}", base, cur, change, fmt_interval(case), fmt_p(case),
         details(case),
     ]
-    key = f"`{md_cell(case.key.replace('`', ''))}`"
+    key = md_code(case.key)
     return "| " + " | ".join([md_cell(cells[0]), key, *(md_cell(c) for c in cells[1:])]) + " |"
 
 
@@ -178,7 +198,7 @@ def render_markdown(comparison: Comparison) -> str:
     lines = [
         f"### {icon} dlbench: {headline(comparison)}",
         "",
-        f"Baseline `{md_cell(comparison.baseline_id)}` → current `{md_cell(comparison.current_id)}`: "
+        f"Baseline {md_code(comparison.baseline_id)} → current {md_code(comparison.current_id)}: "
         f"{md_cell(counts_line(comparison) or 'no cases')}.",
         f"<sub>{md_cell(policy_line(comparison))}. Median times; the change interval is a conservative "
         f"{RATIO_CONFIDENCE:.0%} interval of the ratio of medians.</sub>",

@@ -13,6 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dlbench.terminal import plain
 from dlbench.verify.biases import RANDOM
 from dlbench.verify.collect import ImplResult
 from dlbench.verify.compare import FAMILIES, TensorError, summarize_families
@@ -63,7 +64,7 @@ def errors_table(report: TargetReport) -> Table:
 
 def _pair_cells(pair: PairComparison) -> list[str | Text]:
     families = summarize_families(pair.errors)
-    cells: list[str | Text] = [pair.a, pair.b]
+    cells: list[str | Text] = [plain(pair.a), plain(pair.b)]
     for family in FAMILIES:
         summary = families.get(family)
         if summary is None:
@@ -73,7 +74,7 @@ def _pair_cells(pair: PairComparison) -> list[str | Text]:
         rel = _sci(summary.max_rel) + ("*" if summary.explained and summary.ok else "")
         cells += [Text(_sci(summary.max_abs), style), Text(rel, style)]
     gradient = families.get("gradient")
-    cells.append(gradient.worst if gradient else "-")
+    cells.append(plain(gradient.worst) if gradient else "-")
     cells.append(Text("yes", "green") if pair.ok else Text("NO", "bold red"))
     return cells
 
@@ -115,8 +116,8 @@ def _impl_cells(impl: ImplResult, canonical_params: int) -> list[str | Text]:
     status_style = {"ok": "green", "error": "red"}.get(impl.status, "yellow")
     label = f"{impl.label} {impl.version}".strip()
     return [
-        label,
-        Text(impl.status, status_style),
+        plain(label),
+        plain(impl.status, status_style),
         Text(_count(impl.trainable_params), "" if params_ok else "bold red"),
         "-",
         _count(impl.framework_flops.get("forward")),
@@ -129,8 +130,8 @@ def target_renderable(report: TargetReport) -> RenderableType:
     parts: list[RenderableType] = [verdict, counts_table(report)]
     if report.comparisons:
         parts.append(errors_table(report))
-    parts += [Text(f"  x {line}", "red") for line in report.problems]
-    parts += [Text(f"  - {line}", "dim") for line in report.notes]
+    parts += [plain(f"  x {line}", "red") for line in report.problems]
+    parts += [plain(f"  - {line}", "dim") for line in report.notes]
     parts.append(Text(""))
     return Group(*parts)
 
@@ -150,7 +151,7 @@ def print_table(report: VerifyReport, console: Console) -> None:
     for target in report.targets:
         console.print(target_renderable(target))
     for note in report.notes:
-        console.print(Text(f"- {note}", "dim"))
+        console.print(plain(f"- {note}", "dim"))
     failed = [t.target.label for t in report.targets if t.verdict != PASS]
     summary = (
         f"verify: {report.verdict.upper()} ({len(report.targets)} workload phases, batch {report.batch_size}"
