@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import StoreError
+from dlbench.files import read_regular_text
 from dlbench.results import CaseResult
 from dlbench.workloads.definitions import pass_flops
 
@@ -28,6 +29,7 @@ SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 CSV_FILE = "results.csv"
 LOCK_FILE = ".lock"
+RUN_FILE_LIMIT = 1024 * 2**20  # far above any real sweep's raw samples; stops a runaway read
 
 CSV_COLUMNS = (
     "run_id", "key", "workload", "phase", "framework", "framework_version", "variant", "device", "threads",
@@ -176,10 +178,7 @@ def load_run(path: Path | str) -> RunRecord:
     run_file = resolve_run_file(Path(path))
     if not run_file.exists():
         raise StoreError(f"no dlbench run at {path} (expected {run_file})")
-    try:
-        text = run_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise StoreError(f"cannot read {run_file}: {exc.strerror}") from None
+    text = read_regular_text(run_file, RUN_FILE_LIMIT, "run record", StoreError)  # a FIFO must not hang
     return RunRecord.from_json(text, str(run_file))
 
 
@@ -214,6 +213,10 @@ class RunStore:
         elif existing.exists():
             store.close()
             raise StoreError(f"{directory} already holds a run; use --resume to finish it or another --output")
+        elif (directory / CSV_FILE).exists():
+            store.close()
+            raise StoreError(f"{directory} holds a {CSV_FILE} that no run there wrote; it is never overwritten: "
+                             "choose another --output")
         store.flush()
         return store
 

@@ -26,11 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import SuiteError
+from dlbench.files import read_regular_text
 from dlbench.measure.timing import MeasureConfig
 from dlbench.spec import DEVICES, PASSES, PRECISIONS, Case
 from dlbench.workloads import get_workload, workload_names
 
-SUITE_DIRS = (Path.cwd() / "suites", Path(__file__).resolve().parent.parent / "suites")
+PACKAGED_SUITES = Path(__file__).resolve().parent.parent / "suites"
+# A suite is a few hundred bytes. The file (and so what run.json stores of it) is limited: a suite of
+# megabytes is a mistake, and would be copied into every run record and rewritten after every case.
+SUITE_FILE_LIMIT = 256 * 2**10
 TOP_KEYS = {"name", "description", "workloads", "passes", "frameworks", "variants", "precision", "devices",
             "measure", "seed"}
 DEVICE_KEYS = {"threads", "batch_sizes"}
@@ -77,11 +81,13 @@ def _fail(where: str, message: str) -> SuiteError:
     return SuiteError(f"{where}: {message}")
 
 
-def _str_list(value: Any, where: str) -> tuple[str, ...]:
+def _str_list(value: Any, where: str, non_empty: bool = False) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _fail(where, "expected a list of strings")
+    if non_empty and not value:
+        raise _fail(where, "expected at least one name")
     return tuple(value)
 
 
@@ -138,13 +144,13 @@ def _batch_sizes(value: Any, workloads: tuple[str, ...], where: str) -> dict[str
 
 def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
     _check_keys(data, TOP_KEYS, source)
-    workloads = _str_list(data.get("workloads", list(workload_names())), f"{source}: workloads")
+    workloads = _str_list(data.get("workloads", list(workload_names())), f"{source}: workloads", non_empty=True)
     for w in workloads:
         name, _, phase = w.partition("/")
         spec = get_workload(name)
         if phase:
             spec.phase(phase)
-    passes = _str_list(data.get("passes", list(PASSES)), f"{source}: passes")
+    passes = _str_list(data.get("passes", list(PASSES)), f"{source}: passes", non_empty=True)
     for p in passes:
         if p not in PASSES:
             raise _fail(f"{source}: passes", f"unknown pass {p!r} (known: {', '.join(PASSES)})")
@@ -188,14 +194,26 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
     )
 
 
+def suite_dirs() -> tuple[Path, ...]:
+    """./suites (of the current directory, read when needed: it may have been deleted), then the shipped
+    suites."""
+    try:
+        here = Path.cwd() / "suites"
+    except OSError:  # the current directory no longer exists
+        return (PACKAGED_SUITES,)
+    return (here, PACKAGED_SUITES)
+
+
 def suite_path(name_or_path: str) -> Path:
     """A suite by file path, or by name from ./suites or the suites shipped with dlbench."""
     candidate = Path(name_or_path)
+    if not name_or_path.strip():
+        raise SuiteError("an empty suite name names no suite")
     if candidate.suffix == ".toml" or os.sep in name_or_path:
-        if not candidate.is_file():
+        if not candidate.exists():
             raise SuiteError(f"suite file {name_or_path} not found")
         return candidate
-    for directory in SUITE_DIRS:
+    for directory in suite_dirs():
         path = directory / f"{name_or_path}.toml"
         if path.is_file():
             return path
@@ -204,7 +222,7 @@ def suite_path(name_or_path: str) -> Path:
 
 def available_suites() -> list[str]:
     names: set[str] = set()
-    for directory in SUITE_DIRS:
+    for directory in suite_dirs():
         if directory.is_dir():
             names.update(p.stem for p in directory.glob("*.toml"))
     return sorted(names)
@@ -212,12 +230,13 @@ def available_suites() -> list[str]:
 
 def load_suite(name_or_path: str) -> Suite:
     path = suite_path(name_or_path)
+    text = read_regular_text(path, SUITE_FILE_LIMIT, "suite file", SuiteError)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: malformed TOML ({exc})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"cannot read suite {path}: {exc}") from None
+    except RecursionError:
+        raise SuiteError(f"{path}: malformed TOML (nested too deeply)") from None
     return parse_suite(data, str(path))
 
 

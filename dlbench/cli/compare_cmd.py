@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from dlbench.cli.paths import NonEmptyPath, check_output_file
 from dlbench.regress.output import stdout_console, write_text
 from dlbench.regress.render import render_json, render_markdown, table_renderable
 from dlbench.regress.threshold import parse_alpha, parse_threshold
@@ -17,8 +18,8 @@ from dlbench.regress.verdict import Policy, compare_runs
 from dlbench.store import load_run
 
 FORMATS = ("table", "markdown", "json")
-RunPath = click.Path(path_type=Path)
-FilePath = click.Path(path_type=Path, dir_okay=False)
+RunPath = NonEmptyPath(path_type=Path)
+FilePath = NonEmptyPath(path_type=Path, dir_okay=False)
 
 
 @click.command("compare")
@@ -55,6 +56,9 @@ def command(ctx: click.Context, baseline: Path, current: Path, threshold: str, a
         memory_threshold=parse_threshold(memory_threshold, "memory threshold"),
         memory_floor_bytes=int(memory_floor * 2**20),
     )
+    for option, path in (("--markdown", markdown_file), ("--json", json_file)):
+        if path is not None:
+            check_output_file(path, [baseline, current], option)
     comparison = compare_runs(load_run(baseline), load_run(current), policy)
     if markdown_file is not None:
         write_text(markdown_file, render_markdown(comparison))

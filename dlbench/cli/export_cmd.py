@@ -6,17 +6,18 @@ from pathlib import Path
 
 import click
 
+from dlbench.cli.paths import NonEmptyPath, check_output_file
 from dlbench.export import EXPORTERS, untimed_count
 from dlbench.regress.output import write_text
 from dlbench.store import load_run
 
 
 @click.command("export")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=NonEmptyPath(path_type=Path))
 @click.option("--format", "format_", type=click.Choice(list(EXPORTERS)), default="github-action-benchmark",
               show_default=True,
               help="github-action-benchmark (customSmallerIsBetter), bencher (BMF) or json (flat rows).")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--output", "-o", type=NonEmptyPath(path_type=Path, dir_okay=False),
               help="Write to this file instead of standard output.")
 @click.option("--memory/--no-memory", default=True, show_default=True,
               help="Also export the memory readings (RSS rise, framework and device peaks).")
@@ -24,6 +25,8 @@ def command(run_dir: Path, format_: str, output: Path | None, memory: bool) -> N
     """Export the run in RUN_DIR (a directory or its run.json) for github-action-benchmark, Bencher, or as
     flat JSON rows. Cases without a timing (failed, unavailable) cannot be tracked and are left out of the
     first two formats; their number is reported on standard error."""
+    if output is not None:
+        check_output_file(output, [run_dir])
     record = load_run(run_dir)
     text = EXPORTERS[format_](record, memory)
     if output is None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dlbench.cli.paths import NonEmptyPath, check_output_file
 from dlbench.errors import DlbenchError
 from dlbench.history import build_history
 from dlbench.regress.history_render import history_html, history_json, history_table
@@ -17,12 +18,12 @@ JSON_FILE = "history.json"
 
 
 @click.command("history")
-@click.argument("results_root", type=click.Path(path_type=Path))
+@click.argument("results_root", type=NonEmptyPath(path_type=Path))
 @click.option("--case", "patterns", multiple=True, metavar="PATTERN",
               help="Only cases whose key matches a glob (lenet/*/forward/*) or holds a substring (lstm).")
-@click.option("--output", "-o", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--output", "-o", type=NonEmptyPath(path_type=Path, file_okay=False),
               help=f"Also write {HTML_FILE} (charts) and {JSON_FILE} into this directory.")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+@click.option("--repo", type=NonEmptyPath(path_type=Path, file_okay=False), default=Path("."),
               show_default=True, help="Git repository that orders the runs' commits.")
 def command(results_root: Path, patterns: tuple[str, ...], output: Path | None, repo: Path) -> None:
     """Show how each case's median time evolved over the runs under RESULTS_ROOT and where it changed.
@@ -30,6 +31,9 @@ def command(results_root: Path, patterns: tuple[str, ...], output: Path | None, 
     Runs are ordered by git commit when every run recorded one that REPO knows, else by creation time.
     Change points come from a penalised piecewise-constant fit of the per-run medians.
     """
+    if output is not None:
+        for name in (HTML_FILE, JSON_FILE):
+            check_output_file(output / name)
     history = build_history(results_root, patterns, repo)
     console = stdout_console()
     for line in history.skipped:

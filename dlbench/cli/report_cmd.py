@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from dlbench.cli.paths import NonEmptyPath
+
 
 @click.command("report")
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path, file_okay=False),
+@click.argument("run_dirs", nargs=-1, required=True, type=NonEmptyPath(path_type=Path))
+@click.option("--output", "-o", required=True, type=NonEmptyPath(path_type=Path, file_okay=False),
               help="Directory for index.html, tables/*.csv and plots/*.svg.")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1),
               help="Batch size of the tables [each workload's paper batch size, else the nearest measured].")

@@ -14,6 +14,7 @@ import click
 
 from dlbench import env as environment
 from dlbench.cli.options import CommaList, flatten
+from dlbench.cli.paths import NonEmptyPath
 from dlbench.console import console, describe, out, progress_bar, summary_table
 from dlbench.errors import DlbenchError
 from dlbench.frameworks.registry import get_adapter
@@ -59,8 +60,8 @@ def measure_overrides(max_time: float | None, min_samples: int | None, timeout: 
               help="CPU thread counts, e.g. 1,2.")
 @click.option("--batch-size", "-b", "batch_sizes", multiple=True,
               type=CommaList(positive_int=True, label="batch size"), help="Batch sizes, e.g. 16,64.")
-@click.option("--output", "-o", type=click.Path(path_type=Path), help="Results directory [results/<run-id>].")
-@click.option("--resume", type=click.Path(path_type=Path), help="Finish the interrupted run in this directory.")
+@click.option("--output", "-o", type=NonEmptyPath(path_type=Path), help="Results directory [results/<run-id>].")
+@click.option("--resume", type=NonEmptyPath(path_type=Path), help="Finish the interrupted run in this directory.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per case before it is killed.")
 @click.option("--max-time", type=click.FloatRange(min=0, min_open=True), help="Sampling budget per case (s).")
 @click.option("--min-samples", type=click.IntRange(min=3), help="Samples per case at the least.")

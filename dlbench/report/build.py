@@ -8,13 +8,16 @@ at any time, on any machine, from the run directories.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from dlbench.errors import DlbenchError
+from dlbench.files import read_regular_text
 from dlbench.report import speedups
 from dlbench.report.data import LoadedRun, combined_csv, load_runs, passes_in, results_frame, workload_label
 from dlbench.report.environment import environment_table, packages_table
@@ -36,6 +39,9 @@ INDEX = "index.html"
 TABLES_DIR = "tables"
 PLOTS_DIR = "plots"
 RESULTS_TABLE = "results"  # every stored row of every run, with the run's label
+MANIFEST = ".dlbench-report.json"  # the files this directory's report wrote: the only ones it may replace
+MANIFEST_LIMIT = 2**20
+OWN_FILE = re.compile(rf"{re.escape(INDEX)}|{TABLES_DIR}/[\w.-]+\.csv|{PLOTS_DIR}/[\w.-]+\.svg")
 
 
 @dataclass(frozen=True)
@@ -125,33 +131,64 @@ def _subtitle(runs: Sequence[LoadedRun]) -> str:
 
 
 def write_report(report: Report, output: Path) -> Path:
-    """Write CSV tables, SVG figures and the page. Earlier CSV/SVG files of a previous report in the same
-    directory are removed first, so nothing stale sits beside the new page."""
-    tables_dir, plots_dir = output / TABLES_DIR, output / PLOTS_DIR
-    try:
-        for directory in (output, tables_dir, plots_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        for stale in [*tables_dir.glob("*.csv"), *plots_dir.glob("*.svg")]:
-            stale.unlink()
-    except OSError as exc:
-        raise DlbenchError(f"cannot write the report into {output}: {exc.strerror or exc}") from None
+    """Write CSV tables, SVG figures and the page, and list them in the directory's manifest.
+
+    A report rebuilt into the same directory removes the files of the previous report that it no longer
+    writes (so nothing stale sits beside the new page), and only those: the manifest says which files a
+    report wrote. A file that is in the way and not in the manifest (a user's own, or a report of an older
+    dlbench) is never overwritten: the report is refused instead.
+    """
+    files: dict[str, str] = {}
     hrefs: dict[str, str] = {}
-    files: dict[Path, str] = {}
     for section in report.sections:
         for item in (*section.items, *section.folded):
             if isinstance(item, Table):
                 name = f"{TABLES_DIR}/{item.slug}.csv"
-                files[output / name] = item.data.to_csv(index=False)
+                files[name] = item.data.to_csv(index=False)
             else:
                 name = f"{PLOTS_DIR}/{item.slug}.svg"
-                files[output / name] = item.svg
+                files[name] = item.svg
             hrefs[item.slug] = name
-    files[output / f"{TABLES_DIR}/{RESULTS_TABLE}.csv"] = report.results_csv
-    index = output / INDEX
-    files[index] = render_page(report.title, report.subtitle, report.sections, hrefs)
+    files[f"{TABLES_DIR}/{RESULTS_TABLE}.csv"] = report.results_csv
+    files[INDEX] = render_page(report.title, report.subtitle, report.sections, hrefs)
     try:
-        for path, text in files.items():
-            atomic_write(path, text)
+        for directory in (output, output / TABLES_DIR, output / PLOTS_DIR):
+            directory.mkdir(parents=True, exist_ok=True)
+        written_before = read_manifest(output)
+        for name in files:
+            path = output / name
+            if name not in written_before and (path.exists() or path.is_symlink()):
+                raise DlbenchError(f"{path} is in the way and was not written by dlbench report; "
+                                   "it is never overwritten: choose another --output or move it")
+        # the manifest lists every file before it is written, so an interrupted build is cleaned up next time
+        atomic_write(output / MANIFEST, manifest_text([*written_before, *files]))
+        for name, text in files.items():
+            atomic_write(output / name, text)
+        for name in written_before - set(files):
+            stale = output / name
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink()
+        atomic_write(output / MANIFEST, manifest_text(files))
     except OSError as exc:
         raise DlbenchError(f"cannot write the report into {output}: {exc.strerror or exc}") from None
-    return index
+    return output / INDEX
+
+
+def manifest_text(names: Iterable[str]) -> str:
+    return json.dumps({"written_by": "dlbench report", "files": sorted(set(names))}, indent=1) + "\n"
+
+
+def read_manifest(output: Path) -> set[str]:
+    """The files an earlier report wrote into ``output``: only names a report writes (``index.html``,
+    ``tables/*.csv``, ``plots/*.svg``), whatever else a damaged or edited manifest lists."""
+    path = output / MANIFEST
+    if not path.exists():
+        return set()
+    try:
+        data = json.loads(read_regular_text(path, MANIFEST_LIMIT, "report manifest"))
+    except (DlbenchError, ValueError):
+        return set()  # unreadable: nothing is known to be ours, so nothing is removed or overwritten
+    names = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(names, list):
+        return set()
+    return {name for name in names if isinstance(name, str) and OWN_FILE.fullmatch(name)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -135,16 +136,50 @@ def test_a_requested_batch_size_changes_the_tables(tmp_path: Path) -> None:
     assert {r["batch_size"] for r in read_csv(index.parent / "tables" / "study-lenet.csv")} == {"16"}
 
 
-def test_rebuilding_removes_stale_files(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "r", cases(batches=(64,), threads=(1,), frameworks=("alpha",)))
+def test_rebuilding_removes_only_the_stale_files_of_the_previous_report(tmp_path: Path) -> None:
+    wide = make_run(tmp_path / "wide", cases(batches=(64,), threads=(1, 2), frameworks=("alpha",)))
+    narrow = make_run(tmp_path / "narrow", cases(batches=(64,), threads=(1,), frameworks=("alpha",)))
     out = tmp_path / "again"
+    build_report([wide], out)
+    figures = {p.name for p in (out / "plots").glob("*.svg")}
+    mine = {out / "plots" / "my-figure.svg": "<svg/>", out / "tables" / "my-table.csv": "a,b\n",
+            out / "notes.txt": "mine"}
+    for path, text in mine.items():
+        path.write_text(text)
+    build_report([narrow], out)
+    left = {p.name for p in (out / "plots").glob("*.svg")} - {"my-figure.svg"}
+    assert left < figures  # the t2 figures of the first report are gone ...
+    assert all(path.read_text() == text for path, text in mine.items())  # ... and nothing of the user's
+
+
+def test_a_file_in_the_way_that_no_report_wrote_is_refused(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "r", cases(batches=(64,), threads=(1,), frameworks=("alpha",)))
+    out = tmp_path / "out"
+    (out / "tables").mkdir(parents=True)
+    (out / "index.html").write_text("my page")
+    with pytest.raises(DlbenchError, match="not written by dlbench report"):
+        build_report([run], out)
+    assert (out / "index.html").read_text() == "my page"
+    (out / "index.html").unlink()
+    (out / "tables" / "results.csv").write_text("mine")
+    with pytest.raises(DlbenchError, match="never overwritten"):
+        build_report([run], out)
+    assert (out / "tables" / "results.csv").read_text() == "mine"
+
+
+def test_a_tampered_manifest_cannot_make_the_report_delete_other_files(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "r", cases(batches=(64,), threads=(1,), frameworks=("alpha",)))
+    out = tmp_path / "out"
     build_report([run], out)
-    stale = out / "plots" / "old-figure.svg"
-    stale.write_text("<svg/>")
-    keep = out / "notes.txt"
-    keep.write_text("mine")
+    victims = [tmp_path / "victim.txt", out / "notes.txt", out / "tables" / "x.txt"]
+    for victim in victims:
+        victim.write_text("keep")
+    manifest = out / ".dlbench-report.json"
+    listed = json.loads(manifest.read_text())["files"]
+    listed += ["../victim.txt", "notes.txt", "tables/x.txt", "/etc/hostname", "tables/../../victim.txt"]
+    manifest.write_text(json.dumps({"files": listed}))
     build_report([run], out)
-    assert not stale.exists() and keep.exists()
+    assert all(victim.read_text() == "keep" for victim in victims)
 
 
 def test_two_runs_are_combined_and_labelled(tmp_path: Path) -> None:
