@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 Pass = Literal["forward", "gradient"]
-PASSES: tuple[str, ...] = ("forward", "gradient")
 DEVICES: tuple[str, ...] = ("cpu", "gpu")
 PRECISIONS: tuple[str, ...] = ("float32",)
 

@@ -28,8 +28,8 @@ from typing import Any
 from dlbench.errors import SuiteError
 from dlbench.files import read_regular_text
 from dlbench.measure.timing import MeasureConfig
-from dlbench.spec import DEVICES, PASSES, PRECISIONS, Case
-from dlbench.workloads import get_workload, workload_names
+from dlbench.spec import DEVICES, PRECISIONS, Case
+from dlbench.workloads import PASSES, get_workload, workload_names
 
 PACKAGED_SUITES = Path(__file__).resolve().parent.parent / "suites"
 # A suite is a few hundred bytes. The file (and so what run.json stores of it) is limited: a suite of

@@ -139,7 +139,7 @@ class NumpyCase(BuiltCase):
 class NumpyAdapter(Adapter):
     """An in-process adapter built on the reference. ``weights_in`` / ``gradients_out`` inject a layout bug,
     ``params_delta`` a wrong parameter count, ``fail`` a failure at "initialize", "build" or "evaluate", and
-    ``unavailable`` a set of variants that raise CaseUnavailable."""
+    ``unavailable`` a set of variants that raise CaseUnavailable; ``variants`` the variant names it accepts."""
 
     name: ClassVar[str] = "numpy"
     display_name: ClassVar[str] = "NumPy (test)"
@@ -156,8 +156,10 @@ class NumpyAdapter(Adapter):
         params_delta: int = 0,
         fail: str = "",
         unavailable: tuple[str, ...] = (),
+        variants: tuple[str, ...] = ("plain", "other"),
     ) -> None:
         self.name = name  # type: ignore[misc]
+        self.variants = variants  # type: ignore[misc]
         self.weights_in = weights_in
         self.gradients_out = gradients_out
         self.params_delta = params_delta
@@ -165,12 +167,12 @@ class NumpyAdapter(Adapter):
         self.unavailable = unavailable
         self.built: list[NumpyCase] = []
 
-    def initialize(self, device: str, threads: int) -> RuntimeInfo:
+    def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         if self.fail == "initialize":
             raise ImportError("No module named 'numpyframework'\nsecond line that must not be shown")
         return RuntimeInfo(self.name, "1.0", threads, ("cpu",))
 
-    def build(self, request: BuildRequest) -> BuiltCase:
+    def _build(self, request: BuildRequest) -> BuiltCase:
         if request.dropout:
             raise AssertionError("verify must build with dropout off")
         if request.variant in self.unavailable:

@@ -4,13 +4,21 @@ Life of an adapter inside one isolated worker process (see ``dlbench.runner.work
 
 1. The parent calls :meth:`Adapter.worker_env` (cheap, no framework import) and starts the worker
    with that environment, pinned to N cores *before* anything heavy is imported.
-2. In the worker, :meth:`Adapter.initialize` imports the framework, applies the thread count and the
-   precision settings (TF32 off, ...) and returns :class:`RuntimeInfo` (versions, backends, threads in
-   effect, devices seen).
-3. For each case, :meth:`Adapter.build` turns a :class:`BuildRequest` (the canonical workload, the
-   canonical initial weights and one input batch) into a :class:`BuiltCase`.
+2. In the worker, :meth:`Adapter.initialize` checks the device and thread count, then the adapter's
+   :meth:`Adapter._initialize` imports the framework, applies the thread count and the precision
+   settings (TF32 off, ...) and returns :class:`RuntimeInfo` (versions, backends, threads in effect,
+   devices seen).
+3. For each case, :meth:`Adapter.build` checks the :class:`BuildRequest` (variant, device, precision,
+   phase, canonical weights), lets the adapter's :meth:`Adapter._build` turn it into a
+   :class:`BuiltCase`, and checks the built model's trainable parameter count against the canonical one.
 4. The measuring code calls :meth:`BuiltCase.prepare` for a pass and times the returned callable,
    calling :meth:`BuiltCase.sync` on its result before reading the clock.
+
+The contract is enforced here, once, for every adapter (built-in or plugin): an adapter implements only
+``_initialize`` and ``_build`` and never re-checks what the base class has checked. A request that names
+no valid case raises :class:`~dlbench.errors.SuiteError`; a valid case this adapter cannot run (another
+precision, no GPU) raises :class:`CaseUnavailable`; a broken side of the contract (weights that are not
+canonical, a model with the wrong parameter count) raises :class:`ContractError`.
 
 The adapter module itself must import no framework at module level: the parent process imports every
 adapter class to list them, and a heavy import there would distort every worker's measurements.
@@ -23,16 +31,34 @@ import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, final
 
 import numpy as np
 
-from dlbench.workloads import Batch, Workload
+from dlbench.errors import SuiteError
+from dlbench.spec import DEVICES
+from dlbench.workloads import PASSES, Batch, Workload
 
 
 class CaseUnavailable(Exception):
     """Raised by ``build`` when the adapter cannot run this case (e.g. a variant not supported on a
     device). The case is recorded with status ``unavailable``, not as a failure."""
+
+
+class ContractError(RuntimeError):
+    """One side of the adapter contract is broken: the request's weights are not the canonical ones, or
+    the built model does not train the canonical number of parameters. A bug, never a user error: the
+    runner records the case as failed and ``verify`` reports a wrong count as a failing check."""
+
+
+class ParamCountError(ContractError):
+    """The built model trains ``built`` scalars where the canonical workload trains ``canonical``."""
+
+    def __init__(self, label: str, built: int, canonical: int) -> None:
+        super().__init__(f"{label}: the built model has {built:,} trainable parameters, "
+                         f"the canonical count is {canonical:,}")
+        self.built = built
+        self.canonical = canonical
 
 
 @dataclass(frozen=True)
@@ -81,7 +107,8 @@ class BuiltCase(ABC):
 
     @abstractmethod
     def prepare(self, pass_: str) -> Callable[[], Any]:
-        """Return the callable that runs one ``forward`` or ``gradient`` pass over the batch.
+        """Return the callable that runs one ``forward`` or ``gradient`` pass over the batch (another
+        name is refused with :func:`check_pass`).
 
         Any tracing or ahead-of-time compilation may happen here or in the first call; both are
         timed together as ``first_call_ms`` and never enter the samples. The callable's result is a
@@ -124,6 +151,7 @@ class Adapter(ABC):
     variants: ClassVar[tuple[str, ...]]
     default_variant: ClassVar[str]
     variant_help: ClassVar[dict[str, str]] = {}
+    precisions: ClassVar[tuple[str, ...]] = ("float32",)  # what the adapter implements; others: unavailable
     hidden: ClassVar[bool] = False  # hidden adapters (the fake) are only run when named explicitly
 
     # ----- cheap queries, run in the parent process (no framework import) -----
@@ -151,11 +179,66 @@ class Adapter(ABC):
         """Environment variables the worker must have before the framework is imported."""
         return {}
 
-    # ----- in the worker -----
-    @abstractmethod
+    # ----- in the worker: the contract, checked here once for every adapter -----
+    @final
     def initialize(self, device: str, threads: int) -> RuntimeInfo:
-        """Import the framework, apply ``threads`` and precision settings, report what is in effect."""
+        """Check ``device`` and ``threads``, then let the adapter import and configure its framework."""
+        check_device(device)
+        if threads < 1:
+            raise SuiteError(f"threads must be at least 1, not {threads}")
+        return self._initialize(device, threads)
+
+    @final
+    def build(self, request: BuildRequest) -> BuiltCase:
+        """Check the request, let the adapter build the model, check the model's parameter count."""
+        self.check_request(request)
+        built = self._build(request)
+        canonical = request.workload.trainable_params(request.phase)
+        if built.trainable_params != canonical:
+            label = f"{self.name} {request.workload.name} {request.phase}".strip()
+            built.close()
+            raise ParamCountError(label, built.trainable_params, canonical)
+        return built
+
+    def check_request(self, request: BuildRequest) -> None:
+        """The request names a case of this adapter (else SuiteError) that it implements (else
+        CaseUnavailable), and carries every canonical weight in its canonical shape (else ContractError)."""
+        if request.variant not in self.variants:
+            raise SuiteError(f"unknown {self.display_name} variant {request.variant!r}; "
+                             f"variants: {', '.join(self.variants)}")
+        check_device(request.device)
+        request.workload.phase(request.phase)  # SuiteError for an unknown phase
+        if request.precision not in self.precisions:
+            raise CaseUnavailable(f"the {self.display_name} adapter runs {', '.join(self.precisions)} only, "
+                                  f"not {request.precision}")
+        for spec in request.workload.params:
+            weight = request.weights.get(spec.name)
+            if weight is None:
+                raise ContractError(f"the weights of {request.workload.name} lack {spec.name!r}")
+            if tuple(weight.shape) != spec.shape:
+                raise ContractError(f"weight {spec.name!r} has shape {tuple(weight.shape)}, "
+                                    f"canonical {spec.shape}")
+
+    # ----- what each adapter implements -----
+    @abstractmethod
+    def _initialize(self, device: str, threads: int) -> RuntimeInfo:
+        """Import the framework, apply ``threads`` and precision settings, report what is in effect.
+        ``device`` is one of :data:`dlbench.spec.DEVICES` and ``threads`` at least 1."""
 
     @abstractmethod
-    def build(self, request: BuildRequest) -> BuiltCase:
-        """Build the canonical model for ``request`` with its weights and batch placed on the device."""
+    def _build(self, request: BuildRequest) -> BuiltCase:
+        """Build the canonical model for ``request`` with its weights and batch placed on the device. The
+        request has passed :meth:`check_request`; raise CaseUnavailable for a case this adapter or machine
+        cannot run (no GPU, a workload the adapter does not implement)."""
+
+
+def check_pass(pass_: str) -> None:
+    """The one check of a pass name, for every ``BuiltCase.prepare``."""
+    if pass_ not in PASSES:
+        raise SuiteError(f"unknown pass {pass_!r}; passes: {', '.join(PASSES)}")
+
+
+def check_device(device: str) -> None:
+    """The one check of a device name, for ``initialize``, ``build`` and ``worker_env``."""
+    if device not in DEVICES:
+        raise SuiteError(f"unknown device {device!r}; devices: {', '.join(DEVICES)}")

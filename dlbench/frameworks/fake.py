@@ -144,7 +144,7 @@ class FakeAdapter(Adapter):
     def gpu_usable(self, gpus: list[dict[str, Any]]) -> bool:
         return self.supports_gpu_build()  # no NVML needed: the fake GPU is simulated
 
-    def initialize(self, device: str, threads: int) -> RuntimeInfo:
+    def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         if any(fault == "import" for fault, _ in parse_faults(os.environ.get("DLBENCH_FAKE_FAULTS", ""))):
             raise ImportError("fake adapter: simulated broken installation (No module named 'fakeframework')")
         if device == "gpu" and not self.supports_gpu_build():
@@ -156,7 +156,7 @@ class FakeAdapter(Adapter):
             backends={"cost_model": "lcg-spin"}, settings={"scale": os.environ.get("DLBENCH_FAKE_SCALE", "1.0")},
         )
 
-    def build(self, request: BuildRequest) -> BuiltCase:
+    def _build(self, request: BuildRequest) -> BuiltCase:
         key = request.case_key
         fault = fault_for(key)
         if fault == "raise":

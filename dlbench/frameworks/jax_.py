@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from dlbench.errors import SuiteError
 from dlbench.frameworks.base import (
     Adapter,
     BuildRequest,
@@ -49,7 +48,10 @@ from dlbench.frameworks.base import (
     CaseUnavailable,
     Evaluation,
     RuntimeInfo,
+    check_device,
+    check_pass,
 )
+from dlbench.workloads import DROPOUT_RATE, pretrain_level
 
 if TYPE_CHECKING:
     import jax
@@ -62,11 +64,9 @@ Params = Mapping[str, Array]
 Inputs = tuple[Array, ...]
 PoolFn = Callable[[Array], Array]
 
-DROPOUT_RATE = 0.5
 CONV_DIMS = ("NHWC", "HWIO", "NHWC")
 MATMUL_PRECISION = "highest"
 CUDA_PLUGIN_DISTRIBUTIONS = ("jax-cuda13-plugin", "jax-cuda12-plugin")
-PASSES = ("forward", "gradient")
 _WHILE_LOOP = re.compile(r"\bwhile\(")  # an HLO while instruction in Compiled.as_text()
 # jax.random's scopes in HLO metadata op_names: the threefry bit generator loops inside them
 _PRNG_SCOPE = re.compile(r"threefry|random_bits|jit\(_uniform\)|jit\(_bernoulli\)")
@@ -226,9 +226,9 @@ def lstm(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Arr
 # ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Network:
-    """One (workload, phase): the parameters it reads, its forward function and its loss."""
+    """One (workload, phase): its forward function and its loss (the parameters it reads are the
+    phase's ``reads`` in the workload definition)."""
 
-    needed: tuple[str, ...]  # canonical names the computation reads (trainable + frozen)
     output: Callable[[Params, Inputs, Array | None, PoolFn], Array]
     objective: Callable[[Params, Inputs, Array, Array | None, PoolFn], Array]
     uses_dropout: bool
@@ -250,23 +250,21 @@ def _pretrain_network(level: int) -> Network:
     def objective(params: Params, inputs: Inputs, labels: Array, key: Array | None, pool: PoolFn) -> Array:
         return reconstruction_loss(*pretrain_pair(params, inputs[0], level))
 
-    needed = tuple(f"enc{i}.{t}" for i in range(1, level + 1) for t in ("kernel", "bias"))
-    return Network(needed + (f"dec{level}.bias",), output, objective, uses_dropout=False)
+    return Network(output, objective, uses_dropout=False)
 
 
-def network_for(workload: str, phase: str, param_names: tuple[str, ...]) -> Network:
+def network_for(workload: str, phase: str) -> Network:
     """The network of ``workload``/``phase``; CaseUnavailable for a workload this adapter does not know
     (a plugin may add workloads that only some adapters implement)."""
     classifiers = {"lenet": (lenet, False), "alexnet": (alexnet, True), "lstm": (lstm, True)}
     if workload in classifiers:
         fn, uses_dropout = classifiers[workload]
-        return Network(param_names, fn, _classifier_objective(fn), uses_dropout)
+        return Network(fn, _classifier_objective(fn), uses_dropout)
     if workload == "autoencoder":
         if phase == "finetune":
-            needed = tuple(n for n in param_names if not n.startswith("dec"))
-            return Network(needed, finetune, _classifier_objective(finetune), uses_dropout=False)
-        if phase.startswith("pretrain") and phase[len("pretrain"):] in ("1", "2", "3"):
-            return _pretrain_network(int(phase[len("pretrain"):]))
+            return Network(finetune, _classifier_objective(finetune), uses_dropout=False)
+        if pretrain_level(phase):
+            return _pretrain_network(pretrain_level(phase))
     raise CaseUnavailable(f"the JAX adapter does not implement workload {workload!r} phase {phase!r}")
 
 
@@ -305,16 +303,10 @@ class JaxBuiltCase(BuiltCase):
         self._device = device
         self._on_gpu = request.device == "gpu"
         self._gpu_peak_mark = self._gpu_peak()  # before our buffers exist (see peak_memory_bytes)
-        trainable_names = request.workload.phase(request.phase).trainable
-        self._trainable_names = trainable_names
-        self._shapes = {name: tuple(request.workload.param(name).shape) for name in network.needed}
-        trainable: dict[str, np.ndarray] = {}
-        frozen: dict[str, np.ndarray] = {}
-        for name in network.needed:
-            value = np.asarray(request.weights[name], dtype=np.float32)
-            if value.shape != self._shapes[name]:
-                raise ValueError(f"weight {name!r} has shape {value.shape}, expected {self._shapes[name]}")
-            (trainable if name in trainable_names else frozen)[name] = value
+        phase = request.workload.phase(request.phase)
+        self._trainable_names = phase.trainable
+        trainable = {name: np.asarray(request.weights[name], dtype=np.float32) for name in phase.trainable}
+        frozen = {name: np.asarray(request.weights[name], dtype=np.float32) for name in phase.frozen}
         self._trainable: dict[str, Array] = jax.device_put(trainable, device)
         self._frozen: dict[str, Array] = jax.device_put(frozen, device)
         batch = request.batch
@@ -324,12 +316,6 @@ class JaxBuiltCase(BuiltCase):
         wants_dropout = request.dropout and network.uses_dropout
         self._key: Array | None = jax.device_put(jax.random.key(0), device) if wants_dropout else None
         self._compiled: dict[str, Any] = {}
-        expected = request.workload.trainable_params(request.phase)
-        if self.trainable_params != expected:
-            raise RuntimeError(
-                f"JAX {request.workload.name}/{request.phase or '-'} built {self.trainable_params} trainable "
-                f"parameters, the canonical count is {expected}"
-            )
 
     # ----- the pure functions that get compiled -----
     def _forward(self, trainable: Params, frozen: Params, inputs: Inputs) -> Array:
@@ -348,7 +334,7 @@ class JaxBuiltCase(BuiltCase):
         if pass_ == "gradient":
             args = (self._trainable, self._frozen, self._inputs, self._labels, self._key)
             return jax.grad(self._loss), args
-        raise SuiteError(f"unknown pass {pass_!r}; known: {', '.join(PASSES)}")
+        raise AssertionError(pass_)  # unreachable: prepare checked the name
 
     def _compile(self, pass_: str, fresh: bool = False) -> Any:
         """Ahead-of-time compiled executable of ``pass_``, kept for the memory and FLOP queries."""
@@ -367,6 +353,7 @@ class JaxBuiltCase(BuiltCase):
     def prepare(self, pass_: str) -> Callable[[], Any]:
         """Trace and compile here, always (even if a memory or FLOP query compiled the pass before), so
         that ``first_call_ms`` holds the full cost of a first call whatever order the runner uses."""
+        check_pass(pass_)
         compiled = self._compile(pass_, fresh=True)
         _, args = self._pass(pass_)
 
@@ -456,12 +443,6 @@ class JaxBuiltCase(BuiltCase):
 # ----------------------------------------------------------------------------------------------------
 # The adapter.
 # ----------------------------------------------------------------------------------------------------
-def _platform(device: str) -> str:
-    if device not in ("cpu", "gpu"):
-        raise SuiteError(f"unknown device {device!r}; known: cpu, gpu")
-    return device
-
-
 def _cuda_versions() -> dict[str, str]:
     """CUDA runtime, driver and cuDNN versions as the JAX CUDA plugin sees them (empty without one).
     Uses ``jax._src.lib.cuda_versions``, JAX's own hook for this; guarded because it is private."""
@@ -483,6 +464,13 @@ def _cuda_versions() -> dict[str, str]:
         except Exception:  # version probes are informative only
             continue
     return found
+
+
+def _jax_platforms(device: str) -> str:
+    """``JAX_PLATFORMS`` for a worker: only the requested platform, so that a CPU run on a GPU machine
+    does not initialise CUDA."""
+    check_device(device)
+    return "cpu" if device == "cpu" else "cuda"
 
 
 class JaxAdapter(Adapter):
@@ -518,15 +506,15 @@ class JaxAdapter(Adapter):
         initialise CUDA; fp32 matmuls in full precision."""
         return {
             "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
-            "JAX_PLATFORMS": "cpu" if _platform(device) == "cpu" else "cuda",
+            "JAX_PLATFORMS": _jax_platforms(device),
             "JAX_DEFAULT_MATMUL_PRECISION": MATMUL_PRECISION,
         }
 
-    def initialize(self, device: str, threads: int) -> RuntimeInfo:
+    def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         import jax
         import jaxlib
 
-        platform = _platform(device)
+        platform = device  # dlbench's device names are JAX's platform names
         jax.config.update("jax_default_matmul_precision", MATMUL_PRECISION)
         try:
             devices = jax.devices(platform)
@@ -558,17 +546,11 @@ class JaxAdapter(Adapter):
             settings["preallocate"] = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true (JAX default)")
         return RuntimeInfo("jax", jax.__version__, affinity, tuple(seen), backends, settings)
 
-    def build(self, request: BuildRequest) -> BuiltCase:
+    def _build(self, request: BuildRequest) -> BuiltCase:
         import jax
 
-        if request.variant not in self.variants:
-            raise SuiteError(f"unknown JAX variant {request.variant!r}; known: {', '.join(self.variants)}")
-        if request.precision != "float32":
-            raise CaseUnavailable(f"the JAX adapter runs float32 only, not {request.precision!r}")
-        request.workload.phase(request.phase)  # an unknown phase is a user error (SuiteError), checked first
-        param_names = tuple(p.name for p in request.workload.params)
-        network = network_for(request.workload.name, request.phase, param_names)
-        platform = _platform(request.device)
+        network = network_for(request.workload.name, request.phase)
+        platform = request.device
         try:
             device = jax.devices(platform)[0]
         except RuntimeError as exc:

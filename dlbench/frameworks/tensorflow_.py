@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlbench.errors import DlbenchError, SuiteError
+from dlbench.errors import DlbenchError
 from dlbench.frameworks.base import (
     Adapter,
     BuildRequest,
@@ -43,15 +43,15 @@ from dlbench.frameworks.base import (
     CaseUnavailable,
     Evaluation,
     RuntimeInfo,
+    check_pass,
 )
-from dlbench.workloads import Batch
+from dlbench.workloads import DROPOUT_RATE, PASSES, Batch, pretrain_level
 
 # TensorFlow objects are typed as Any: the module must not import tensorflow, and its stubs add nothing.
 Tensor = Any
 Variable = Any
 Feeds = tuple[Tensor, ...]
 
-DROPOUT_RATE = 0.5
 VARIANTS: tuple[str, ...] = ("function", "xla", "eager")
 
 
@@ -183,12 +183,8 @@ class _Network:
                 trainable=name in phase.trainable,
                 name=name,
             )
-            for name in self.used_params(request.phase)
+            for name in phase.reads
         }
-
-    def used_params(self, phase: str) -> tuple[str, ...]:
-        """Canonical names of every parameter the phase reads (trainable or frozen)."""
-        raise NotImplementedError
 
     def feed_arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:
         """The batch arrays the network consumes, labels last."""
@@ -231,11 +227,6 @@ class _Network:
 
 
 class _LeNet(_Network):
-    LAYERS = ("conv1", "conv2", "fc1", "fc2")
-
-    def used_params(self, phase: str) -> tuple[str, ...]:
-        return tuple(f"{layer}.{part}" for layer in self.LAYERS for part in ("kernel", "bias"))
-
     def forward(self, feeds: Feeds, training: bool) -> Tensor:
         tf = self.tf
         h = tf.nn.max_pool2d(tf.tanh(self.conv(feeds[0], "conv1", 1, "VALID")), 2, 2, "VALID")
@@ -247,11 +238,6 @@ class _LeNet(_Network):
 class _AlexNet(_Network):
     """AlexNet of workloads.md. 'SAME' padding of the stride-1 5x5 and 3x3 convolutions is exactly the
     canonical pad 2 / pad 1, and is the form oneDNN and cuDNN handle best."""
-
-    LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
-
-    def used_params(self, phase: str) -> tuple[str, ...]:
-        return tuple(f"{layer}.{part}" for layer in self.LAYERS for part in ("kernel", "bias"))
 
     def forward(self, feeds: Feeds, training: bool) -> Tensor:
         tf = self.tf
@@ -275,19 +261,8 @@ class _Autoencoder(_Network):
     (non-trainable variables, so the tape ignores them), then encoder k and its tied decoder."""
 
     def __init__(self, tf: ModuleType, request: BuildRequest) -> None:
-        self.level = self.pretrain_level(request.phase)
+        self.level = pretrain_level(request.phase)
         super().__init__(tf, request)
-
-    @staticmethod
-    def pretrain_level(phase: str) -> int:
-        """k for phase ``pretrain<k>``, 0 for ``finetune``."""
-        return int(phase.removeprefix("pretrain")) if phase.startswith("pretrain") else 0
-
-    def used_params(self, phase: str) -> tuple[str, ...]:
-        level = self.pretrain_level(phase)
-        depth = level or 3
-        names = tuple(f"enc{i}.{part}" for i in range(1, depth + 1) for part in ("kernel", "bias"))
-        return (*names, f"dec{level}.bias") if level else (*names, "classifier.kernel", "classifier.bias")
 
     def encode(self, x: Tensor, depth: int) -> Tensor:
         for i in range(1, depth + 1):
@@ -324,10 +299,6 @@ class _Lstm(_Network):
     accumulating the pooled sum 4.5 / 44 ms. The embedding gradient is TF's native ``IndexedSlices``
     (what every TF optimizer consumes); ``evaluate`` densifies it.
     """
-
-    def used_params(self, phase: str) -> tuple[str, ...]:
-        return ("embedding.table", "lstm.input_kernel", "lstm.recurrent_kernel", "lstm.bias",
-                "classifier.kernel", "classifier.bias")
 
     def feed_arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:
         if batch.mask is None:
@@ -424,8 +395,6 @@ class TensorFlowCase(BuiltCase):
             "gradient": self._gradient,
             "evaluate": self._evaluation,
         }
-        if pass_ not in passes:
-            raise DlbenchError(f"unknown pass {pass_!r}; expected forward or gradient")
         return passes[pass_]
 
     def _trace(self, pass_: str, jit_compile: bool) -> Any:
@@ -456,8 +425,7 @@ class TensorFlowCase(BuiltCase):
 
     # ----- BuiltCase protocol -----
     def prepare(self, pass_: str) -> Callable[[], Any]:
-        if pass_ not in ("forward", "gradient"):
-            raise DlbenchError(f"unknown pass {pass_!r}; expected forward or gradient")
+        check_pass(pass_)
         fn, feeds = self._callable(pass_), self._feeds
         return lambda: fn(*feeds)
 
@@ -498,7 +466,7 @@ class TensorFlowCase(BuiltCase):
     def framework_flops(self, pass_: str) -> float | None:
         """FLOPs of the traced graph by TF's (v1) graph profiler. None for graphs with loops (the LSTM's
         scan body would be counted once instead of once per step) and when the profiler fails."""
-        if self._net.has_loops or pass_ not in ("forward", "gradient"):
+        if self._net.has_loops or pass_ not in PASSES:
             return None
         tf = self._rt.tf
         profiler = tf.compat.v1.profiler
@@ -575,11 +543,7 @@ class TensorFlowAdapter(Adapter):
             env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
         return env
 
-    def initialize(self, device: str, threads: int) -> RuntimeInfo:
-        if device not in ("cpu", "gpu"):
-            raise DlbenchError(f"unknown device {device!r}; expected cpu or gpu")
-        if threads < 1:
-            raise DlbenchError(f"threads must be at least 1, got {threads}")
+    def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         jax_blocked = _block_jax_import()  # must precede the TensorFlow import
         import tensorflow as tf  # noqa: PLC0415  (heavy: only ever in the worker)
 
@@ -589,44 +553,20 @@ class TensorFlowAdapter(Adapter):
         self._runtime = _Runtime(tf=tf, device=device)
         return _runtime_info(tf, device, jax_blocked)
 
-    def build(self, request: BuildRequest) -> TensorFlowCase:
+    def _build(self, request: BuildRequest) -> TensorFlowCase:
         runtime = self._runtime
         if runtime is None:
             raise RuntimeError("TensorFlowAdapter.initialize() must run before build()")
-        if request.variant not in self.variants:
-            raise SuiteError(
-                f"unknown TensorFlow variant {request.variant!r}; known: {', '.join(self.variants)}"
-            )
-        if request.precision != "float32":
-            raise CaseUnavailable(f"precision {request.precision!r} is not implemented for TensorFlow")
         if request.device != runtime.device:
             raise RuntimeError(f"worker initialised for {runtime.device}, case asks for {request.device}")
         network_type = _NETWORKS.get(request.workload.name)
         if network_type is None:
             raise CaseUnavailable(f"no TensorFlow implementation of workload {request.workload.name!r}")
-        _check_weights(request)
         tf = runtime.tf
         with tf.device(runtime.device_name):
             network = network_type(tf, request)
             feeds = tuple(tf.identity(tf.constant(a)) for a in network.feed_arrays(request.batch))
-        case = TensorFlowCase(runtime, network, feeds, request.variant, request.dropout)
-        expected = request.workload.trainable_params(request.phase)
-        if case.trainable_params != expected:
-            raise RuntimeError(
-                f"TensorFlow {request.workload.name}/{request.phase or '-'} has {case.trainable_params} "
-                f"trainable parameters, the canonical workload {expected}"
-            )
-        return case
-
-
-def _check_weights(request: BuildRequest) -> None:
-    """Every canonical parameter must be present with its canonical shape: loading is a plain copy."""
-    for spec in request.workload.params:
-        weight = request.weights.get(spec.name)
-        if weight is None:
-            raise RuntimeError(f"weights for {request.workload.name} lack {spec.name!r}")
-        if tuple(weight.shape) != spec.shape:
-            raise RuntimeError(f"weight {spec.name!r} has shape {tuple(weight.shape)}, expected {spec.shape}")
+        return TensorFlowCase(runtime, network, feeds, request.variant, request.dropout)
 
 
 def gradient_shapes(handle: Sequence[Any]) -> list[tuple[int, ...]]:

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlbench.errors import SuiteError
 from dlbench.frameworks.base import (
     Adapter,
     BuildRequest,
@@ -39,8 +38,9 @@ from dlbench.frameworks.base import (
     CaseUnavailable,
     Evaluation,
     RuntimeInfo,
+    check_pass,
 )
-from dlbench.workloads import Batch, Workload
+from dlbench.workloads import AUTOENCODER_SIZES, DROPOUT_RATE, Batch, Workload, pretrain_level
 
 if TYPE_CHECKING:
     import torch
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 
 # The one place where dlbench's device names meet PyTorch's.
 TORCH_DEVICES: dict[str, str] = {"cpu": "cpu", "gpu": "cuda"}
-PASSES: tuple[str, ...] = ("forward", "gradient")
-DROPOUT_RATE = 0.5
 
 Convert = Callable[[np.ndarray], np.ndarray]
 
@@ -249,10 +247,6 @@ def _alexnet(workload: Workload, opts: _Options) -> _Net:
     return _Net(layers, bindings, forward, _with_cross_entropy(forward))
 
 
-AUTOENCODER_SIZES = (784, 400, 200, 100)
-PRETRAIN_STAGE = {"pretrain1": 1, "pretrain2": 2, "pretrain3": 3}
-
-
 def _autoencoder(workload: Workload, opts: _Options) -> _Net:
     """Only the layers the phase uses are built, so that the memory of a phase is its own.
 
@@ -265,8 +259,8 @@ def _autoencoder(workload: Workload, opts: _Options) -> _Net:
     from torch import nn
 
     sizes = AUTOENCODER_SIZES
-    stage = PRETRAIN_STAGE.get(opts.phase)  # None: fine-tuning
-    depth = 3 if stage is None else stage
+    stage = pretrain_level(opts.phase) or None  # None: fine-tuning
+    depth = len(sizes) - 1 if stage is None else stage
     encoders = [nn.Linear(sizes[i], sizes[i + 1]) for i in range(depth)]
     modules: dict[str, nn.Module] = {f"enc{i + 1}": enc for i, enc in enumerate(encoders)}
     bindings = [b for i in range(depth) for b in _dense_bindings(f"enc{i + 1}")]
@@ -356,20 +350,15 @@ BUILDERS: dict[str, Callable[[Workload, _Options], _Net]] = {
 # ----------------------------------------------------------------------------------------------------
 # Building: weights, trainable set, device placement, inputs
 # ----------------------------------------------------------------------------------------------------
-def _load_weights(net: _Net, workload: Workload, weights: Mapping[str, np.ndarray]) -> None:
-    """Copy the canonical weights in; parameters with no canonical counterpart are zeroed and frozen."""
+def _load_weights(net: _Net, weights: Mapping[str, np.ndarray]) -> None:
+    """Copy the canonical weights in (their names and shapes are checked by ``Adapter.check_request``);
+    parameters with no canonical counterpart are zeroed and frozen."""
     import torch
 
     bound = set()
     with torch.no_grad():
         for b in net.bindings:
-            if b.canonical not in weights:
-                raise RuntimeError(f"canonical weights lack {b.canonical!r}")
-            canonical = np.asarray(weights[b.canonical], dtype=np.float32)
-            expected = workload.param(b.canonical).shape
-            if canonical.shape != expected:
-                raise RuntimeError(f"{b.canonical}: canonical shape is {expected}, got {canonical.shape}")
-            value = b.to_torch(canonical)
+            value = b.to_torch(np.asarray(weights[b.canonical], dtype=np.float32))
             param = net.layers.get_parameter(b.path)
             if value.size != param.numel():
                 raise RuntimeError(
@@ -450,6 +439,7 @@ class TorchCase(BuiltCase):
         return self._trainable_params
 
     def prepare(self, pass_: str) -> Callable[[], Any]:
+        check_pass(pass_)
         state = self._live()
         return self._pass(pass_, state.forward, state.output_and_loss)
 
@@ -472,7 +462,7 @@ class TorchCase(BuiltCase):
                 return grad(loss, params)
 
             return gradient_pass
-        raise SuiteError(f"unknown pass {pass_!r}; passes: {', '.join(PASSES)}")
+        raise AssertionError(pass_)  # unreachable: prepare checked the name
 
     def sync(self, handle: Any) -> None:
         if self._cuda:
@@ -589,11 +579,7 @@ class TorchAdapter(Adapter):
         first call would depend on what ran on this machine before. Disabled for reproducible numbers."""
         return {"TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"}
 
-    def initialize(self, device: str, threads: int) -> RuntimeInfo:
-        if device not in TORCH_DEVICES:
-            raise SuiteError(f"unknown device {device!r}; devices: {', '.join(TORCH_DEVICES)}")
-        if threads < 1:
-            raise SuiteError(f"threads must be at least 1, not {threads}")
+    def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         import torch
 
         cuda = torch.cuda.is_available()
@@ -624,16 +610,10 @@ class TorchAdapter(Adapter):
             settings=settings,
         )
 
-    def build(self, request: BuildRequest) -> TorchCase:
+    def _build(self, request: BuildRequest) -> TorchCase:
         import torch
 
         variant, workload = request.variant, request.workload
-        if variant not in self.variants:
-            raise SuiteError(f"unknown torch variant {variant!r}; variants: {', '.join(self.variants)}")
-        if request.device not in TORCH_DEVICES:
-            raise SuiteError(f"unknown device {request.device!r}; devices: {', '.join(TORCH_DEVICES)}")
-        if request.precision != "float32":
-            raise CaseUnavailable(f"torch adapter supports float32 only, not {request.precision}")
         builder = BUILDERS.get(workload.name)
         if builder is None:
             raise CaseUnavailable(f"torch adapter has no implementation of workload {workload.name!r}")
@@ -651,18 +631,13 @@ class TorchAdapter(Adapter):
         with torch.device("meta"):
             net = builder(workload, opts)
         net.layers.to_empty(device=device)
-        _load_weights(net, workload, request.weights)
+        _load_weights(net, request.weights)
         trainable = _mark_trainable(net, phase.trainable)
         memory_format = torch.contiguous_format if variant == "eager" else torch.channels_last
         # Only 4-D conv weights change layout. Documented usage, missing from the type stubs.
         net.layers.to(memory_format=memory_format)  # type: ignore[call-overload]
         params = tuple(net.layers.get_parameter(b.path) for b in trainable)
-
         count = sum(p.numel() for p in net.layers.parameters() if p.requires_grad)
-        expected = workload.trainable_params(request.phase)
-        if count != expected:
-            label = f"{workload.name} {request.phase}".strip()
-            raise RuntimeError(f"torch {label}: {count} trainable parameters, canonical {expected}")
 
         forward, output_and_loss = net.forward, net.output_and_loss
         if compiled:

@@ -64,11 +64,7 @@ def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effe
         request = BuildRequest(workload=workload, phase=case.phase, batch=batch, weights=weights,
                                variant=case.variant, device=case.device, precision=case.precision,
                                case_key=case.key)
-        built = adapter.build(request)
-        if built.trainable_params != workload.trainable_params(case.phase):
-            raise RuntimeError(
-                f"built model has {built.trainable_params} trainable parameters, canonical count is "
-                f"{workload.trainable_params(case.phase)}")
+        built = adapter.build(request)  # checks the request and the canonical parameter count
         built.reset_peak_memory()
         timing = measure(lambda: built.prepare(case.pass_), built.sync, job.measure)
         memory = Memory(peak_rss=peak_rss(), baseline_rss=baseline,

@@ -6,15 +6,22 @@
 
 from dlbench.workloads.data import Batch, make_batch
 from dlbench.workloads.definitions import (
+    AUTOENCODER_SIZES,
+    DROPOUT_RATE,
+    PASSES,
     WORKLOADS,
     ParamSpec,
     Workload,
     get_workload,
+    pretrain_level,
     workload_names,
 )
 from dlbench.workloads.weights import initial_weights
 
 __all__ = [
+    "AUTOENCODER_SIZES",
+    "DROPOUT_RATE",
+    "PASSES",
     "WORKLOADS",
     "Batch",
     "ParamSpec",
@@ -22,5 +29,6 @@ __all__ = [
     "get_workload",
     "initial_weights",
     "make_batch",
+    "pretrain_level",
     "workload_names",
 ]

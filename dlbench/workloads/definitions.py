@@ -13,6 +13,14 @@ from math import prod
 
 from dlbench.errors import SuiteError
 
+# The two timed passes: inference (``forward``) and one training step's gradients (``gradient``).
+PASSES: tuple[str, ...] = ("forward", "gradient")
+# Dropout of AlexNet's fc6/fc7 and of the LSTM's pooled state, active in the gradient pass only.
+DROPOUT_RATE = 0.5
+# Layer widths of the stacked autoencoder: input, then the three encoders' outputs.
+AUTOENCODER_SIZES: tuple[int, ...] = (784, 400, 200, 100)
+PRETRAIN_PREFIX = "pretrain"
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -35,6 +43,13 @@ class Phase:
     trainable: tuple[str, ...]  # canonical parameter names that receive gradients
     macs_per_sample: int
     output: str  # what the forward pass returns: "logits" or "reconstruction"
+    frozen: tuple[str, ...] = ()  # parameters the phase reads but does not train (lower encoders)
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Every canonical parameter the phase computes with, frozen ones first: all that an adapter
+        needs to build for it (the memory of a phase is then its own)."""
+        return self.frozen + self.trainable
 
 
 @dataclass(frozen=True)
@@ -132,8 +147,14 @@ def _alexnet() -> Workload:
     )
 
 
+def pretrain_level(phase: str) -> int:
+    """k for the autoencoder phase ``pretrain<k>``, 0 for any other phase (``finetune``, "")."""
+    level = phase.removeprefix(PRETRAIN_PREFIX)
+    return int(level) if phase.startswith(PRETRAIN_PREFIX) and level.isdigit() else 0
+
+
 def _autoencoder() -> Workload:
-    sizes = (784, 400, 200, 100)
+    sizes = AUTOENCODER_SIZES
     params: list[ParamSpec] = []
     for i in range(3):
         params.append(ParamSpec(f"enc{i + 1}.kernel", (sizes[i], sizes[i + 1])))
@@ -149,7 +170,8 @@ def _autoencoder() -> Workload:
         frozen = enc_macs(i)
         own = 2 * sizes[i] * sizes[i + 1]  # encoder and tied decoder
         trainable = (f"enc{i + 1}.kernel", f"enc{i + 1}.bias", f"dec{i + 1}.bias")
-        phases.append(Phase(f"pretrain{i + 1}", trainable, frozen + own, "reconstruction"))
+        below = tuple(f"enc{j + 1}.{t}" for j in range(i) for t in ("kernel", "bias"))
+        phases.append(Phase(f"{PRETRAIN_PREFIX}{i + 1}", trainable, frozen + own, "reconstruction", below))
     finetune = tuple(f"enc{i + 1}.{t}" for i in range(3) for t in ("kernel", "bias")) + (
         "classifier.kernel", "classifier.bias")
     phases.append(Phase("finetune", finetune, enc_macs(3) + 100 * 10, "logits"))

@@ -357,7 +357,7 @@ def test_bad_input_is_reported_clearly(child: tuple[dict[str, Any], dict[str, np
     errors = child[0]["errors"]
     assert errors["unknown_variant"][0] == "SuiteError" and "graph" in errors["unknown_variant"][1]
     assert errors["float16"][0] == "CaseUnavailable"
-    assert errors["unknown_pass"][0] == "DlbenchError"
+    assert errors["unknown_pass"][0] == "SuiteError"
     assert errors["bad_device"][0] == "DlbenchError"
     assert errors["zero_threads"][0] == "DlbenchError"
     assert errors["other_threads"][0] == "DlbenchError" and "own worker" in errors["other_threads"][1]

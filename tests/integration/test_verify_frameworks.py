@@ -138,10 +138,10 @@ class MisloadingAdapter(Adapter):
         self.weights_in = weights_in
         self.gradients_out = gradients_out
 
-    def initialize(self, device: str, threads: int) -> RuntimeInfo:
+    def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         return self.inner.initialize(device, threads)
 
-    def build(self, request: BuildRequest) -> BuiltCase:
+    def _build(self, request: BuildRequest) -> BuiltCase:
         built = self.inner.build(replace(request, weights=self.weights_in(dict(request.weights))))
         return MisloadingCase(built, self.gradients_out)
 
