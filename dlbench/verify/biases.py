@@ -13,9 +13,10 @@ Two modes:
 
 * ``canonical`` - exactly the canonical initial weights, the starting point of every timed run.
 * ``random`` (the default) - the same tensors, except that every parameter whose canonical initialiser is
-  ``zeros`` (every bias, including the autoencoder's decoder biases and the LSTM's ``[4H]`` bias) is drawn
-  from its own seeded stream, uniform in ``+-1/sqrt(fan_in)``. Every other tensor is the canonical one bit for
-  bit, and every implementation and the reference receive the very same values.
+  ``zeros`` (every bias, including the autoencoder's decoder biases, the LSTM's ``[4H]`` bias and the
+  transformer's layer-norm betas) is drawn from its own seeded stream, uniform in ``+-1/sqrt(fan_in)``, and
+  every ``ones`` parameter (the layer-norm gammas) is 1 plus such a draw. Every other tensor is the canonical
+  one bit for bit, and every implementation and the reference receive the very same values.
 
 Why ``random`` is the default: it is strictly stronger for what verify exists to catch. An adapter that puts
 each canonical tensor where it belongs computes the canonical function for *any* bias values, so it passes in
@@ -59,10 +60,15 @@ def bias_fan_in(workload: Workload, name: str) -> int:
 
     ``<layer>.bias`` belongs to ``<layer>.kernel`` (all axes but the last are summed over: the receptive
     field counts for convolutions); ``dec<k>.bias`` to the tied decoder, which applies ``enc<k>.kernel``
-    transposed; ``lstm.bias`` to both LSTM kernels. Any other zero-initialised parameter is an error: a new
-    workload must say where its biases go rather than get a silently wrong scale."""
+    transposed; ``lstm.bias`` to both LSTM kernels. A layer norm's ``beta`` and ``gamma`` act on values
+    normalised over its width, so the width stands in for the fan-in (a shift or a scale change of
+    1/sqrt(width) against unit-variance values, 0.06 for the transformer's 256). Any other zero-initialised
+    parameter is an error: a new workload must say where its biases go rather than get a silently wrong
+    scale."""
     layer, _, kind = name.rpartition(".")
     names = {p.name for p in workload.params}
+    if kind in ("beta", "gamma") and f"{layer}.gamma" in names and f"{layer}.beta" in names:
+        return workload.param(name).shape[-1]
     if name == "lstm.bias":
         return workload.param("lstm.input_kernel").shape[0] + workload.param("lstm.recurrent_kernel").shape[0]
     if kind == "bias" and layer.startswith("dec") and f"enc{layer[3:]}.kernel" in names:
@@ -73,7 +79,8 @@ def bias_fan_in(workload: Workload, name: str) -> int:
 
 
 def random_bias(workload: Workload, name: str, seed: int = 0) -> np.ndarray:
-    """The seeded non-zero value of one zero-initialised parameter, uniform in ``+-1/sqrt(fan_in)``.
+    """The seeded value of one zero-initialised parameter, uniform in ``+-1/sqrt(fan_in)`` (1 plus that for a
+    one-initialised layer-norm gamma).
 
     Its stream depends only on (workload, name, seed): the same everywhere, and independent of the other
     parameters and of the canonical weights' streams (which stay untouched)."""
@@ -81,7 +88,8 @@ def random_bias(workload: Workload, name: str, seed: int = 0) -> np.ndarray:
     bound = np.float32(1.0 / sqrt(bias_fan_in(workload, name)))
     rng = np.random.default_rng(derive_seed("verify-bias", workload.name, name, seed))
     values = rng.random(spec.shape, dtype=np.float32)
-    return (values * np.float32(2.0) - np.float32(1.0)) * bound
+    drawn = (values * np.float32(2.0) - np.float32(1.0)) * bound
+    return drawn + np.float32(1.0) if spec.init == "ones" else drawn
 
 
 def verification_weights(workload: str, seed: int = 0, biases: str = DEFAULT_BIASES) -> dict[str, np.ndarray]:
@@ -93,6 +101,6 @@ def verification_weights(workload: str, seed: int = 0, biases: str = DEFAULT_BIA
     if biases == RANDOM:
         spec = get_workload(workload)
         for param in spec.params:
-            if param.init == "zeros":
+            if param.init in ("zeros", "ones"):
                 weights[param.name] = random_bias(spec, param.name, seed)
     return weights

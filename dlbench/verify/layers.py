@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.special import erf
+
+from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 
 Array = np.ndarray
 Params = Mapping[str, Array]
@@ -253,3 +256,88 @@ ALEXNET: tuple[Layer, ...] = (
     Activation("relu"),
     Dense("fc8"),
 )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pieces of the transformer encoder (workloads.md): layer norm, exact GELU, masked multi-head attention.
+# Plain functions over ``[N, T, D]`` arrays, each with its hand-written backward pass. The tests check every
+# backward pass against central finite differences in float64 (tests/unit/test_verify_transformer.py).
+
+
+def layer_norm(x: Array, gamma: Array, beta: Array) -> tuple[Array, Any]:
+    """Normalise over the last axis with epsilon ``LAYER_NORM_EPSILON`` (1e-5; Keras's default is 1e-3)."""
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + LAYER_NORM_EPSILON)
+    normalised = centred * inv_std
+    return normalised * gamma + beta, (normalised, inv_std)
+
+
+def layer_norm_backward(dy: Array, cache: Any, gamma: Array) -> tuple[Array, Array, Array]:
+    """(dx, dgamma, dbeta). With n = x / sigma: dx = (g - mean(g) - n mean(g n)) / sigma, g = dy * gamma."""
+    normalised, inv_std = cache
+    axes = tuple(range(dy.ndim - 1))
+    dgamma = (dy * normalised).sum(axis=axes)
+    dbeta = dy.sum(axis=axes)
+    g = dy * gamma
+    dx = inv_std * (
+        g - g.mean(axis=-1, keepdims=True) - normalised * (g * normalised).mean(axis=-1, keepdims=True)
+    )
+    return dx, dgamma, dbeta
+
+
+def gelu(x: Array) -> Array:
+    """Exact GELU, ``x * Phi(x)`` with the normal CDF through erf (not the tanh approximation)."""
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def gelu_backward(dy: Array, x: Array) -> Array:
+    """d/dx x Phi(x) = Phi(x) + x phi(x)."""
+    cdf = 0.5 * (1.0 + erf(x / np.sqrt(2.0)))
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+    return dy * (cdf + x * pdf)
+
+
+def key_padding_bias(mask: Array) -> Array:
+    """Additive score bias ``[N, 1, 1, T]``: ``MASK_VALUE`` on the padded *keys* (columns), 0 elsewhere, so
+    that padded positions get probability 0 in every query's softmax."""
+    return ((1.0 - mask) * MASK_VALUE)[:, None, None, :]
+
+
+def attention_scale(head_dim: int) -> float:
+    return 1.0 / float(np.sqrt(head_dim))
+
+
+def _split_heads(x: Array, heads: int) -> Array:
+    n, t, d = x.shape
+    return x.reshape(n, t, heads, d // heads).transpose(0, 2, 1, 3)  # heads = consecutive column blocks
+
+
+def _merge_heads(x: Array) -> Array:
+    n, h, t, dh = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(n, t, h * dh)
+
+
+def attention(q: Array, k: Array, v: Array, bias: Array, heads: int) -> tuple[Array, Any]:
+    """Scaled dot-product attention of ``[N, T, D]`` projections split into ``heads`` heads; ``bias`` is added
+    to the scores before the softmax over keys. Returns the heads concatenated, ``[N, T, D]``."""
+    qh, kh, vh = (_split_heads(a, heads) for a in (q, k, v))
+    scale = attention_scale(qh.shape[-1])
+    scores = (qh @ kh.transpose(0, 1, 3, 2)) * scale + bias
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    probs = np.exp(scores)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return _merge_heads(probs @ vh), (qh, kh, vh, probs, scale)
+
+
+def attention_backward(dout: Array, cache: Any) -> tuple[Array, Array, Array]:
+    """(dq, dk, dv) in ``[N, T, D]``. Softmax: ds = p * (dp - sum(dp * p)) over the key axis."""
+    qh, kh, vh, probs, scale = cache
+    heads = qh.shape[1]
+    dctx = _split_heads(dout, heads)
+    dprobs = dctx @ vh.transpose(0, 1, 3, 2)
+    dvh = probs.transpose(0, 1, 3, 2) @ dctx
+    dscores = probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True)) * scale
+    dqh = dscores @ kh
+    dkh = dscores.transpose(0, 1, 3, 2) @ qh
+    return _merge_heads(dqh), _merge_heads(dkh), _merge_heads(dvh)

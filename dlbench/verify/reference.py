@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,13 @@ from dlbench.verify.layers import (
     Layer,
     MacCounter,
     Params,
+    attention,
+    attention_backward,
+    gelu,
+    gelu_backward,
+    key_padding_bias,
+    layer_norm,
+    layer_norm_backward,
     reconstruction_loss,
     sigmoid,
     softmax_cross_entropy,
@@ -233,12 +241,112 @@ def _lstm(params: Params, phase: str, batch: Batch, macs: MacCounter, gradients:
     return logits, loss, grads, None
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Transformer encoder classifier
+
+
+def _dense_apply(x: Array, params: Params, name: str, macs: MacCounter) -> Array:
+    """``x @ kernel + bias`` on ``[N, T, in]``; counts the MACs of one sample (T rows). As one 2-D product:
+    NumPy's stacked 3-D @ 2-D matmul does not reach BLAS and is 10x slower."""
+    kernel = params[f"{name}.kernel"]
+    macs.add(x.shape[1] * kernel.size)
+    flat = x.reshape(-1, kernel.shape[0]) @ kernel + params[f"{name}.bias"]
+    return flat.reshape(*x.shape[:-1], kernel.shape[1])
+
+
+def _dense_grads(x: Array, dy: Array, params: Params, name: str, grads: Grads) -> Array:
+    """Store the kernel and bias gradients of ``_dense_apply`` and return the input gradient."""
+    kernel = params[f"{name}.kernel"]
+    grads[f"{name}.kernel"] = x.reshape(-1, kernel.shape[0]).T @ dy.reshape(-1, kernel.shape[1])
+    grads[f"{name}.bias"] = dy.reshape(-1, kernel.shape[1]).sum(axis=0)
+    return (dy.reshape(-1, kernel.shape[1]) @ kernel.T).reshape(x.shape)
+
+
+def _encoder_layer(h: Array, params: Params, prefix: str, bias: Array, heads: int, macs: MacCounter
+                   ) -> tuple[Array, Any]:
+    """``h + Wo Attention(LN1(h))``, then ``+ W2 GELU(W1 LN2(.) + b1) + b2`` (pre-LN)."""
+    a, ln1 = layer_norm(h, params[f"{prefix}.ln1.gamma"], params[f"{prefix}.ln1.beta"])
+    q = _dense_apply(a, params, f"{prefix}.attn.query", macs)
+    k = _dense_apply(a, params, f"{prefix}.attn.key", macs)
+    v = _dense_apply(a, params, f"{prefix}.attn.value", macs)
+    context, att = attention(q, k, v, bias, heads)
+    t, d = h.shape[1], h.shape[2]
+    macs.add(2 * t * t * d)  # scores and weighted values, all heads together
+    h = h + _dense_apply(context, params, f"{prefix}.attn.output", macs)
+    b, ln2 = layer_norm(h, params[f"{prefix}.ln2.gamma"], params[f"{prefix}.ln2.beta"])
+    u = _dense_apply(b, params, f"{prefix}.ff1", macs)
+    g = gelu(u)
+    out = h + _dense_apply(g, params, f"{prefix}.ff2", macs)
+    return out, (a, ln1, context, att, b, ln2, u, g)
+
+
+def _encoder_layer_backward(dout: Array, cache: Any, params: Params, prefix: str, grads: Grads) -> Array:
+    a, ln1, context, att, b, ln2, u, g = cache
+    dg = _dense_grads(g, dout, params, f"{prefix}.ff2", grads)
+    db = _dense_grads(b, gelu_backward(dg, u), params, f"{prefix}.ff1", grads)
+    dh_ln2, grads[f"{prefix}.ln2.gamma"], grads[f"{prefix}.ln2.beta"] = layer_norm_backward(
+        db, ln2, params[f"{prefix}.ln2.gamma"])
+    dh = dout + dh_ln2
+    dcontext = _dense_grads(context, dh, params, f"{prefix}.attn.output", grads)
+    dq, dk, dv = attention_backward(dcontext, att)
+    da = (_dense_grads(a, dq, params, f"{prefix}.attn.query", grads)
+          + _dense_grads(a, dk, params, f"{prefix}.attn.key", grads)
+          + _dense_grads(a, dv, params, f"{prefix}.attn.value", grads))
+    dx_ln1, grads[f"{prefix}.ln1.gamma"], grads[f"{prefix}.ln1.beta"] = layer_norm_backward(
+        da, ln1, params[f"{prefix}.ln1.gamma"])
+    return dh + dx_ln1
+
+
+def _transformer(
+    params: Params, phase: str, batch: Batch, macs: MacCounter, gradients: bool, ties: bool
+) -> Outcome:
+    """Token + learned position embeddings, pre-LN encoder layers with the key-padding mask, final layer norm,
+    mean over the valid tokens, classifier. Backpropagation by hand; smooth (GELU): no near-ties."""
+    if batch.mask is None:
+        raise ValueError("the transformer workload needs a batch with sequence lengths")
+    spec = get_workload("transformer")
+    heads, layers = spec.extra["heads"], spec.extra["layers"]
+    table, positions = params["embedding.table"], params["position.table"]
+    tokens = batch.x
+    mask = batch.mask.astype(table.dtype)
+    steps = tokens.shape[1]
+    bias = key_padding_bias(mask).astype(table.dtype)
+    h = table[tokens] + positions[None, :steps]
+    caches = []
+    for i in range(layers):
+        h, cache = _encoder_layer(h, params, f"layer{i}", bias, heads, macs)
+        caches.append(cache)
+    final, final_cache = layer_norm(h, params["final_ln.gamma"], params["final_ln.beta"])
+    counts = mask.sum(axis=1, keepdims=True)
+    pooled = (final * mask[:, :, None]).sum(axis=1) / counts
+    classifier = Dense("classifier")
+    logits, cache = classifier.forward(pooled, params, macs)
+    loss, dlogits = softmax_cross_entropy(logits, batch.y)
+    grads: Grads = {}
+    if not gradients:
+        return logits, loss, grads, None
+    dpooled = classifier.backward(dlogits, cache, params, grads, need_dx=True)
+    assert dpooled is not None
+    dfinal = (dpooled / counts)[:, None, :] * mask[:, :, None]
+    dh, grads["final_ln.gamma"], grads["final_ln.beta"] = layer_norm_backward(
+        dfinal, final_cache, params["final_ln.gamma"])
+    for i in range(layers - 1, -1, -1):
+        dh = _encoder_layer_backward(dh, caches[i], params, f"layer{i}", grads)
+    grads["position.table"] = np.zeros_like(positions)
+    grads["position.table"][:steps] = dh.sum(axis=0)
+    grad_table = np.zeros_like(table)
+    np.add.at(grad_table, tokens.ravel(), dh.reshape(-1, dh.shape[-1]))
+    grads["embedding.table"] = grad_table
+    return logits, loss, grads, None
+
+
 Network = Callable[[Params, str, Batch, MacCounter, bool, bool], Outcome]
 NETWORKS: dict[str, Network] = {
     "lenet": _lenet,
     "alexnet": _alexnet,
     "autoencoder": _autoencoder,
     "lstm": _lstm,
+    "transformer": _transformer,
 }
 
 
@@ -254,7 +362,7 @@ def _run(
     """One evaluation at one precision: float64 for the reference, float32 for its noise calibration."""
     trainable = get_workload(workload).phase(phase).trainable
     params: dict[str, Array] = {name: np.asarray(value, dtype=dtype) for name, value in weights.items()}
-    x = batch.x if workload == "lstm" else np.asarray(batch.x, dtype=dtype)
+    x = batch.x if batch.lengths is not None else np.asarray(batch.x, dtype=dtype)  # token ids stay integers
     cast = Batch(x, np.asarray(batch.y), batch.lengths)
     macs = MacCounter()
     output, loss, grads, allowance = NETWORKS[workload](params, phase, cast, macs, gradients, ties)

@@ -71,6 +71,12 @@ TOLERANCES: dict[str, Tolerance] = {
         gradient=3e-5,
         why="100 recurrent steps: measured <= 8e-7; its near-cancelling bias gradients use the allowance",
     ),
+    "transformer": Tolerance(
+        output=1e-5,
+        loss=1e-5,
+        gradient=3e-5,
+        why="4 pre-LN layers, fan-in <= 1024, softmax over 128 keys: measured <= 2e-6",
+    ),
 }
 
 

@@ -7,7 +7,8 @@ layout (e.g. to NCHW) themselves.
 IMDB-like sequence lengths: real review lengths are roughly log-normal with a median near 174 tokens
 (the IMDB train split); we draw ``round(lognormal(log 174, 0.75))`` and clip to ``[5, maxlen]``. With
 maxlen 100 about 77% of the sequences are full length and the rest are shorter and right-padded with
-id 0, which is what a padded IMDB batch looks like.
+id 0, which is what a padded IMDB batch looks like. The transformer uses the same distribution with
+maxlen 128: about 66% full length.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlbench.workloads.definitions import get_workload
+from dlbench.workloads.definitions import get_workload, is_sequence_workload
 
 IMDB_MEDIAN_TOKENS = 174.0
 IMDB_LOG_SIGMA = 0.75
@@ -34,7 +35,8 @@ class Batch:
 
     @property
     def mask(self) -> np.ndarray | None:
-        """float32 ``[N, T]``: 1 on the valid (unpadded) steps; what the LSTM's mean pooling averages."""
+        """float32 ``[N, T]``: 1 on the valid (unpadded) steps; what the mean pooling of the LSTM and the
+        transformer averages, and the transformer's key-padding mask."""
         if self.lengths is None:
             return None
         steps = np.arange(self.x.shape[1])[None, :]
@@ -59,7 +61,7 @@ def make_batch(workload: str, batch_size: int, seed: int = 0) -> Batch:
     spec = get_workload(workload)
     rng = np.random.default_rng(derive_seed("batch", workload, batch_size, seed))
     labels = rng.integers(0, spec.num_classes, size=batch_size, dtype=np.int32)
-    if workload == "lstm":
+    if is_sequence_workload(workload):
         maxlen, vocab = spec.extra["maxlen"], spec.extra["vocab"]
         lengths = sequence_lengths(rng, batch_size, maxlen)
         tokens = rng.integers(1, vocab, size=(batch_size, maxlen), dtype=np.int32)

@@ -1,7 +1,8 @@
-"""Framework-neutral definitions of the four canonical networks.
+"""Framework-neutral definitions of the five canonical networks.
 
 Each workload lists its parameters in the canonical layout (HWIO convolution kernels, ``[in, out]``
-dense kernels, LSTM kernels ``[in, 4H]`` with gate order i, f, g, o) and its layers' multiply-accumulates.
+dense kernels, LSTM kernels ``[in, 4H]`` with gate order i, f, g, o, attention kernels ``[in, out]`` with
+the heads as consecutive column blocks) and its layers' multiply-accumulates.
 Parameter counts and MACs are *derived* from these tables so that the tests can check them against the
 numbers printed in ``workloads.md``, and every adapter can check the model it built against them.
 """
@@ -28,7 +29,7 @@ class ParamSpec:
 
     name: str
     shape: tuple[int, ...]
-    init: str = "glorot_uniform"  # or "zeros"
+    init: str = "glorot_uniform"  # or "zeros", or "ones" (layer-norm gamma)
 
     @property
     def size(self) -> int:
@@ -208,7 +209,71 @@ def _lstm() -> Workload:
     )
 
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (_lenet(), _alexnet(), _autoencoder(), _lstm())}
+def _layer_norm(name: str, width: int) -> tuple[ParamSpec, ParamSpec]:
+    return ParamSpec(f"{name}.gamma", (width,), "ones"), ParamSpec(f"{name}.beta", (width,), "zeros")
+
+
+def encoder_layer_params(prefix: str, width: int, ff: int) -> tuple[ParamSpec, ...]:
+    """One pre-LN encoder layer in canonical order: LN1, attention Q, K, V, O, LN2, feed-forward W1, W2."""
+    return (
+        *_layer_norm(f"{prefix}.ln1", width),
+        *(spec for part in ("query", "key", "value", "output")
+          for spec in _dense(f"{prefix}.attn.{part}", width, width)),
+        *_layer_norm(f"{prefix}.ln2", width),
+        *_dense(f"{prefix}.ff1", width, ff),
+        *_dense(f"{prefix}.ff2", ff, width),
+    )
+
+
+def encoder_layer_macs(seq: int, width: int, ff: int) -> int:
+    """MACs of one encoder layer on one sequence: Q/K/V projections, scores, weighted values, output
+    projection and the feed-forward pair. The head split does not change the counts (heads x head_dim =
+    width); layer norms, softmax and GELU are not counted, as for every workload."""
+    projections = 3 * seq * width * width
+    scores = seq * seq * width
+    weighted_values = seq * seq * width
+    output = seq * width * width
+    feed_forward = 2 * seq * width * ff
+    return projections + scores + weighted_values + output + feed_forward
+
+
+def _transformer() -> Workload:
+    vocab, width, heads, ff, layers, maxlen = 10_000, 256, 4, 1024, 4, 128
+    params = (
+        ParamSpec("embedding.table", (vocab, width)),
+        ParamSpec("position.table", (maxlen, width)),
+        *(spec for i in range(layers) for spec in encoder_layer_params(f"layer{i}", width, ff)),
+        *_layer_norm("final_ln", width),
+        *_dense("classifier", width, 2),
+    )
+    macs = layers * encoder_layer_macs(maxlen, width, ff) + width * 2
+    return Workload(
+        name="transformer",
+        description="pre-LN Transformer encoder classifier, BERT-Mini-shaped (4 layers, width 256, 4 heads, "
+                    "FF 1024), on IMDB-shaped sequences (vocab 10k, length 128)",
+        input_shape=(maxlen,),
+        num_classes=2,
+        params=params,
+        phases=(Phase("", tuple(p.name for p in params), macs, "logits"),),
+        paper_batch_size=32,
+        extra={"vocab": vocab, "embed_dim": width, "heads": heads, "ff": ff, "layers": layers,
+               "maxlen": maxlen},
+    )
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w for w in (_lenet(), _alexnet(), _autoencoder(), _lstm(), _transformer())
+}
+
+# Constants of the transformer that every implementation shares (workloads.md): the layer-norm epsilon
+# (Keras defaults to 1e-3), the additive mask value for padded keys, the GELU form (exact, erf).
+LAYER_NORM_EPSILON = 1e-5
+MASK_VALUE = -1e9
+
+
+def is_sequence_workload(name: str) -> bool:
+    """Token-id workloads (the LSTM and the transformer): batches carry sequence lengths."""
+    return "maxlen" in get_workload(name).extra
 
 
 def workload_names() -> tuple[str, ...]:

@@ -2,8 +2,8 @@
 
 Generated once with NumPy and converted by each adapter, so that ``dlbench verify`` can feed the same
 weights to every framework and compare outputs and gradients, and so that timed runs start from the same
-point everywhere. Glorot-uniform kernels (fan-in / fan-out include the receptive field for convolutions),
-zero biases.
+point everywhere. Glorot-uniform kernels and embedding tables (fan-in / fan-out include the receptive
+field for convolutions), zero biases, layer-norm gamma one and beta zero.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ def glorot_limit(shape: tuple[int, ...]) -> float:
 def init_param(spec: ParamSpec, rng: np.random.Generator) -> np.ndarray:
     if spec.init == "zeros":
         return np.zeros(spec.shape, dtype=np.float32)
+    if spec.init == "ones":
+        return np.ones(spec.shape, dtype=np.float32)
     limit = glorot_limit(spec.shape)
     # float32 draws directly: AlexNet's 62M weights would take a 500 MB float64 detour otherwise
     values = rng.random(spec.shape, dtype=np.float32)

@@ -81,12 +81,26 @@ def test_fan_in_follows_the_layer_each_bias_is_added_to() -> None:
         ("autoencoder", "dec2.bias"): 200,  # the tied decoder maps the 200 codes back to 400 inputs
         ("autoencoder", "classifier.bias"): 100,
         ("lstm", "lstm.bias"): 128 + 128,  # embedding and hidden state
+        ("transformer", "layer1.attn.key.bias"): 256,
+        ("transformer", "layer3.ff2.bias"): 1024,
+        ("transformer", "layer0.ln2.beta"): 256,  # layer norms: the normalised width
+        ("transformer", "final_ln.gamma"): 256,
+        ("transformer", "classifier.bias"): 256,
     }
     for (workload, name), expected in fan_in.items():
         assert bias_fan_in(get_workload(workload), name) == expected, (workload, name)
     for workload in WORKLOADS.values():  # every zero-initialised tensor has a rule (AlexNet: no weights drawn)
         for name in zero_initialised(workload.name):
             assert random_bias(workload, name, 0).shape == workload.param(name).shape
+
+
+def test_layer_norm_gammas_are_one_plus_a_draw_and_betas_a_draw() -> None:
+    weights = verification_weights("transformer", 0, "random")
+    canonical = verification_weights("transformer", 0, "canonical")
+    gamma, beta = weights["layer2.ln1.gamma"], weights["layer2.ln1.beta"]
+    assert 0 < np.abs(gamma - 1).max() <= 1 / 16 and 0 < np.abs(beta).max() <= 1 / 16
+    assert (canonical["layer2.ln1.gamma"] == 1).all() and not canonical["layer2.ln1.beta"].any()
+    np.testing.assert_array_equal(weights["layer2.ff1.kernel"], canonical["layer2.ff1.kernel"])
 
 
 def test_a_zero_initialised_tensor_without_a_layer_is_refused() -> None:

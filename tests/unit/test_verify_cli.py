@@ -27,7 +27,7 @@ def invoke(*args: str) -> int:
 
 def test_targets_default_to_every_phase_and_accept_single_phases() -> None:
     everything = parse_targets([])
-    assert len(everything) == 7 and Target("autoencoder", "pretrain3") in everything
+    assert len(everything) == 8 and Target("autoencoder", "pretrain3") in everything
     assert parse_targets(["autoencoder/pretrain2", "lenet", "autoencoder/pretrain2"]) == (
         Target("autoencoder", "pretrain2"),
         Target("lenet", ""),

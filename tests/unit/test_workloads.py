@@ -17,6 +17,7 @@ DOCUMENTED = {
     ("autoencoder", "pretrain3"): (20_300, 433_600),
     ("autoencoder", "finetune"): (415_310, 414_600),
     ("lstm", ""): (1_411_842, None),
+    ("transformer", ""): (5_752_834, 436_208_128),
 }
 
 
@@ -84,6 +85,47 @@ def test_lstm_batches_are_imdb_like_and_right_padded() -> None:
     for row, length in zip(batch.x[:50], batch.lengths[:50], strict=True):
         assert (row[:length] > 0).all() and (row[length:] == 0).all()
     np.testing.assert_array_equal(batch.mask.sum(axis=1), batch.lengths)
+
+
+def test_transformer_layer_table_matches_workloads_md() -> None:
+    """The per-row numbers of the transformer's table, not only the totals."""
+    spec = get_workload("transformer")
+
+    def size(prefix: str) -> int:
+        return sum(p.size for p in spec.params if p.name.startswith(prefix))
+
+    assert spec.param("embedding.table").shape == (10_000, 256)
+    assert spec.param("position.table").shape == (128, 256)
+    assert size("layer0.attn.") == 263_168
+    assert size("layer0.ff") == 525_568
+    assert size("layer0.ln1.") == size("layer0.ln2.") == 512
+    assert size("layer0.") == 789_760
+    assert sum(size(f"layer{i}.") for i in range(4)) == 3_159_040
+    assert size("final_ln.") == 512 and size("classifier.") == 514
+    assert spec.param("layer3.attn.query.kernel").shape == (256, 256)
+    # per layer: QKV 25,165,824 + scores 4,194,304 + weighted values 4,194,304 + output 8,388,608 + FF 67,108,864
+    assert (spec.macs() - 512) // 4 == 109_051_904
+    assert spec.paper_batch_size == 32
+
+
+def test_transformer_weights_initialise_layer_norms_to_identity() -> None:
+    weights = initial_weights("transformer")
+    assert (weights["layer0.ln1.gamma"] == 1).all() and not weights["layer0.ln1.beta"].any()
+    assert (weights["final_ln.gamma"] == 1).all()
+    assert not weights["layer2.attn.value.bias"].any()
+    limit = glorot_limit((256, 1024))
+    assert limit * 0.9 < np.abs(weights["layer1.ff1.kernel"]).max() <= limit
+
+
+def test_transformer_batches_share_the_lstm_length_distribution_at_length_128() -> None:
+    batch = make_batch("transformer", 4000)
+    assert batch.x.shape == (4000, 128) and batch.x.dtype == np.int32
+    full = (batch.lengths == 128).mean()
+    assert 0.6 < full < 0.72  # lognormal(log 174, 0.75) >= 127.5: 66%
+    assert 5 <= batch.lengths.min() and batch.lengths.max() == 128
+    for row, length in zip(batch.x[:50], batch.lengths[:50], strict=True):
+        assert (row[:length] > 0).all() and (row[length:] == 0).all()
+    assert batch.x.max() < 10_000
 
 
 def test_gradient_flops_are_three_times_forward() -> None:
