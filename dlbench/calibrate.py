@@ -1,25 +1,28 @@
 """Machine peak: float32 matrix-multiply GFLOP/s per CPU thread count, so a report can say what share of
 the machine a framework reached ("310 GFLOP/s" means little; "71% of the 1-thread matmul peak" does).
 
-Each thread count is measured in its own child process (``python -m dlbench.calibrate``) that pins itself
-to exactly N cores with ``os.sched_setaffinity`` and has ``OMP/MKL/OPENBLAS_NUM_THREADS=N`` in its
-environment *before* NumPy (and so its BLAS thread pool) is loaded: a BLAS pool, like a framework's, is
-sized once at start-up. The child times ``a @ b`` with the project's own measuring loop
+Each thread count is measured in its own child process, a job on the process kit (:mod:`dlbench.process`)
+placed exactly like a benchmark worker of ``run``: pinned to N cores and with ``OMP/MKL/OPENBLAS_NUM_THREADS=N``
+in its environment *before* NumPy (and so its BLAS thread pool) is loaded (a BLAS pool, like a framework's, is
+sized once at start-up), and killed with its parent. The child times ``a @ b`` with the project's own measuring loop
 (:func:`dlbench.measure.timing.measure`: first call apart, warm-up, blocks, adaptive stop) and reports the
 median, its confidence interval and the best sample as GFLOP/s (2 n^3 FLOPs per product).
 
-This module is also the child's entry point, so it imports nothing heavy at module level.
+This module is also the child's job module, so it imports nothing heavy at module level.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from dlbench.errors import DlbenchError
+from dlbench.process.child import Cause, Child, ChildSpec, Ended
+from dlbench.process.messages import Channel, Codec, Message
+from dlbench.process.placement import Placement, place
 
 DEFAULT_SIZE = 2048  # 17 GFLOP per product: large enough for BLAS to reach its peak on a few cores
 DEFAULT_TIMEOUT_S = 300.0
@@ -29,16 +32,25 @@ DEFAULT_MEASURE = {"warmup_s": 0.3, "min_block_s": 0.05, "min_samples": 7, "max_
                    "min_time_s": 1.0, "max_time_s": 6.0, "target_rel_ci": 0.02}
 
 
+@dataclass(frozen=True)
+class Calibrated(Message):
+    """The child's one message: the entry of its thread count."""
+
+    kind = "calibrated"
+    entry: dict[str, Any]
+
+
+CODEC = Codec(Calibrated)
+
+
 def calibrate(threads: list[int], size: int = DEFAULT_SIZE, measure: dict[str, Any] | None = None,
-              timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[int, dict[str, Any]]:
+              timeout_s: float = DEFAULT_TIMEOUT_S, python: str = sys.executable) -> dict[int, dict[str, Any]]:
     """Measure the float32 matmul peak for each thread count, each in its own pinned child process.
 
     Returns ``{threads: {"gflops": median GFLOP/s, "gflops_ci_low", "gflops_ci_high", "gflops_best",
     "median_ms", "n_samples", "size", "dtype", "cores", "cpu_per_wall", "blas", "numpy"}}``; store it as
     ``environment["calibration"] = {str(n): entry}``.
     """
-    from dlbench.runner.schedule import cores_for  # parent side only: the child must stay light
-
     counts = sorted(set(threads))
     if not counts:
         raise DlbenchError("calibrate needs at least one thread count")
@@ -50,46 +62,36 @@ def calibrate(threads: list[int], size: int = DEFAULT_SIZE, measure: dict[str, A
     results: dict[int, dict[str, Any]] = {}
     for n in counts:
         try:
-            cores = cores_for(n)
+            placement = place(n)
         except ValueError as exc:
             raise DlbenchError(f"cannot calibrate {n} threads: {exc}") from None
-        results[n] = _run_child(n, cores, size, config, timeout_s)
+        results[n] = _run_child(placement, size, config, timeout_s, python)
     return results
 
 
-def child_environment(threads: int) -> dict[str, str]:
-    """The parent's environment with every BLAS/OpenMP thread variable set to ``threads``."""
-    from dlbench.runner.isolate import THREAD_ENV  # the same variables the benchmark workers get
-
-    env = dict(os.environ)
-    env.update({name: str(threads) for name in THREAD_ENV})
-    return env
-
-
-def _run_child(threads: int, cores: tuple[int, ...], size: int, config: dict[str, Any],
-               timeout_s: float) -> dict[str, Any]:
-    command = [sys.executable, "-m", "dlbench.calibrate", ",".join(map(str, cores)), str(size),
-               json.dumps(config)]
-    try:
-        done = subprocess.run(command, env=child_environment(threads), capture_output=True, text=True,
-                              timeout=timeout_s, stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired:
-        raise DlbenchError(f"calibration with {threads} thread(s) took longer than {timeout_s:g} s") from None
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise DlbenchError(f"calibration with {threads} thread(s) failed: {reason}")
-    try:
-        entry: dict[str, Any] = json.loads(lines[-1])
-    except json.JSONDecodeError:
-        raise DlbenchError(f"calibration with {threads} thread(s) printed no result") from None
-    entry["threads"] = threads
-    return entry
+def _run_child(placement: Placement, size: int, config: dict[str, Any], timeout_s: float,
+               python: str) -> dict[str, Any]:
+    threads = placement.threads
+    spec = ChildSpec(module="dlbench.calibrate", placement=placement, codec=CODEC, python=python)
+    with Child(spec, {"size": size, "measure": config}) as child:
+        message = child.receive(time.monotonic() + timeout_s)
+        ending = child.ending() if isinstance(message, Ended) else None
+    if isinstance(message, Calibrated):
+        return {**message.entry, "threads": threads}
+    assert ending is not None
+    if ending.cause is Cause.TIMEOUT:
+        raise DlbenchError(f"calibration with {threads} thread(s) took longer than {timeout_s:g} s")
+    reason = ending.last_line or ending.detail
+    raise DlbenchError(f"calibration with {threads} thread(s) failed: {reason}")
 
 
-def child_main(cores: tuple[int, ...], size: int, config: dict[str, Any]) -> dict[str, Any]:
-    """In the child: pin, then import NumPy and time float32 ``a @ b``."""
-    os.sched_setaffinity(0, set(cores))  # before NumPy loads its BLAS and sizes its thread pool
+def child_main(job: dict[str, Any], channel: Channel) -> None:
+    """Entry point in the child (called by the kit's boot, already pinned): measure and report."""
+    channel.send(Calibrated(measure_matmul(int(job["size"]), dict(job["measure"]))))
+
+
+def measure_matmul(size: int, config: dict[str, Any]) -> dict[str, Any]:
+    """In the child (pinned, thread variables set): import NumPy and time float32 ``a @ b``."""
     import numpy as np
 
     from dlbench.measure.timing import MeasureConfig, measure
@@ -131,8 +133,3 @@ def blas_name() -> str:
         return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except (KeyError, TypeError, ValueError, AttributeError):
         return "unknown"
-
-
-if __name__ == "__main__":
-    core_list = tuple(int(c) for c in sys.argv[1].split(","))
-    print(json.dumps(child_main(core_list, int(sys.argv[2]), json.loads(sys.argv[3]))))

@@ -66,15 +66,23 @@ class Case:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-@dataclass(frozen=True)
-class WorkerGroup:
-    """The cases that share one isolated worker process: same framework, device and thread count."""
+@dataclass(frozen=True, order=True)
+class WorkerKey:
+    """What the cases sharing one isolated worker process have in common: framework, device, thread count.
+
+    It names the worker in the run record (:attr:`label`, ``torch/cpu/t2``) and keeps its parts typed."""
 
     framework: str
     device: str
     threads: int
-    cases: tuple[Case, ...]
+
+    @classmethod
+    def of(cls, case: Case) -> WorkerKey:
+        return cls(case.framework, case.device, case.threads)
 
     @property
     def label(self) -> str:
-        return f"{self.framework} {self.device} t{self.threads}"
+        return f"{self.framework}/{self.device}/t{self.threads}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -23,6 +23,7 @@ from typing import Any
 from dlbench.errors import StoreError
 from dlbench.files import read_regular_text
 from dlbench.results import CaseResult
+from dlbench.spec import WorkerKey
 from dlbench.workloads.definitions import pass_flops
 
 SCHEMA_VERSION = 1
@@ -249,11 +250,10 @@ class RunStore:
         self.record.results.append(result)
         self.flush()
 
-    def set_framework_info(self, worker: str, info: dict[str, Any]) -> None:
+    def set_framework_info(self, worker: WorkerKey, info: dict[str, Any]) -> None:
         """Keep what a worker's framework reported: per worker (threads differ) and, once, per framework."""
-        name = worker.split("/")[0]
-        self.record.environment.setdefault("workers", {})[worker] = info
-        self.record.environment.setdefault("frameworks", {}).setdefault(name, info)
+        self.record.environment.setdefault("workers", {})[worker.label] = info
+        self.record.environment.setdefault("frameworks", {}).setdefault(worker.framework, info)
         self.flush()
 
     def finish(self, status: str) -> None:

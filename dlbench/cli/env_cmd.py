@@ -10,9 +10,10 @@ from dlbench import env as environment
 from dlbench.console import console, out
 from dlbench.frameworks.registry import installed_adapters
 from dlbench.measure.timing import MeasureConfig
+from dlbench.process.placement import cores_for
 from dlbench.runner.isolate import LocalExecutor
 from dlbench.runner.protocol import WorkerJob
-from dlbench.runner.schedule import cores_for
+from dlbench.spec import WorkerKey
 from dlbench.terminal import plain
 
 
@@ -21,11 +22,11 @@ def framework_info(threads: int) -> dict[str, object]:
     info: dict[str, object] = {}
     executor = LocalExecutor()
     for adapter in installed_adapters():
-        job = WorkerJob(framework=adapter.name, device="cpu", threads=threads, cores=cores_for(threads),
-                        cases=(), measure=MeasureConfig())
+        job = WorkerJob(key=WorkerKey(adapter.name, "cpu", threads), cores=cores_for(threads), cases=(),
+                        measure=MeasureConfig())
 
-        def keep(worker: str, runtime: dict[str, object]) -> None:
-            info[worker.split("/")[0]] = runtime
+        def keep(worker: WorkerKey, runtime: dict[str, object]) -> None:
+            info[worker.framework] = runtime
 
         executor.probe(job, keep)
         info.setdefault(adapter.name, {"error": "framework failed to start; see dlbench run for details"})

@@ -102,11 +102,12 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
         cases = plan.cases
         for note in plan.suite.notes:
             console.print(plain("note: ", "yellow") + plain(note))
+    signal.signal(signal.SIGTERM, _terminate)  # from here on, calibration included, SIGTERM is a Ctrl-C
     try:
-        if calibrate:
-            run_calibration(store, sorted({c.threads for c in cases}), quiet)
-        status = execute(store, cases, memory_limit if resume is None else store.record.config.get("memory_limit_mb"),
-                         quiet)
+        status = run_calibration(store, sorted({c.threads for c in cases}), quiet) if calibrate else "complete"
+        if status != "interrupted":
+            status = execute(store, cases,
+                             memory_limit if resume is None else store.record.config.get("memory_limit_mb"), quiet)
     finally:
         store.close()
     results = store.record.results
@@ -144,7 +145,6 @@ def execute(store: RunStore, cases: list[Case], memory_limit: float | None, quie
     config = store.record.config
     measure = MeasureConfig(**config["measure"])
     executor = LocalExecutor(memory_limit_mb=memory_limit)
-    signal.signal(signal.SIGTERM, _terminate)
     with progress_bar(quiet) as bar:
         loop = RunLoop(store=store, executor=executor, measure=measure, seed=int(config.get("seed", 0)))
         pending = loop.pending(cases)
@@ -163,13 +163,20 @@ def execute(store: RunStore, cases: list[Case], memory_limit: float | None, quie
     return "complete"
 
 
-def run_calibration(store: RunStore, threads: list[int], quiet: bool) -> None:
+def run_calibration(store: RunStore, threads: list[int], quiet: bool) -> str:
+    """Calibrate into the run's environment; "interrupted" (and the run marked so) on Ctrl-C or SIGTERM."""
     from dlbench.calibrate import calibrate
 
     if not quiet:
         console.print(f"calibrating float32 matmul peak for threads {threads} ...")
-    store.record.environment["calibration"] = {str(k): v for k, v in calibrate(threads).items()}
+    try:
+        calibration = calibrate(threads)
+    except KeyboardInterrupt:  # the calibration child is already killed (the process kit's Child saw to it)
+        store.finish("interrupted")
+        return "interrupted"
+    store.record.environment["calibration"] = {str(k): v for k, v in calibration.items()}
     store.flush()
+    return "complete"
 
 
 def write_report(directory: Path) -> None:

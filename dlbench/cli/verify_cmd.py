@@ -11,12 +11,12 @@ DlbenchError, mapped by ``dlbench.cli.main``).
 
 from __future__ import annotations
 
-import os
 import time
 
 import click
 
 from dlbench.cli.options import CommaList, flatten
+from dlbench.process.placement import available_cores
 from dlbench.terminal import make_console
 from dlbench.verify.biases import BIAS_MODES, DEFAULT_BIASES
 from dlbench.verify.collect import ImplResult
@@ -27,13 +27,6 @@ from dlbench.verify.session import verify_all
 
 DEFAULT_BATCH = 2
 TABLE_WIDTH = 160  # the error table has 11 columns: never squeeze it into a narrow pipe
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 # fmt: off
@@ -55,7 +48,7 @@ def available_cores() -> int:
                    "the timed runs, zero biases.")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Threads per framework worker; 0 = every core available here.")
+              help="Threads per framework worker, pinned to that many cores as in run; 0 = every core here.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=1800.0, show_default=True,
               help="Seconds one framework's worker may take for all its checks.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -86,7 +79,7 @@ def command(
     canonical checks the exact zero-bias weights of the timed runs.
     """
     plan = make_plan(flatten(frameworks), flatten(workloads), flatten(variants))
-    results = collect(plan, batch_size, seed, device, threads or available_cores(), timeout_s, biases)
+    results = collect(plan, batch_size, seed, device, threads or len(available_cores()), timeout_s, biases)
     report = verify_all(plan.targets, results, batch_size, seed, device, plan.notes, biases)
     if fmt == "json":
         click.echo(to_json(report))

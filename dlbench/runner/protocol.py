@@ -1,65 +1,96 @@
-"""The messages between the parent and a worker process: one JSON object per line on a private pipe.
+"""The benchmark worker's job and messages, on the process kit's typed channel (:mod:`dlbench.process`).
 
-The pipe is a dedicated file descriptor, not stdout, because frameworks print banners and warnings on
-their own; the worker's stdout and stderr are captured separately and only shown in error texts.
+The parent sends a :class:`WorkerJob` when it starts the worker; the worker answers with :class:`Ready` (or
+:class:`InitFailed`), then :class:`Started` and :class:`Finished` for each case, in order.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from dlbench.measure.timing import MeasureConfig
-from dlbench.spec import Case
-
-READY = "ready"  # the framework imported and configured: {"runtime": {...}}
-INIT_FAILED = "init_failed"  # {"error": "...", "status": "failed" | "unavailable"}
-START = "start"  # a case begins: {"key": ...}
-RESULT = "result"  # a case finished (any status): {"result": CaseResult.to_dict()}
+from dlbench.process.messages import Codec, Message
+from dlbench.process.placement import Placement
+from dlbench.results import CaseResult
+from dlbench.spec import Case, WorkerKey
 
 
 @dataclass(frozen=True)
 class WorkerJob:
-    """What one worker process is asked to do."""
+    """What one worker process is asked to do: the cases of one :class:`WorkerKey`, on these cores."""
 
-    framework: str
-    device: str
-    threads: int
+    key: WorkerKey
     cores: tuple[int, ...]
     cases: tuple[Case, ...]
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     seed: int = 0
 
     @property
-    def label(self) -> str:
-        """``torch/cpu/t2``: names the worker in the environment record."""
-        return f"{self.framework}/{self.device}/t{self.threads}"
+    def framework(self) -> str:
+        return self.key.framework
 
-    def to_json(self) -> str:
-        return json.dumps({
-            "framework": self.framework, "device": self.device, "threads": self.threads,
-            "cores": list(self.cores), "cases": [c.to_dict() for c in self.cases],
-            "measure": self.measure.to_dict(), "seed": self.seed,
-        })
+    @property
+    def device(self) -> str:
+        return self.key.device
+
+    @property
+    def threads(self) -> int:
+        return self.key.threads
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.key.threads, self.cores)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"key": self.key.to_dict(), "cores": list(self.cores), "cases": [c.to_dict() for c in self.cases],
+                "measure": self.measure.to_dict(), "seed": self.seed}
 
     @classmethod
-    def from_json(cls, text: str) -> WorkerJob:
-        data = json.loads(text)
-        return cls(
-            framework=data["framework"], device=data["device"], threads=int(data["threads"]),
-            cores=tuple(data["cores"]), cases=tuple(Case.from_dict(c) for c in data["cases"]),
-            measure=MeasureConfig(**data["measure"]), seed=int(data["seed"]),
-        )
+    def from_wire(cls, data: dict[str, Any]) -> Self:
+        return cls(key=WorkerKey(**data["key"]), cores=tuple(data["cores"]),
+                   cases=tuple(Case.from_dict(c) for c in data["cases"]),
+                   measure=MeasureConfig(**data["measure"]), seed=int(data["seed"]))
 
 
-def encode(event: str, **payload: Any) -> bytes:
-    return (json.dumps({"event": event, **payload}, default=str) + "\n").encode()
+@dataclass(frozen=True)
+class Ready(Message):
+    """The framework imported and configured; what it reports about itself (version, threads, ...)."""
+
+    kind = "ready"
+    runtime: dict[str, Any]
 
 
-def decode(line: bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) and "event" in data else None
+@dataclass(frozen=True)
+class InitFailed(Message):
+    """The framework could not be initialised: every case of the job gets ``status`` and ``error``."""
+
+    kind = "init_failed"
+    error: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Started(Message):
+    """A case begins (its timeout starts now)."""
+
+    kind = "started"
+    key: str
+
+
+@dataclass(frozen=True)
+class Finished(Message):
+    """A case ended, with any status."""
+
+    kind = "finished"
+    result: CaseResult
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"result": self.result.to_dict()}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Self:
+        return cls(CaseResult.from_dict(data["result"]))
+
+
+CODEC = Codec(Ready, InitFailed, Started, Finished)

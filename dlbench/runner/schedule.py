@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import groupby
 
 from dlbench.measure.timing import MeasureConfig
+from dlbench.process.placement import cores_for
 from dlbench.results import CaseResult
 from dlbench.runner.isolate import Executor
 from dlbench.runner.protocol import WorkerJob
-from dlbench.spec import Case, WorkerGroup
+from dlbench.spec import Case, WorkerKey
 from dlbench.store import RunStore
 
 
-def group_cases(cases: Iterable[Case]) -> list[WorkerGroup]:
-    """One group per (framework, device, threads), in a stable order; cases inside keep suite order."""
-    ordered = sorted(cases, key=lambda c: (c.framework, c.device, c.threads))
-    return [
-        WorkerGroup(framework, device, threads, tuple(members))
-        for (framework, device, threads), members in groupby(
-            ordered, key=lambda c: (c.framework, c.device, c.threads))
-    ]
-
-
-def cores_for(threads: int, allowed: Iterable[int] | None = None) -> tuple[int, ...]:
-    """The first ``threads`` cores this process may use: a worker with N threads gets exactly N cores."""
-    available = sorted(allowed if allowed is not None else os.sched_getaffinity(0))
-    if threads > len(available):
-        raise ValueError(f"{threads} threads requested but only {len(available)} cores are available")
-    return tuple(available[:threads])
+def group_cases(cases: Iterable[Case]) -> list[tuple[WorkerKey, tuple[Case, ...]]]:
+    """One group per worker key (framework, device, threads), in a stable order; cases keep suite order."""
+    ordered = sorted(cases, key=WorkerKey.of)
+    return [(key, tuple(members)) for key, members in groupby(ordered, key=WorkerKey.of)]
 
 
 @dataclass
@@ -48,9 +36,8 @@ class RunLoop:
         return [c for c in cases if c.key not in done]
 
     def run(self, cases: list[Case]) -> None:
-        for group in group_cases(self.pending(cases)):
-            job = WorkerJob(framework=group.framework, device=group.device, threads=group.threads,
-                            cores=cores_for(group.threads), cases=group.cases, measure=self.measure,
+        for key, members in group_cases(self.pending(cases)):
+            job = WorkerJob(key=key, cores=cores_for(key.threads), cases=members, measure=self.measure,
                             seed=self.seed)
             self.executor.run(job, self._record, self.store.set_framework_info)
 

@@ -1,18 +1,16 @@
-"""The child process that measures one group of cases: ``python -m dlbench.runner.worker JOB FD``.
+"""The benchmark worker: the job the process kit runs to measure one group of cases.
 
-Order matters and is the point of this module: pin to the assigned cores and check the thread
-environment *before* the framework is imported (JAX only honours affinity set before its backend starts;
-TensorFlow refuses thread changes after its first op), then import through the adapter, then measure each
-case in turn, reporting each result the moment it exists so that a later crash loses nothing.
+The kit's boot (:mod:`dlbench.process.boot`) has already pinned the process to its cores, with the thread
+variables in the environment, before this module is imported (JAX only honours affinity set before its backend
+starts; TensorFlow refuses thread changes after its first op). :func:`child_main` then imports the framework
+through the adapter, warms its runtime up, and measures each case in turn, reporting each result the moment it
+exists so that a later crash loses nothing.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
-import signal
-import sys
 import time
 import traceback
 from dataclasses import replace
@@ -22,21 +20,12 @@ from typing import Any
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable
 from dlbench.measure.memory import current_rss, peak_rss, reset_peak_rss
 from dlbench.measure.timing import MeasureConfig, measure
+from dlbench.process.messages import Channel
 from dlbench.results import FAILED, OK, OOM, UNAVAILABLE, CaseResult, Memory, failed_result
 from dlbench.runner import protocol
 from dlbench.spec import Case
 from dlbench.store import now_iso
 from dlbench.workloads import get_workload, initial_weights, make_batch
-
-
-class Channel:
-    """Writes protocol events to the parent's pipe; each write is one whole line."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def send(self, event: str, **payload: object) -> None:
-        os.write(self.fd, protocol.encode(event, **payload))
 
 
 def error_text(exc: BaseException) -> str:
@@ -99,7 +88,6 @@ def is_oom_message(text: str) -> bool:
                                                  "oom when allocating", "failed to allocate"))
 
 
-PR_SET_PDEATHSIG = 1
 WARMUP_MEASURE = MeasureConfig(warmup_s=0.0, min_block_s=0.0, min_samples=3, max_samples=3, min_time_s=0.0,
                                max_time_s=0.0)
 
@@ -116,23 +104,9 @@ def warm_up_runtime(adapter: Adapter, job: protocol.WorkerJob, first: Case, thre
         run_case(adapter, replace(job, measure=WARMUP_MEASURE), tiny, threads)
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when the parent dies (kill -9 of ``dlbench run``), so that no
-    orphan keeps a core busy or hangs forever. Best effort: other systems simply lack it."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def main(job_path: str, fd: int) -> None:
-    die_with_parent()
-    job = protocol.WorkerJob.from_json(Path(job_path).read_text())
-    channel = Channel(fd)
-    os.sched_setaffinity(0, set(job.cores))  # before any framework import: JAX honours nothing else
+def child_main(data: dict[str, Any], channel: Channel) -> None:
+    """Entry point in the worker process (called by the kit's boot, already pinned)."""
+    job = protocol.WorkerJob.from_wire(data)
     from dlbench.frameworks.registry import get_adapter  # light: adapters import no framework at module level
 
     adapter = get_adapter(job.framework)
@@ -140,28 +114,14 @@ def main(job_path: str, fd: int) -> None:
         runtime = adapter.initialize(job.device, job.threads)
     except Exception as exc:
         status = UNAVAILABLE if job.device == "gpu" else FAILED
-        channel.send(protocol.INIT_FAILED, error=f"{job.framework} failed to initialise: {error_text(exc)}",
-                     status=status)
+        channel.send(protocol.InitFailed(f"{job.framework} failed to initialise: {error_text(exc)}", status))
         return
     info = {"framework": runtime.framework, "version": runtime.version, "threads": runtime.threads,
             "devices": list(runtime.devices), "backends": runtime.backends, "settings": runtime.settings,
             "affinity": sorted(os.sched_getaffinity(0))}
-    channel.send(protocol.READY, runtime=info)
+    channel.send(protocol.Ready(info))
     if job.cases:
         warm_up_runtime(adapter, job, job.cases[0], runtime.threads)
     for case in job.cases:
-        channel.send(protocol.START, key=case.key)
-        result = run_case(adapter, job, case, runtime.threads)
-        channel.send(protocol.RESULT, result=result.to_dict())
-
-
-if __name__ == "__main__":
-    code = 0
-    try:
-        main(sys.argv[1], int(sys.argv[2]))
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # interpreter shutdown of a framework costs up to a second and can crash: skip it
+        channel.send(protocol.Started(case.key))
+        channel.send(protocol.Finished(run_case(adapter, job, case, runtime.threads)))

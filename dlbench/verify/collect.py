@@ -47,6 +47,7 @@ class ImplResult:
     framework_flops: dict[str, float | None] = field(default_factory=dict)  # pass -> FLOPs or None
     version: str = ""
     biases: str = DEFAULT_BIASES  # the bias mode of the weights it was given (see dlbench.verify.biases)
+    affinity: tuple[int, ...] = ()  # the cores the evaluating process was pinned to (set by the worker)
 
     @property
     def label(self) -> str:

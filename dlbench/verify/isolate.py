@@ -1,27 +1,30 @@
 """Run one framework's verification in its own worker process and turn any way it can end into results.
 
-The parent never trusts the worker to finish: a timeout, a crash (segfault, abort, OOM kill) or a non-zero
-exit turns every result the worker did not deliver into an ``error`` result whose message says what
-happened, with the last line the worker printed on stderr (where a framework's own error usually is).
+The worker is a job on the process kit (:mod:`dlbench.process`): pinned to the cores of ``--threads`` with the
+thread variables set, exactly like a benchmark worker of ``run``. The parent never trusts it to finish: a
+timeout, a crash (segfault, abort, OOM kill) or a non-zero exit turns every result the worker did not deliver
+into an ``error`` result whose message says what happened, with the last line the worker printed on stderr
+(where a framework's own error usually is).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from dlbench.errors import DlbenchError
 from dlbench.frameworks.registry import get_adapter
+from dlbench.process.child import Cause, Child, ChildSpec, Ended, Ending
+from dlbench.process.placement import place
 from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode
 from dlbench.verify.collect import ERROR, MAX_MESSAGE, ImplResult, Target
-from dlbench.verify.transfer import read_results
+from dlbench.verify.transfer import CODEC, Delivered, read_result
 from dlbench.verify.worker import WorkerRequest
 
-STDERR_FILE = "worker.stderr"
+WORKER_MODULE = "dlbench.verify.worker"
 
 
 def evaluate_isolated(
@@ -34,73 +37,55 @@ def evaluate_isolated(
     threads: int = 1,
     timeout_s: float = 1800.0,
     biases: str = DEFAULT_BIASES,
+    python: str = sys.executable,
 ) -> list[ImplResult]:
-    """Evaluate ``framework`` on every (variant, target) in a fresh worker process, with the verification
-    weights of bias mode ``biases``."""
+    """Evaluate ``framework`` on every (variant, target) in a fresh worker process pinned to ``threads``
+    cores, with the verification weights of bias mode ``biases``."""
     check_bias_mode(biases)  # before a worker starts: it could only report the mistake once per case
+    try:
+        placement = place(threads)
+    except ValueError as exc:
+        raise DlbenchError(f"cannot verify with {threads} threads: {exc}") from None
     adapter = get_adapter(framework)
-    env = {**os.environ, **adapter.worker_env(device, threads)}
     with tempfile.TemporaryDirectory(prefix="dlbench-verify-") as tmp:
-        directory = Path(tmp)
         request = WorkerRequest(
-            framework, tuple(variants), tuple(targets), batch_size, seed, device, threads, str(directory), biases
+            framework, tuple(variants), tuple(targets), batch_size, seed, device, threads, tmp, biases
         )
-        request_path = directory / "request.json"
-        request_path.write_text(request.to_json())
-        command = [sys.executable, "-m", "dlbench.verify.worker", str(request_path)]
-        failure = run_worker(command, directory / STDERR_FILE, env, timeout_s)
-        delivered = read_results(directory)
+        spec = ChildSpec(module=WORKER_MODULE, placement=placement, codec=CODEC,
+                         env=adapter.worker_env(device, threads), python=python)
+        delivered, failure = run_worker(spec, request, timeout_s)
     return _fill_missing(request, delivered, failure)
 
 
-def run_worker(command: list[str], log: Path, env: dict[str, str], timeout_s: float) -> str:
-    """Run the worker to completion, its output into ``log``; return "" on a clean exit, else why it ended.
-    Unbuffered, so that the log's last line really is the last thing the worker said."""
-    env = {**env, "PYTHONUNBUFFERED": "1"}
-    with open(log, "wb") as stderr:
-        process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True
-        )
-        try:
-            code = process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            return f"worker timed out after {timeout_s:g} s"
-        except BaseException:
-            _kill_group(process)  # Ctrl-C in the parent must not leave a framework process behind
-            raise
-    if code == 0:
+def run_worker(spec: ChildSpec, request: WorkerRequest, timeout_s: float) -> tuple[list[ImplResult], str]:
+    """Run the worker to its end (at most ``timeout_s``); the results it delivered, and "" on a clean exit or
+    why it ended otherwise."""
+    delivered = []
+    deadline = time.monotonic() + timeout_s
+    with Child(spec, request.to_wire()) as child:
+        while not isinstance(message := child.receive(deadline), Ended):
+            if isinstance(message, Delivered):
+                delivered.append(read_result(Path(request.out_dir), message))
+        ending = child.ending()
+    return delivered, describe_failure(ending, timeout_s)
+
+
+def describe_failure(ending: Ending, timeout_s: float) -> str:
+    """"" for a clean exit, else one line: what ended the worker and the last thing it said on stderr."""
+    if ending.cause is Cause.TIMEOUT:
+        return f"worker timed out after {timeout_s:g} s"
+    if ending.cause is Cause.EXIT and ending.returncode == 0:
         return ""
-    last = _last_line(log)
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        reason = f"worker crashed ({name})"
+    if ending.cause is Cause.EXIT:
+        reason = f"worker exited with code {ending.returncode}"
+    elif ending.cause is Cause.KERNEL_OOM:
+        reason = "worker killed by the kernel's out-of-memory killer"
     else:
-        reason = f"worker exited with code {code}"
+        reason = f"worker crashed ({ending.detail.removeprefix('killed by ')})"
+    last = ending.last_line
+    if len(last) > MAX_MESSAGE:
+        last = last[: MAX_MESSAGE - 3] + "..."
     return f"{reason}: {last}" if last else reason
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """Kill the worker we started and anything it started (its own session), then reap it."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    if not lines:
-        return ""
-    line = lines[-1]
-    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "..."
 
 
 def _fill_missing(request: WorkerRequest, delivered: list[ImplResult], failure: str) -> list[ImplResult]:

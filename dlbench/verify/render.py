@@ -194,6 +194,7 @@ def _impl_dict(impl: ImplResult) -> dict[str, Any]:
         "error": impl.error or None,
         "trainable_params": impl.trainable_params,
         "framework_flops": impl.framework_flops,
+        "affinity": list(impl.affinity),
     }
 
 

@@ -1,77 +1,89 @@
-"""Move :class:`ImplResult` values between the verify worker and the parent through files.
+"""Move :class:`ImplResult` values from the verify worker to the parent: a typed message and an array file.
 
-Arrays travel as ``.npz`` (read back with ``allow_pickle=False``: nothing executable ever crosses), the rest
-as JSON. The JSON file is written last and atomically, so the parent only ever sees complete results, even
-when the worker dies half-way through writing.
+Arrays travel as ``.npz`` in a directory the parent owns (read back with ``allow_pickle=False``: nothing
+executable ever crosses), everything else in a :class:`Delivered` message on the process kit's channel. The
+worker sends the message only after the array file is complete, so the parent never reads half a result, even
+when the worker dies half-way through writing the next one.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dlbench.frameworks.base import Evaluation
-from dlbench.store import atomic_write
+from dlbench.process.messages import Codec, Message
 from dlbench.verify.collect import ImplResult, Target
 
-RESULT_GLOB = "result-*.json"
+
+@dataclass(frozen=True)
+class Delivered(Message):
+    """One result of the verify worker; ``arrays`` names its ``.npz`` file (None when it has no evaluation)."""
+
+    kind = "verify_result"
+    framework: str
+    variant: str
+    workload: str
+    phase: str
+    status: str
+    error: str
+    trainable_params: int | None
+    framework_flops: dict[str, float | None]
+    version: str
+    biases: str
+    affinity: list[int]
+    gradients: list[str] | None  # gradient names, in the order of the grad_<i> arrays
+    arrays: str | None
 
 
-def write_result(directory: Path, index: int, result: ImplResult) -> None:
-    meta: dict[str, Any] = {
-        "framework": result.framework,
-        "variant": result.variant,
-        "workload": result.target.workload,
-        "phase": result.target.phase,
-        "status": result.status,
-        "error": result.error,
-        "trainable_params": result.trainable_params,
-        "framework_flops": result.framework_flops,
-        "version": result.version,
-        "biases": result.biases,
-        "gradients": None,
-    }
+CODEC = Codec(Delivered)
+
+
+def write_result(directory: Path, index: int, result: ImplResult) -> Delivered:
+    """Write the arrays of ``result`` into ``directory`` and return the message that describes it."""
+    gradients, arrays = None, None
     if result.evaluation is not None:
         evaluation = result.evaluation
-        names = list(evaluation.gradients)
-        arrays = {
+        gradients = list(evaluation.gradients)
+        data: dict[str, Any] = {
             "output": np.asarray(evaluation.output),
             "loss": np.asarray(evaluation.loss, dtype=np.float64),
         }
-        arrays.update({f"grad_{i}": np.asarray(evaluation.gradients[n]) for i, n in enumerate(names)})
-        np.savez(directory / f"result-{index}.npz", **arrays)  # type: ignore[arg-type]
-        meta["gradients"] = names
-    atomic_write(directory / f"result-{index}.json", json.dumps(meta))  # the parent never reads half a file
+        data.update({f"grad_{i}": np.asarray(evaluation.gradients[n]) for i, n in enumerate(gradients)})
+        arrays = f"result-{index}.npz"
+        np.savez(directory / arrays, **data)
+    return Delivered(
+        framework=result.framework, variant=result.variant, workload=result.target.workload,
+        phase=result.target.phase, status=result.status, error=result.error,
+        trainable_params=result.trainable_params, framework_flops=dict(result.framework_flops),
+        version=result.version, biases=result.biases, affinity=list(result.affinity), gradients=gradients,
+        arrays=arrays,
+    )
 
 
-def read_results(directory: Path) -> list[ImplResult]:
-    """Every complete result in ``directory``, in the order the worker produced them."""
-    paths = sorted(directory.glob(RESULT_GLOB), key=lambda p: int(p.stem.split("-")[1]))
-    return [_read_one(path) for path in paths]
-
-
-def _read_one(path: Path) -> ImplResult:
-    meta = json.loads(path.read_text())
+def read_result(directory: Path, message: Delivered) -> ImplResult:
+    """The :class:`ImplResult` that ``message`` describes, its arrays read from ``directory``."""
     evaluation = None
-    if meta["gradients"] is not None:
-        with np.load(path.with_suffix(".npz"), allow_pickle=False) as data:
+    if message.gradients is not None and message.arrays is not None:
+        with np.load(directory / Path(message.arrays).name, allow_pickle=False) as data:
             evaluation = Evaluation(
                 output=data["output"],
                 loss=float(data["loss"]),
-                gradients={name: data[f"grad_{i}"] for i, name in enumerate(meta["gradients"])},
+                gradients={name: data[f"grad_{i}"] for i, name in enumerate(message.gradients)},
             )
     return ImplResult(
-        framework=meta["framework"],
-        variant=meta["variant"],
-        target=Target(meta["workload"], meta["phase"]),
-        status=meta["status"],
-        error=meta["error"],
+        framework=message.framework,
+        variant=message.variant,
+        target=Target(message.workload, message.phase),
+        status=message.status,
+        error=message.error,
         evaluation=evaluation,
-        trainable_params=meta["trainable_params"],
-        framework_flops=dict(meta["framework_flops"]),
-        version=meta["version"],
-        biases=meta["biases"],
+        trainable_params=message.trainable_params,
+        framework_flops=dict(message.framework_flops),
+        version=message.version,
+        biases=message.biases,
+        affinity=tuple(message.affinity),
     )

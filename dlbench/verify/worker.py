@@ -1,21 +1,20 @@
-"""Entry point of the isolated verify worker: ``python -m dlbench.verify.worker REQUEST.json``.
+"""The verify worker: the job the process kit (:mod:`dlbench.process`) runs to evaluate one framework.
 
 One worker per framework, because frameworks in one process interfere (TensorFlow imports JAX, thread pools
-are fixed per process). The request names the framework by its registry name, so only an installed entry
-point is ever imported. Each result is written to the request's directory as soon as it exists; the worker
-then leaves with ``os._exit`` (framework interpreter shutdown is slow and sometimes hangs).
+are fixed per process). It runs pinned to the cores of ``--threads`` with the thread variables set, exactly as
+a benchmark worker of ``run`` does (the kit's boot pins it before this module is imported). The request names
+the framework by its registry name, so only an installed entry point is ever imported. Each result is sent to
+the parent as soon as it exists (:mod:`dlbench.verify.transfer`), so a later crash loses nothing.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from dlbench.runner.worker import die_with_parent
+from dlbench.process.messages import Channel
 from dlbench.verify.biases import DEFAULT_BIASES
 from dlbench.verify.collect import ERROR, ImplResult, Target, evaluate_adapter, one_line
 from dlbench.verify.transfer import write_result
@@ -30,31 +29,34 @@ class WorkerRequest:
     seed: int
     device: str
     threads: int
-    out_dir: str
+    out_dir: str  # where the worker writes the arrays of its results (a directory the parent owns)
     biases: str = DEFAULT_BIASES  # which verification weights to build (see dlbench.verify.biases)
 
-    def to_json(self) -> str:
-        data: dict[str, Any] = dict(self.__dict__)
+    def to_wire(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(vars(self))
         data["targets"] = [[t.workload, t.phase] for t in self.targets]
         data["variants"] = list(self.variants)
-        return json.dumps(data)
+        return data
 
     @classmethod
-    def from_json(cls, text: str) -> WorkerRequest:
-        data = json.loads(text)
-        data["targets"] = tuple(Target(w, p) for w, p in data["targets"])
-        data["variants"] = tuple(data["variants"])
-        return cls(**data)
+    def from_wire(cls, data: dict[str, Any]) -> Self:
+        values = dict(data)
+        values["targets"] = tuple(Target(w, p) for w, p in values["targets"])
+        values["variants"] = tuple(values["variants"])
+        return cls(**values)
 
 
-def run(request: WorkerRequest) -> None:
-    from dlbench.frameworks.registry import get_adapter
-
+def child_main(data: dict[str, Any], channel: Channel) -> None:
+    """Entry point in the worker process (called by the kit's boot, already pinned)."""
+    request = WorkerRequest.from_wire(data)
     out = Path(request.out_dir)
     counter = iter(range(10**9))
+    affinity = tuple(sorted(os.sched_getaffinity(0)))  # reported with every result: proof of the pinning
 
     def save(result: ImplResult) -> None:
-        write_result(out, next(counter), result)
+        channel.send(write_result(out, next(counter), replace(result, affinity=affinity)))
+
+    from dlbench.frameworks.registry import get_adapter
 
     try:
         adapter = get_adapter(request.framework)
@@ -75,18 +77,3 @@ def run(request: WorkerRequest) -> None:
         on_result=save,
         biases=request.biases,
     )
-
-
-def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        print("usage: python -m dlbench.verify.worker REQUEST.json", file=sys.stderr)
-        os._exit(2)
-    die_with_parent()  # like the benchmark workers: no orphan outlives a killed `dlbench verify`
-    run(WorkerRequest.from_json(Path(argv[0]).read_text()))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -61,7 +61,7 @@ FAULTS = {
 
 
 def test_each_fault_becomes_a_status_and_the_run_goes_on(tmp_path: Path) -> None:
-    proc = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet,lstm,autoencoder", "--timeout", "3",
+    proc = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet,lstm,autoencoder", "--timeout", "8",
                    "--memory-limit", "600", "--output", str(tmp_path / "r"),
                    env={"DLBENCH_FAKE_FAULTS": ",".join(FAULTS)})
     assert proc.returncode == 1, proc.stderr
@@ -72,8 +72,8 @@ def test_each_fault_becomes_a_status_and_the_run_goes_on(tmp_path: Path) -> None
     expected_bad = {
         "lenet/-/gradient/fake/default/cpu/t1/b2/float32": ("crashed", "SIGSEGV"),
         "lstm/-/gradient/fake/default/cpu/t1/b2/float32": ("crashed", "SIGABRT"),
-        "lstm/-/forward/fake/default/cpu/t1/b2/float32": ("timeout", "no result after 3 s"),
-        "autoencoder/pretrain2/forward/fake/default/cpu/t1/b2/float32": ("oom", "memory limit of 600 MB"),
+        "lstm/-/forward/fake/default/cpu/t1/b2/float32": ("timeout", "no result after 8 s"),
+        "autoencoder/pretrain2/forward/fake/default/cpu/t1/b2/float32": ("oom", "600 MB (--memory-limit)"),
         "autoencoder/pretrain3/forward/fake/default/cpu/t1/b2/float32": ("failed", "simulated build failure"),
         "autoencoder/pretrain3/gradient/fake/default/cpu/t1/b2/float32": ("failed", "simulated build failure"),
     }
@@ -176,3 +176,85 @@ def test_interrupted_run_resumes_without_measuring_again(tmp_path: Path, how: st
         if result["key"] in before and before[result["key"]]["status"] == "ok":
             assert result == before[result["key"]]  # measured once, kept unchanged
     assert len(rows(out)) == 14
+
+
+def workers_of(pid: int) -> list[psutil.Process]:
+    """The kit's children of a dlbench process (every child is started as ``python -m dlbench.process.boot``)."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for proc in children:
+        try:
+            if "dlbench.process.boot" in proc.cmdline():
+                found.append(proc)
+        except psutil.Error:
+            pass
+    return found
+
+
+def wait_for_worker(pid: int, timeout: float = 60) -> psutil.Process:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = workers_of(pid)
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError("no worker appeared")
+
+
+def test_a_worker_killed_from_outside_is_crashed_and_says_sigkill(tmp_path: Path) -> None:
+    """kill -9 of a worker by a person is not an out-of-memory kill: it says what happened."""
+    out = tmp_path / "r"
+    env = {**os.environ, "DLBENCH_FAKE_FAULTS": "hang:lenet/-/gradient/*", "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "dlbench", "run", "--suite", "smoke", *FAST, "--workload",
+                             "lenet", "--timeout", "120", "--output", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        worker = wait_for_worker(proc.pid)
+        wait_for_results(out, 1)  # forward is stored: the worker has gone on to the gradient case, which hangs
+        time.sleep(1)
+        worker.kill()
+        assert proc.wait(timeout=120) == 1
+    finally:
+        proc.kill()
+    table = rows(out)
+    hung = table["lenet/-/gradient/fake/default/cpu/t1/b2/float32"]
+    assert hung["status"] == "crashed" and "killed by SIGKILL" in hung["error"], hung
+    assert "memory" not in hung["error"]
+    assert table["lenet/-/forward/fake/default/cpu/t1/b2/float32"]["status"] == "ok"
+
+
+def test_a_timeout_shorter_than_any_poll_interval_still_holds(tmp_path: Path) -> None:
+    """No case can finish ok past its deadline: every case of the smoke suite lasts longer than 50 ms."""
+    proc = run_cli("run", "--suite", "smoke", *FAST, "--workload", "lenet", "--timeout", "0.05",
+                   "--output", str(tmp_path / "r"))
+    assert proc.returncode == 1, proc.stderr
+    table = rows(tmp_path / "r")
+    assert len(table) == 2
+    for row in table.values():
+        assert row["status"] == "timeout", row
+        assert "no result after 0.05 s" in row["error"]
+
+
+def test_sigterm_during_calibration_ends_the_run_as_interrupted_and_leaves_no_orphan(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("DLBENCH_FAKE_FAULTS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "dlbench", "run", "--suite", "smoke", *FAST, "--workload",
+                             "lenet", "--calibrate", "--output", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        child = wait_for_worker(proc.pid)
+        envelope = json.loads(Path(child.cmdline()[-2]).read_text())
+        assert envelope["module"] == "dlbench.calibrate"  # the calibration child, pinned like a worker
+        assert envelope["cores"] == [min(os.sched_getaffinity(0))]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130
+        assert "--resume" in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        proc.kill()
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    _, alive = psutil.wait_procs([child], timeout=10)
+    assert not alive

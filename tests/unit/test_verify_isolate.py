@@ -3,21 +3,26 @@
 
 from __future__ import annotations
 
-import sys
+import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dlbench.errors import DlbenchError
 from dlbench.frameworks.base import Evaluation
+from dlbench.process.child import Cause, Ending
+from dlbench.process.messages import encode
 from dlbench.verify.collect import ERROR, OK, ImplResult, Target
-from dlbench.verify.isolate import _fill_missing, evaluate_isolated, run_worker
-from dlbench.verify.transfer import read_results, write_result
+from dlbench.verify.isolate import _fill_missing, describe_failure, evaluate_isolated
+from dlbench.verify.transfer import CODEC, Delivered, read_result, write_result
 from dlbench.verify.worker import WorkerRequest
+from tests.conftest import run_cli
 
 
-def test_results_round_trip_through_files(tmp_path: Path) -> None:
+def test_results_round_trip_through_messages_and_files(tmp_path: Path) -> None:
     grads = {"conv1.kernel": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2), "conv1.bias": np.ones(2)}
     evaluation = Evaluation(np.array([[0.5, -1.5]], dtype=np.float32), 2.25, grads)
     first = ImplResult(
@@ -30,15 +35,17 @@ def test_results_round_trip_through_files(tmp_path: Path) -> None:
         framework_flops={"forward": 9.0e6, "gradient": None},
         version="2.13.0",
         biases="canonical",
+        affinity=(0,),
     )
     second = ImplResult(
         "torch", "compile", Target("autoencoder", "pretrain1"), ERROR, "build failed: boom", biases="random"
     )
-    write_result(tmp_path, 0, first)
-    write_result(tmp_path, 1, second)
-    (tmp_path / "result-2.json.tmp").write_text("{half written")  # a crash mid-write is ignored
-    back = read_results(tmp_path)
+    messages = [write_result(tmp_path, 0, first), write_result(tmp_path, 1, second)]
+    wire = [CODEC.decode(encode(m)) for m in messages]  # as they cross the pipe
+    assert wire == messages and all(isinstance(m, Delivered) for m in wire)
+    back = [read_result(tmp_path, m) for m in messages]
     assert [r.variant for r in back] == ["eager", "compile"]
+    assert back[0].affinity == (0,)
     got = back[0].evaluation
     assert got is not None and got.loss == 2.25
     assert got.output.dtype == np.float32 and np.array_equal(got.output, evaluation.output)
@@ -54,34 +61,40 @@ def test_results_round_trip_through_files(tmp_path: Path) -> None:
 def test_worker_request_round_trips() -> None:
     targets = (Target("lenet"), Target("autoencoder", "finetune"))
     request = WorkerRequest("jax", ("jit",), targets, 2, 7, "cpu", 2, "/tmp/x", "canonical")
-    assert WorkerRequest.from_json(request.to_json()) == request
-    assert WorkerRequest.from_json(replace(request, biases="random").to_json()).biases == "random"
+    assert WorkerRequest.from_wire(json.loads(json.dumps(request.to_wire()))) == request
+    assert WorkerRequest.from_wire(replace(request, biases="random").to_wire()).biases == "random"
 
 
 @pytest.mark.parametrize(
-    ("code", "expected"),
+    ("ending", "expected"),
     [
-        ("import os; os.abort()", "worker crashed (SIGABRT)"),
+        (Ending(Cause.SIGNAL, -6, "killed by SIGABRT", "", ""), "worker crashed (SIGABRT)"),
         (
-            "import sys; print('first'); print('CUDA error: out of memory', file=sys.stderr); sys.exit(3)",
+            Ending(Cause.EXIT, 3, "exit code 3", "first | CUDA error: out of memory", "CUDA error: out of memory"),
             "worker exited with code 3: CUDA error: out of memory",
         ),
-        ("pass", ""),
+        (Ending(Cause.EXIT, 0, "exit code 0", "", ""), ""),
+        (Ending(Cause.TIMEOUT, -9, "killed by SIGKILL", "", ""), "worker timed out after 1.5 s"),
+        (Ending(Cause.KERNEL_OOM, -9, "killed by SIGKILL", "", ""), "worker killed by the kernel's out-of-memory"),
     ],
 )
-def test_worker_endings_are_described(tmp_path: Path, code: str, expected: str) -> None:
-    assert run_worker([sys.executable, "-c", code], tmp_path / "log", {}, timeout_s=60) == expected
+def test_worker_endings_are_described(ending: Ending, expected: str) -> None:
+    assert describe_failure(ending, timeout_s=1.5).startswith(expected)
+    assert bool(describe_failure(ending, 1.5)) == bool(expected)
 
 
-def test_a_hanging_worker_is_killed(tmp_path: Path) -> None:
-    code = (
-        "import subprocess, sys, time; "
-        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-        "time.sleep(60)"
-    )
-    assert run_worker([sys.executable, "-c", code], tmp_path / "log", {}, timeout_s=1.5) == (
-        "worker timed out after 1.5 s"
-    )
+def test_verify_threads_1_runs_pinned_to_exactly_one_core() -> None:
+    """``verify --threads 1`` means what ``run --threads 1`` means: the worker runs on one core."""
+    proc = run_cli("verify", "--framework", "fake", "--workload", "lenet", "--threads", "1", "--format", "json")
+    document = json.loads(proc.stdout)
+    implementations = [i for t in document["targets"] for i in t["implementations"]]
+    assert implementations
+    assert all(i["affinity"] == [min(os.sched_getaffinity(0))] for i in implementations), implementations
+
+
+def test_verify_with_more_threads_than_cores_is_refused() -> None:
+    with pytest.raises(DlbenchError, match="cannot verify with 100000 threads"):
+        evaluate_isolated("fake", [Target("lenet")], ("default",), batch_size=2, threads=100_000)
 
 
 def test_missing_results_are_filled_in_request_order() -> None:
