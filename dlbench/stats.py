@@ -7,12 +7,12 @@ interval is distribution-free, from the binomial distribution of order statistic
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 NOISY_IQR_FRACTION = 0.10  # hyperfine/asv-style warning threshold: IQR above 10% of the median
 
@@ -74,11 +74,24 @@ def order_statistic_cut(n: int, confidence: float) -> int:
     """
     if n < 2:
         return 0
-    # j = number of order statistics cut from each end; coverage(j) = P(j + 1 <= B <= n - j - 1), falling in j
-    j = np.arange(n // 2)
-    coverage = sps.binom.cdf(n - j - 1, n, 0.5) - sps.binom.cdf(j, n, 0.5)
-    reaching = np.flatnonzero(coverage >= confidence)
-    return int(reaching[-1]) if reaching.size else 0
+    # j = number of order statistics cut from each end; coverage(j) = P(j + 1 <= B <= n - j - 1) = 1 - 2 P(B <= j)
+    # for B ~ Binomial(n, 1/2), falling in j. Exact integer arithmetic rather than scipy: the adaptive stopping
+    # rule runs this inside every worker, and importing scipy.stats would cost each worker a noticeable start-up.
+    total, below, term, cut = 1 << n, 0, 1, 0  # below = 2^n P(B <= j), term = C(n, j)
+    for j in range(n // 2):
+        below += term
+        if (total - 2 * below) / total < confidence:
+            break
+        cut = j
+        term = term * (n - j) // (j + 1)
+    return cut
+
+
+def _coverage(n: int, j: int) -> float:
+    """P(j + 1 <= B <= n - j - 1) for B ~ Binomial(n, 1/2), exactly (then rounded once to a float)."""
+    total = 1 << n
+    below = sum(math.comb(n, i) for i in range(j + 1))  # 2^n P(B <= j)
+    return (total - 2 * below) / total
 
 
 def median_ci_coverage(n: int, confidence: float = 0.95) -> float:
@@ -86,8 +99,7 @@ def median_ci_coverage(n: int, confidence: float = 0.95) -> float:
     the true median (it depends on ``n`` only, not on the distribution)."""
     if n < 2:
         return 0.0
-    cut = order_statistic_cut(n, confidence)
-    return float(sps.binom.cdf(n - cut - 1, n, 0.5) - sps.binom.cdf(cut, n, 0.5))
+    return _coverage(n, order_statistic_cut(n, confidence))
 
 
 def summarize(samples_ms: Sequence[float], confidence: float = 0.95) -> Summary:
