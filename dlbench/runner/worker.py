@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import time
 import traceback
 from dataclasses import replace
@@ -104,6 +105,21 @@ def warm_up_runtime(adapter: Adapter, job: protocol.WorkerJob, first: Case, thre
         run_case(adapter, replace(job, measure=WARMUP_MEASURE), tiny, threads)
 
 
+UNUSED_OPTIONAL_IMPORTS = ("matplotlib", "pandas")
+
+
+def block_unused_imports() -> None:
+    """Keep libraries out of the worker that frameworks import only for conveniences we never call.
+
+    Keras, which TensorFlow imports, imports matplotlib (plotting helpers) and pandas (data adapters) when they
+    are installed, and works without them; dlbench installs both for its reports. An entry of ``None`` in
+    ``sys.modules`` makes their import raise ImportError in this process only, which spares every worker a
+    large part of TensorFlow's start-up.
+    """
+    for name in UNUSED_OPTIONAL_IMPORTS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def settle_heap() -> None:
     """Collect once, then freeze what survives (the framework's modules, caches and warmed-up runtime).
 
@@ -119,6 +135,7 @@ def settle_heap() -> None:
 def child_main(data: dict[str, Any], channel: Channel) -> None:
     """Entry point in the worker process (called by the kit's boot, already pinned)."""
     job = protocol.WorkerJob.from_wire(data)
+    block_unused_imports()
     from dlbench.frameworks.registry import get_adapter  # light: adapters import no framework at module level
 
     adapter = get_adapter(job.framework)
