@@ -50,8 +50,8 @@ def cpu_flags() -> list[str]:
 
 def git_info(directory: Path | None = None) -> dict[str, Any]:
     """The commit of the working directory, if it is a git checkout (``{}`` otherwise)."""
-    cwd = directory or Path.cwd()
     try:
+        cwd = directory or Path.cwd()  # the current directory may have been deleted
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                                 timeout=5, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,

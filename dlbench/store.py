@@ -196,7 +196,10 @@ class RunStore:
         """Create (or, with ``resume``, reopen) a run directory and take its lock.
 
         A fresh run refuses a directory that already holds a run, so nothing measured is overwritten.
+        A run that cannot start (the lock cannot be taken, the disk is full) leaves nothing behind: the lock
+        file and the directory are removed again if this call created them.
         """
+        created_directory = not directory.exists()
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -204,34 +207,69 @@ class RunStore:
         if not os.access(directory, os.W_OK):
             raise StoreError(f"output directory {directory} is not writable")
         store = cls(directory, record)
-        store._lock()
-        existing = directory / RUN_FILE
-        if resume:
-            if not existing.exists():
-                store.close()
-                raise StoreError(f"nothing to resume: {existing} does not exist")
-            store.record = load_run(directory)
-        elif existing.exists():
+        created_lock = not os.path.lexists(directory / LOCK_FILE)
+        started = False  # a fresh run wrote its first files
+        try:
+            store._lock()
+            existing = directory / RUN_FILE
+            if resume:
+                if not existing.exists():
+                    raise StoreError(f"nothing to resume: {existing} does not exist")
+                store.record = load_run(directory)
+            elif existing.exists():
+                raise StoreError(f"{directory} already holds a run; use --resume to finish it or another --output")
+            elif (directory / CSV_FILE).exists():
+                raise StoreError(f"{directory} holds a {CSV_FILE} that no run there wrote; it is never "
+                                 "overwritten: choose another --output")
+            started = not resume
+            store.flush()
+        except BaseException:
             store.close()
-            raise StoreError(f"{directory} already holds a run; use --resume to finish it or another --output")
-        elif (directory / CSV_FILE).exists():
-            store.close()
-            raise StoreError(f"{directory} holds a {CSV_FILE} that no run there wrote; it is never overwritten: "
-                             "choose another --output")
-        store.flush()
+            store._remove_leftovers(created_lock, started, created_directory)
+            raise
         return store
 
+    def _remove_leftovers(self, lock: bool, files: bool, directory: bool) -> None:
+        """Undo what a failed start created: its lock file, the first (empty) run files of a fresh run, and
+        the directory if nothing else is in it."""
+        try:
+            for name, created in ((LOCK_FILE, lock), (RUN_FILE, files), (CSV_FILE, files)):
+                if created:
+                    (self.directory / name).unlink(missing_ok=True)
+            if directory:
+                self.directory.rmdir()
+        except OSError:
+            pass  # not empty or not ours to remove: leave it
+
     def _lock(self) -> None:
-        handle = open(self.directory / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held open)
+        """Take the directory's lock (``.lock``, holding the writer's pid). Any failure is one StoreError:
+        another run holds it, or the file cannot be opened or written (a directory of that name, a read-only
+        or full file system)."""
+        path = self.directory / LOCK_FILE
+        try:
+            handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held open)
+        except OSError as exc:
+            raise StoreError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             raise StoreError(f"another dlbench run is writing into {self.directory}") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        except OSError as exc:
+            handle.close()
+            raise StoreError(f"cannot lock {path}: {exc.strerror or exc}") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+        except OSError as exc:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            try:
+                handle.close()  # flushes again, and may fail again: the handle is closed all the same
+            except OSError:
+                pass
+            raise StoreError(f"cannot write the lock file {path}: {exc.strerror or exc}") from None
         self._lock_handle = handle
 
     def close(self) -> None:

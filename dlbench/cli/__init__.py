@@ -6,7 +6,9 @@ one-line message and exit code 2, so bad input never shows a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any, TextIO
 
 import click
 
@@ -45,16 +47,76 @@ def cli() -> None:
     """Benchmark identical deep-learning workloads across frameworks."""
 
 
+class GuardedStdout:
+    """Standard output that remembers a failed write (the reader closed the pipe, the device is full).
+
+    The failure is raised as an :class:`OSError` where it happens and also kept, because a library may
+    swallow it (click probes its stream with writes): :func:`main` then reports it as one line, exit 2, and
+    points file descriptor 1 at /dev/null so that the interpreter's last flush cannot fail again.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.failure: OSError | None = None
+
+    @classmethod
+    def install(cls) -> GuardedStdout | None:
+        if isinstance(sys.stdout, cls):
+            sys.stdout.failure = None
+            return sys.stdout
+        if sys.stdout is None:
+            return None
+        guard = cls(sys.stdout)
+        sys.stdout = guard  # type: ignore[assignment]
+        return guard
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def silence(self) -> None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # not a real file (a test's capture): nothing to silence
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> None:
+    stdout = GuardedStdout.install()
+    code: Any = 0
     try:
         code = cli.main(args=argv, prog_name="dlbench", standalone_mode=False)
+        sys.stdout.flush()  # a full device shows here, while it can still be reported
+    except (OSError, SystemExit):  # click itself exits 1 on a closed pipe
+        if stdout is None or stdout.failure is None:
+            raise
     except DlbenchError as exc:
         click.echo(f"dlbench: error: {visible(exc)}", err=True)
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except click.exceptions.Abort:
         click.echo("dlbench: aborted", err=True)
-        sys.exit(130)
+        code = 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        code = 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    if stdout is not None and stdout.failure is not None:
+        stdout.silence()
+        reason = stdout.failure.strerror or stdout.failure
+        click.echo(f"dlbench: error: cannot write to standard output: {reason}", err=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from dlbench import env as environment
 from dlbench.cli.options import CommaList, flatten
@@ -19,8 +20,8 @@ from dlbench.console import console, describe, out, progress_bar, summary_table
 from dlbench.errors import DlbenchError
 from dlbench.frameworks.registry import get_adapter
 from dlbench.measure.timing import MeasureConfig
-from dlbench.plan import make_plan
-from dlbench.results import CRASHED, FAILED, OOM, TIMEOUT, CaseResult
+from dlbench.plan import available_cores, make_plan
+from dlbench.results import CRASHED, FAILED, OOM, TIMEOUT, UNAVAILABLE, CaseResult, failed_result
 from dlbench.runner.isolate import LocalExecutor
 from dlbench.runner.schedule import RunLoop
 from dlbench.spec import Case
@@ -69,20 +70,30 @@ def measure_overrides(max_time: float | None, min_samples: int | None, timeout: 
 @click.option("--seed", type=int, default=None, help="Seed of inputs and weights (default: the suite's).")
 @click.option("--report", "make_report", is_flag=True, help="Also write an HTML report into OUTPUT/report.")
 @click.option("--calibrate", is_flag=True, help="Measure the machine's matmul peak first (for GFLOP/s fractions).")
+@click.option("--skip-missing-cores", is_flag=True,
+              help="With --resume where fewer cores are available than the run planned: record the cases that "
+                   "need more as unavailable (saying why) and finish the rest here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
 def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tuple[tuple[str, ...], ...],
             passes: tuple[tuple[str, ...], ...], variants: tuple[tuple[str, ...], ...],
             devices: tuple[tuple[str, ...], ...], threads: tuple[tuple[int, ...], ...],
             batch_sizes: tuple[tuple[int, ...], ...], output: Path | None, resume: Path | None,
             timeout: float | None, max_time: float | None, min_samples: int | None,
-            memory_limit: float | None, seed: int | None, make_report: bool, calibrate: bool, quiet: bool) -> None:
+            memory_limit: float | None, seed: int | None, make_report: bool, calibrate: bool,
+            skip_missing_cores: bool, quiet: bool) -> None:
     """Measure forward and gradient time and memory of the suite's cases.
 
     Exit codes: 0 every case ok (or unavailable here), 1 some case failed, crashed, timed out or ran out of
     memory (its row says why), 2 bad input, 130 interrupted (what was measured is saved; --resume finishes).
     """
     if resume is not None:
+        refuse_changes_on_resume(click.get_current_context())
         store, cases = reopen(resume, output)
+        try:
+            fit_to_cores(store, cases, available_cores(), skip_missing_cores)
+        except BaseException:
+            store.close()
+            raise
     else:
         overrides = Overrides(
             frameworks=flatten(frameworks), workloads=flatten(workloads), passes=flatten(passes),
@@ -127,6 +138,44 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
         console.print(plain(f"{len(failed)} case(s) did not finish ok", "red")
                       + plain(" (see the status and error columns)"))
         sys.exit(1)
+
+
+# What a run's record fixes: on --resume these options would change the run, so they are refused.
+FIXED_ON_RESUME = ("suite", "frameworks", "workloads", "passes", "variants", "devices", "threads", "batch_sizes",
+                   "timeout", "max_time", "min_samples", "memory_limit", "seed")
+
+
+def refuse_changes_on_resume(ctx: click.Context) -> None:
+    """A resumed run keeps its recorded configuration, so that it ends as one run with every case once.
+    Options that would change it are refused rather than silently ignored."""
+    given = [param.opts[0] for param in ctx.command.params
+             if param.name in FIXED_ON_RESUME
+             and ctx.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT)]
+    if given:
+        raise DlbenchError(
+            f"--resume finishes a run with the configuration it recorded; {', '.join(given)} cannot change it "
+            "(start a new run with --output for other settings)")
+
+
+def fit_to_cores(store: RunStore, cases: list[Case], cores: int, skip: bool) -> None:
+    """A resume where fewer cores are available than pending cases need (another machine, a smaller CPU
+    set): refused, or with ``skip`` those cases are stored as unavailable with the reason, so the rest can
+    be finished here and the record says what happened."""
+    done = store.done_keys()
+    too_wide = [c for c in cases if c.key not in done and c.threads > cores]
+    if not too_wide:
+        return
+    widest = max(c.threads for c in too_wide)
+    if not skip:
+        raise DlbenchError(
+            f"{len(too_wide)} pending case(s) of this run need up to {widest} cores, but {cores} are available "
+            f"here; resume it where {widest} are, or add --skip-missing-cores to record those cases as "
+            "unavailable and finish the rest here")
+    for case in too_wide:
+        store.add(failed_result(case, UNAVAILABLE, f"not measured: needs {case.threads} cores; resumed with "
+                                f"--skip-missing-cores where {cores} were available"))
+    console.print(plain(f"note: {len(too_wide)} case(s) needing more than {cores} cores recorded as unavailable",
+                        "yellow"))
 
 
 def reopen(directory: Path, output: Path | None) -> tuple[RunStore, list[Case]]:
