@@ -1,7 +1,9 @@
 """``dlbench compare BASELINE CURRENT``: regression verdicts between two runs, and an exit code for CI.
 
 Exit codes: 0 no case regressed, 1 some case regressed (significantly and beyond the threshold; with
-``--strict`` also a case that newly failed or went missing), 2 bad input (unreadable run, bad threshold).
+``--strict`` also a case that newly failed or went missing) or nothing could be compared (no case has a
+timing in both runs: they share no case, or every current case failed; ``--allow-empty`` relaxes this),
+2 bad input (unreadable run, bad threshold, standard output or a report file that cannot be written).
 """
 
 from __future__ import annotations
@@ -39,16 +41,19 @@ FilePath = NonEmptyPath(path_type=Path, dir_okay=False)
               help="Also write the markdown comment to this file.")
 @click.option("--json", "json_file", type=FilePath, help="Also write the JSON verdicts to this file.")
 @click.option("--strict", is_flag=True, help="Also exit 1 when a case newly failed or is missing.")
+@click.option("--allow-empty", is_flag=True,
+              help="Exit 0 even when nothing could be compared (no case has a timing in both runs).")
 @click.pass_context
 def command(ctx: click.Context, baseline: Path, current: Path, threshold: str, alpha: str,
             memory_threshold: str, memory_floor: float, format_: str, markdown_file: Path | None,
-            json_file: Path | None, strict: bool) -> None:
+            json_file: Path | None, strict: bool, allow_empty: bool) -> None:
     """Compare CURRENT against BASELINE (run directories or their run.json), case by case.
 
     A case regresses when its median time grew beyond the threshold AND the samples differ significantly,
     or when a memory reading grew beyond the memory threshold. Take both runs on the same machine:
     differences in CPU, Python or framework versions are reported as warnings. Exit codes: 0 no
-    regression, 1 a regression, 2 bad input.
+    regression, 1 a regression or nothing compared (no case timed in both runs; --allow-empty: 0),
+    2 bad input.
     """
     policy = Policy(
         threshold=parse_threshold(threshold),
@@ -63,10 +68,11 @@ def command(ctx: click.Context, baseline: Path, current: Path, threshold: str, a
     if markdown_file is not None:
         write_text(markdown_file, render_markdown(comparison))
     if json_file is not None:
-        write_text(json_file, render_json(comparison, strict))
+        write_text(json_file, render_json(comparison, strict, allow_empty))
     if format_ == "table":
         stdout_console().print(table_renderable(comparison))
     else:
-        text = render_markdown(comparison) if format_ == "markdown" else render_json(comparison, strict)
+        text = (render_markdown(comparison) if format_ == "markdown"
+                else render_json(comparison, strict, allow_empty))
         click.echo(text, nl=False)
-    ctx.exit(comparison.exit_code(strict))
+    ctx.exit(comparison.exit_code(strict, allow_empty))

@@ -110,10 +110,15 @@ def policy_line(comparison: Comparison) -> str:
     )
 
 
+NOTHING_COMPARED = "nothing compared: no case has a timing in both runs"
+
+
 def headline(comparison: Comparison) -> str:
     regressed = len(comparison.with_verdict(REGRESSED))
     if regressed:
         return f"{regressed} regression{'s' if regressed > 1 else ''}"
+    if comparison.nothing_compared:
+        return NOTHING_COMPARED
     return "no regression"
 
 
@@ -194,7 +199,7 @@ def _md_table(cases: list[CaseComparison]) -> list[str]:
 
 def render_markdown(comparison: Comparison) -> str:
     """A pull-request comment: headline, warnings, the cases that need attention, all cases folded."""
-    icon = "❌" if comparison.with_verdict(REGRESSED) else "✅"
+    icon = "❌" if comparison.with_verdict(REGRESSED) or comparison.nothing_compared else "✅"
     lines = [
         f"### {icon} dlbench: {headline(comparison)}",
         "",
@@ -255,13 +260,14 @@ def case_json(case: CaseComparison) -> dict[str, Any]:
     }
 
 
-def render_json(comparison: Comparison, strict: bool = False) -> str:
+def render_json(comparison: Comparison, strict: bool = False, allow_empty: bool = False) -> str:
     p = comparison.policy
     data = {
         "schema": JSON_SCHEMA, "baseline": comparison.baseline_id, "current": comparison.current_id,
         "policy": {"threshold": p.threshold, "alpha": p.alpha, "memory_threshold": p.memory_threshold,
-                   "memory_floor_bytes": p.memory_floor_bytes, "strict": strict},
-        "exit_code": comparison.exit_code(strict), "counts": comparison.counts(),
+                   "memory_floor_bytes": p.memory_floor_bytes, "strict": strict, "allow_empty": allow_empty},
+        "exit_code": comparison.exit_code(strict, allow_empty), "nothing_compared": comparison.nothing_compared,
+        "counts": comparison.counts(),
         "warnings": list(comparison.warnings), "cases": [case_json(c) for c in ordered(comparison)],
     }
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"

@@ -105,9 +105,18 @@ class Comparison:
     def with_verdict(self, verdict: str) -> list[CaseComparison]:
         return [c for c in self.cases if c.verdict == verdict]
 
-    def exit_code(self, strict: bool = False) -> int:
-        """1 when a case regressed (with ``strict``: also when a case newly failed or went missing)."""
+    @property
+    def nothing_compared(self) -> bool:
+        """No case has a timing in both runs: the runs share no case, or every shared case failed in one of
+        them. Such a comparison vouches for nothing, so by default it fails CI like a regression."""
+        return all(c.timing is None for c in self.cases)
+
+    def exit_code(self, strict: bool = False, allow_empty: bool = False) -> int:
+        """1 when a case regressed, or when nothing could be compared (unless ``allow_empty``); with
+        ``strict`` also when a case newly failed or went missing."""
         if self.with_verdict(REGRESSED):
+            return 1
+        if self.nothing_compared and not allow_empty:
             return 1
         if strict and (self.with_verdict(MISSING) or any(c.newly_failed for c in self.cases)):
             return 1

@@ -20,6 +20,7 @@ from dlbench.regress.verdict import Policy, compare_runs
 from dlbench.results import FAILED, OK, CaseResult
 from dlbench.spec import Case
 from dlbench.terminal import make_console, plain, visible
+from tests.conftest import run_cli
 from tests.regress_fixtures import make_case, make_result, make_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,3 +137,11 @@ def test_pull_request_comment_neutralises_links_images_and_mentions() -> None:
     assert not {"link_open", "image"} & {t.type for t in tokens}
     assert "<img" not in text and "evil.example" in text
     assert "@octocat" not in text and f"@{ZWSP}octocat" in text
+
+
+def test_zero_columns_still_print_the_results_path_whole(tmp_path: Path) -> None:
+    out = tmp_path / ("a-rather-long-directory-name-" * 3) / "run"
+    proc = run_cli("run", "--suite", "smoke", "--framework", "fake", "--workload", "lenet", "--pass", "forward",
+                   "-o", str(out), env={"COLUMNS": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert f"results: {out / 'results.csv'}" in proc.stderr.splitlines()[-1]
