@@ -89,6 +89,7 @@ class WorkerProcess:
         self.done: set[str] = set()
         self.current: Case | None = None
         self.case_deadline = 0.0
+        self.late = False  # the running case's result came after its deadline
         # outside a case (import, warm-up, between cases) the worker gets the case timeout, at least 30 s
         self.startup_timeout_s = max(job.measure.timeout_s, MIN_STARTUP_S)
 
@@ -119,7 +120,8 @@ class WorkerProcess:
             if isinstance(message, Ended):
                 return
             if isinstance(message, protocol.Finished) and time.monotonic() > self.case_deadline:
-                child.kill(Cause.TIMEOUT)  # it came, but too late: the case timed out like any other
+                self.late = True  # it came, but too late: the case timed out like any other
+                child.kill(Cause.TIMEOUT)
                 return
             self._handle(message, on_result, on_runtime)
             idle_deadline = time.monotonic() + self.startup_timeout_s
@@ -166,7 +168,7 @@ class WorkerProcess:
                     self.done.add(case.key)
             return
         case = self.current
-        if ending.cause is Cause.TIMEOUT:
+        if ending.cause is Cause.TIMEOUT or self.late:  # late: the worker may have exited on its own meanwhile
             status, reason = TIMEOUT, f"no result after {self.job.measure.timeout_s:g} s; worker killed"
         elif ending.cause is Cause.MEMORY_LIMIT:
             status, reason = OOM, f"worker exceeded the memory limit of {limit:g} MB (--memory-limit); killed"
