@@ -8,11 +8,14 @@ then prints the breakdown:
 * cases: the sum of the cases' ``duration_s`` (inputs, build, first call, warm-up and sampling);
 * import: per worker, from spawn to "framework ready" (interpreter start, pinning, framework import);
 * warm-up: from "ready" to the first case (the tiny throwaway case of every worker);
-* in-case, untimed: from a case's start message to its result, minus its ``duration_s`` (what the worker does
-  around the timed part: FLOP counting, release, garbage collection, the message itself);
+* start message to result: per case, as the parent sees it (``duration_s`` plus the release of the case);
 * gaps: from one case's result to the next case's start message, in the same worker;
 * teardown: from the last result to the worker's exit having been seen;
 * outside workers: the rest (planning, environment capture, result writing after the last case, summary).
+
+Beside each part's wall time, the worker's CPU time in it: on a busy machine wall times stretch, while a
+one-thread worker's CPU time stays close to what a quiet machine's wall time would be, so the last line
+estimates the quiet share outside cases from the workers' CPU times (the parent's own time not included).
 
     python benchmarks/harness_overhead.py [--suite default] [--threads 1] [--framework torch,jax] [-- ...]
 
@@ -34,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 t_import = time.perf_counter()
+import psutil  # noqa: E402
+
 import dlbench.cli.run_cmd as run_cmd  # noqa: E402 - its import time is part of what we report
 from dlbench.cli import main as cli_main  # noqa: E402
 from dlbench.runner.isolate import LocalExecutor  # noqa: E402
@@ -42,46 +47,67 @@ from dlbench.spec import WorkerKey  # noqa: E402
 IMPORT_S = time.perf_counter() - t_import
 
 
+def worker_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) the worker has used so far; None once it is gone."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
 @dataclass
 class Timeline:
-    """Every traced event of every worker, in order: (event, time.monotonic())."""
+    """Every traced event of every worker, in order: (event, time.monotonic(), the worker's CPU seconds)."""
 
-    events: dict[WorkerKey, list[tuple[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    events: dict[WorkerKey, list[tuple[str, float, float | None]]] = field(
+        default_factory=lambda: defaultdict(list))
 
-    def __call__(self, event: str, worker: WorkerKey, at: float) -> None:
-        self.events[worker].append((event, at))
+    def __call__(self, event: str, worker: WorkerKey, at: float, pid: int) -> None:
+        self.events[worker].append((event, at, 0.0 if event == "spawn" else worker_cpu(pid)))
 
 
-def breakdown(timeline: Timeline, durations: dict[WorkerKey, float]) -> dict[str, float]:
-    parts: dict[str, float] = defaultdict(float)
+PARTS = ("import", "warm-up", "in cases", "gaps", "teardown", "in workers")
+
+
+def breakdown(timeline: Timeline) -> tuple[dict[str, float], dict[str, float]]:
+    """Wall seconds and worker CPU seconds per part (CPU: where the worker was alive at both ends)."""
+    wall: dict[str, float] = defaultdict(float)
+    cpu: dict[str, float] = defaultdict(float)
+
+    def add(part: str, start: tuple[float, float | None], end: tuple[float, float | None]) -> None:
+        wall[part] += end[0] - start[0]
+        if start[1] is not None and end[1] is not None:
+            cpu[part] += end[1] - start[1]
+
     for events in timeline.events.values():
         spawn = ready = last_result = last_start = None
-        for event, at in events:
+        for event, at, used in events:
+            point = (at, used)
             if event == "spawn":
-                spawn, ready, last_result, last_start = at, None, None, None
+                spawn, ready, last_result, last_start = point, None, None, None
             elif event == "ready" and spawn is not None:
-                ready = at
-                parts["import"] += at - spawn
+                ready = point
+                add("import", spawn, point)
             elif event == "start":
                 if last_result is not None:
-                    parts["gaps"] += at - last_result
+                    add("gaps", last_result, point)
                 elif ready is not None:
-                    parts["warm-up"] += at - ready
-                last_start = at
+                    add("warm-up", ready, point)
+                last_start = point
             elif event == "result":
                 if last_start is not None:
-                    parts["start to result"] += at - last_start
-                last_result, last_start = at, None
+                    add("in cases", last_start, point)
+                last_result, last_start = point, None
             elif event == "exit":
                 if last_result is not None:
-                    parts["teardown"] += at - last_result
+                    add("teardown", last_result, point)
                 elif ready is not None:
-                    parts["warm-up"] += at - ready  # a worker that measured nothing
+                    add("warm-up", ready, point)  # a worker that measured nothing
                 if spawn is not None:
-                    parts["in workers"] += at - spawn
+                    add("in workers", spawn, point)
                 spawn = None
-    parts["in-case, untimed"] = parts.pop("start to result", 0.0) - sum(durations.values())
-    return parts
+    return wall, cpu
 
 
 def main() -> None:
@@ -108,23 +134,29 @@ def main() -> None:
     wall = time.perf_counter() - started
 
     record = json.loads((output / "run.json").read_text())
-    durations: dict[WorkerKey, float] = defaultdict(float)
-    for result in record["results"]:
-        case = result["case"]
-        durations[WorkerKey(case["framework"], case["device"], int(case["threads"]))] += result["duration_s"] or 0.0
-    cases = sum(durations.values())
-    parts = breakdown(timeline, durations)
-    outside_workers = wall - parts.pop("in workers", 0.0)
+    cases = sum(result["duration_s"] or 0.0 for result in record["results"])
+    wall_parts, cpu_parts = breakdown(timeline)
+    outside_workers = wall - wall_parts["in workers"]
 
-    rows = [("wall (dlbench run)", wall), ("cases (sum of duration_s)", cases)]
-    rows += [(name, parts.get(name, 0.0)) for name in ("import", "warm-up", "in-case, untimed", "gaps", "teardown")]
-    rows += [("outside workers", outside_workers), ("import of the CLI (not in wall)", IMPORT_S)]
     print(f"{len(record['results'])} cases in {len(timeline.events)} worker group(s), run in {output}")
-    for name, seconds in rows:
-        share = f"{100 * seconds / wall:5.1f}%" if wall > 0 else ""
-        print(f"  {name:<34} {seconds:8.2f} s  {share}")
-    outside = wall - cases
-    print(f"  {'outside cases (wall - cases)':<34} {outside:8.2f} s  {100 * outside / wall:5.1f}%")
+    print(f"  {'':<36} {'wall s':>8} {'share':>6}   {'worker CPU s':>12}")
+
+    def line(name: str, seconds: float, cpu: float | None = None) -> None:
+        cpu_text = f"{cpu:12.2f}" if cpu is not None else ""
+        print(f"  {name:<36} {seconds:8.2f} {100 * seconds / wall:5.1f}%   {cpu_text}")
+
+    line("wall (dlbench run)", wall)
+    line("cases (sum of duration_s)", cases)
+    line("  start message to result, per case", wall_parts["in cases"], cpu_parts["in cases"])
+    for name in ("import", "warm-up", "gaps", "teardown"):
+        line(f"  {name}", wall_parts[name], cpu_parts.get(name))
+    line("outside workers (parent alone)", outside_workers)
+    line("outside cases (wall - cases)", wall - cases)
+    print(f"  import of the CLI (before the wall above): {IMPORT_S:.2f} s")
+    outside_cpu = sum(cpu_parts.get(name, 0.0) for name in ("import", "warm-up", "gaps"))
+    estimate = outside_cpu / (outside_cpu + cpu_parts["in cases"]) if cpu_parts["in cases"] else float("nan")
+    print(f"  worker CPU outside cases / all worker CPU (estimates the quiet share, parent alone not counted): "
+          f"{100 * estimate:.1f}%")
 
 
 if __name__ == "__main__":

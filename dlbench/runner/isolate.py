@@ -37,7 +37,7 @@ class ResultSink(Protocol):
 
 
 RuntimeSink = Callable[[WorkerKey, dict[str, Any]], None]
-TraceSink = Callable[[str, WorkerKey, float], None]  # (event, worker, time.monotonic()); see WorkerProcess
+TraceSink = Callable[[str, WorkerKey, float, int], None]  # (event, worker, time.monotonic(), pid): WorkerProcess
 
 
 class Executor(Protocol):
@@ -90,17 +90,19 @@ class WorkerProcess:
         self.current: Case | None = None
         self.case_deadline = 0.0
         self.late = False  # the running case's result came after its deadline
+        self.pid = 0
         # outside a case (import, warm-up, between cases) the worker gets the case timeout, at least 30 s
         self.startup_timeout_s = max(job.measure.timeout_s, MIN_STARTUP_S)
 
     def _trace(self, event: str) -> None:
         if self.executor.trace is not None:
-            self.executor.trace(event, self.job.key, time.monotonic())
+            self.executor.trace(event, self.job.key, time.monotonic(), self.pid)
 
     def supervise(self, on_result: ResultSink, on_runtime: RuntimeSink) -> set[str]:
         """Run the worker to the end; returns the keys that got a result (any status)."""
-        self._trace("spawn")
         with Child(self.executor.spec(self.job), self.job.to_wire()) as child:
+            self.pid = child.pid
+            self._trace("spawn")
             try:
                 self._pump(child, on_result, on_runtime)
             except BaseException:
