@@ -6,13 +6,13 @@ registered and installed, which variants they offer, whether a GPU is usable, ho
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 
 from dlbench.errors import DlbenchError, SuiteError
 from dlbench.frameworks.base import Adapter
 from dlbench.frameworks.registry import get_adapter, installed_adapters
 from dlbench.gpu import nvml_gpus
+from dlbench.process.placement import available_cores
 from dlbench.spec import Case
 from dlbench.suite import Overrides, Suite, apply_overrides, expand, load_suite
 
@@ -22,10 +22,6 @@ class Plan:
     suite: Suite
     frameworks: dict[str, tuple[str, ...]]  # framework -> variants
     cases: list[Case]
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def resolve_frameworks(names: tuple[str, ...]) -> list[Adapter]:
@@ -91,7 +87,7 @@ def check_gpu(suite: Suite, adapters: list[Adapter], explicit: bool) -> Suite:
 
 
 def make_plan(suite_name: str, overrides: Overrides) -> Plan:
-    suite = apply_overrides(load_suite(suite_name), overrides, available_cores())
+    suite = apply_overrides(load_suite(suite_name), overrides, len(available_cores()))
     adapters = resolve_frameworks(suite.frameworks)
     suite = check_gpu(suite, adapters, explicit="gpu" in overrides.devices)
     frameworks = resolve_variants(adapters, overrides.variants, dict(suite.variants))

@@ -20,7 +20,8 @@ from dlbench.console import console, describe, out, progress_bar, summary_table
 from dlbench.errors import DlbenchError
 from dlbench.frameworks.registry import get_adapter
 from dlbench.measure.timing import MeasureConfig
-from dlbench.plan import available_cores, make_plan
+from dlbench.plan import make_plan
+from dlbench.process.placement import available_cores
 from dlbench.results import CRASHED, FAILED, OOM, TIMEOUT, UNAVAILABLE, CaseResult, failed_result
 from dlbench.runner.isolate import LocalExecutor
 from dlbench.runner.schedule import RunLoop
@@ -90,7 +91,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
         refuse_changes_on_resume(click.get_current_context())
         store, cases = reopen(resume, output)
         try:
-            fit_to_cores(store, cases, available_cores(), skip_missing_cores)
+            fit_to_cores(store, cases, len(available_cores()), skip_missing_cores)
         except BaseException:
             store.close()
             raise
