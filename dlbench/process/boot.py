@@ -29,7 +29,11 @@ ENTRY = "child_main"  # the function a job module provides: child_main(job: dict
 
 
 def die_with_parent() -> None:
-    """SIGKILL this process when its parent dies. Best effort: other systems lack ``prctl``."""
+    """SIGKILL this process when its parent dies. Best effort: other systems lack ``prctl``.
+
+    Linux ties the signal to the parent *thread* that started the child: a child started from a short-lived
+    thread dies when that thread ends, so start children from a thread that lives as long as they should.
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
