@@ -258,3 +258,33 @@ def test_sigterm_during_calibration_ends_the_run_as_interrupted_and_leaves_no_or
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     _, alive = psutil.wait_procs([child], timeout=10)
     assert not alive
+
+
+@pytest.mark.parametrize("kernel_oom", [False, True])
+def test_a_sigkill_is_an_oom_only_when_the_kernel_oom_killer_acted(monkeypatch: pytest.MonkeyPatch,
+                                                                   kernel_oom: bool) -> None:
+    """The parent tells a kill by the kernel's OOM killer (its kill counter rose) from any other SIGKILL."""
+    from dlbench.measure.timing import MeasureConfig
+    from dlbench.process import child as child_module
+    from dlbench.process.placement import cores_for
+    from dlbench.runner.isolate import LocalExecutor
+    from dlbench.runner.protocol import WorkerJob
+    from dlbench.spec import Case, WorkerKey
+
+    counts = iter(range(100)) if kernel_oom else iter([5] * 100)
+    monkeypatch.setattr(child_module, "kernel_oom_kills", lambda: next(counts))
+    case = Case("lenet", "", "forward", "fake", "default", "cpu", 1, 2)
+    job = WorkerJob(WorkerKey("fake", "cpu", 1), cores_for(1), (case,), MeasureConfig(timeout_s=120))
+
+    def kill_when_started(event: str, worker: WorkerKey, at: float, pid: int) -> None:
+        if event == "start":
+            os.kill(pid, signal.SIGKILL)  # the case hangs: whoever killed it, it was not our watchdog
+
+    executor = LocalExecutor(extra_env={"DLBENCH_FAKE_FAULTS": "hang:lenet/-/forward/*"}, trace=kill_when_started)
+    results: list = []
+    executor.run(job, results.append, lambda worker, info: None)
+    (result,) = results
+    if kernel_oom:
+        assert result.status == "oom" and "kernel's out-of-memory killer" in result.error, result.error
+    else:
+        assert result.status == "crashed" and "killed by SIGKILL" in result.error, result.error
