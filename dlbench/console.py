@@ -12,13 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from dlbench.formatting import fmt_ms
 from dlbench.results import CaseResult
-from dlbench.terminal import make_console, plain, visible
+from dlbench.terminal import make_console, plain, stdout_console, visible
 
-# Piped or logged output is not bound to 80 columns: keep the summary table readable in CI logs.
-LOG_WIDTH = 140
 console = make_console(stderr=True)
-out = make_console(log_width=LOG_WIDTH)
+out = stdout_console()
 
 
 def progress_bar(quiet: bool) -> Progress:
@@ -36,7 +35,7 @@ def describe(result: CaseResult) -> str:
     summary = result.summary()
     if summary is None:
         return visible(f"{head}: {result.status}")
-    return visible(f"{head}: {summary.median:.3f} ms")
+    return visible(f"{head}: {fmt_ms(summary.median, unit=True)}")
 
 
 PASS_LABELS = {"forward": "fwd", "gradient": "grad"}
@@ -49,7 +48,7 @@ def _cell(result: CaseResult | None, best: float | None) -> Text:
     summary = result.summary()
     if summary is None:
         return plain(result.status, "red")
-    text = f"{summary.median:.3g}"
+    text = fmt_ms(summary.median)
     if summary.rel_ci_halfwidth > WIDE_CI:
         text += f" ±{summary.rel_ci_halfwidth:.0%}"
     cell = Text(text, style="bold green" if best is not None and summary.median == best else "")

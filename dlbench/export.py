@@ -19,7 +19,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from dlbench.regress.verdict import memory_readings
 from dlbench.results import CaseResult, Memory
 from dlbench.stats import Summary
 from dlbench.store import CSV_COLUMNS, RunRecord, result_row
@@ -44,7 +43,7 @@ def untimed_count(record: RunRecord) -> int:
 
 def memory_measures(memory: Memory) -> dict[str, int]:
     """The memory readings present for a case, by measure slug (``rss-rise``, ``framework-peak``, ...)."""
-    readings = memory_readings(memory).items()
+    readings = memory.readings().items()
     return {name.replace("_", "-"): value for name, value in readings if value is not None}
 
 

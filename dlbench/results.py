@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from dlbench.formatting import one_line
 from dlbench.spec import Case
 from dlbench.stats import Summary, summarize
 
@@ -21,6 +22,8 @@ OOM = "oom"
 UNAVAILABLE = "unavailable"  # the framework cannot run this case here (not installed, no GPU, variant)
 INTERRUPTED = "interrupted"  # the run was stopped (Ctrl-C) before this case finished
 STATUSES = (OK, FAILED, CRASHED, TIMEOUT, OOM, UNAVAILABLE, INTERRUPTED)
+# The memory readings that comparisons and exports name, as keys of :meth:`Memory.readings`.
+MEMORY_METRICS = ("rss_rise", "framework_peak", "device_peak")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class Memory:
         if self.peak_rss is None or self.baseline_rss is None:
             return None
         return max(0, self.peak_rss - self.baseline_rss)
+
+    def readings(self) -> dict[str, int | None]:
+        """The readings by metric name (:data:`MEMORY_METRICS`); None where not measured."""
+        return {"rss_rise": self.rise, "framework_peak": self.framework_peak, "device_peak": self.device_peak}
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,3 @@ def failed_result(case: Case, status: str, error: str, **extra: Any) -> CaseResu
     """A result row for a case that produced no timing; the error text is kept to one line."""
     return CaseResult(case=case, status=status, error=one_line(error), **extra)
 
-
-def one_line(text: str, limit: int = 500) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

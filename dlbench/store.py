@@ -13,7 +13,6 @@ import fcntl
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import StoreError
-from dlbench.files import read_regular_text
+from dlbench.files import atomic_write, read_regular_text
 from dlbench.results import CaseResult
 from dlbench.spec import WorkerKey
 from dlbench.workloads.definitions import pass_flops
@@ -92,30 +91,6 @@ def csv_text(run_id: str, results: Iterable[CaseResult], versions: dict[str, str
     for result in results:
         writer.writerow(result_row(run_id, result, versions.get(result.case.framework, "")))
     return out.getvalue()
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new file, never a torn one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are meant to be shared like any file
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

@@ -20,6 +20,9 @@ from rich.console import Console
 from rich.text import Text
 
 MIN_WIDTH = 60
+# Off a terminal (CI logs, pipes) rich would wrap every table at 80 columns and fold the long case keys:
+# standard output is made this wide instead, unless COLUMNS says otherwise.
+LOG_WIDTH = 200
 
 # Control characters (C0, DEL, C1) and the bidirectional overrides that reorder what a terminal shows.
 _BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
@@ -49,6 +52,11 @@ def make_console(*, stderr: bool = False, log_width: int | None = None, **option
     if console.width < MIN_WIDTH:
         console.width = MIN_WIDTH
     return console
+
+
+def stdout_console() -> Console:
+    """The console of a command's main output (tables), wide off a terminal (:data:`LOG_WIDTH`)."""
+    return make_console(log_width=LOG_WIDTH)
 
 
 def _isatty(stream: Any) -> bool:

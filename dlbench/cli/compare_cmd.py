@@ -13,11 +13,12 @@ from pathlib import Path
 import click
 
 from dlbench.cli.paths import NonEmptyPath, check_output_file
-from dlbench.regress.output import stdout_console, write_text
+from dlbench.files import write_text
 from dlbench.regress.render import render_json, render_markdown, table_renderable
 from dlbench.regress.threshold import parse_alpha, parse_threshold
 from dlbench.regress.verdict import Policy, compare_runs
 from dlbench.store import load_run
+from dlbench.terminal import stdout_console
 
 FORMATS = ("table", "markdown", "json")
 RunPath = NonEmptyPath(path_type=Path)

@@ -8,7 +8,7 @@ import click
 
 from dlbench.cli.paths import NonEmptyPath, check_output_file
 from dlbench.export import EXPORTERS, untimed_count
-from dlbench.regress.output import write_text
+from dlbench.files import write_text
 from dlbench.store import load_run
 
 

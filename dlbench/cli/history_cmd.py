@@ -8,10 +8,10 @@ import click
 
 from dlbench.cli.paths import NonEmptyPath, check_output_file
 from dlbench.errors import DlbenchError
-from dlbench.history import build_history
+from dlbench.files import write_text
+from dlbench.regress.history import build_history
 from dlbench.regress.history_render import history_html, history_json, history_table
-from dlbench.regress.output import stdout_console, write_text
-from dlbench.terminal import plain
+from dlbench.terminal import plain, stdout_console
 
 HTML_FILE = "history.html"
 JSON_FILE = "history.json"

@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dlbench.console import out
+from dlbench.formatting import fmt_count
 from dlbench.frameworks.registry import adapter_names, broken_adapters, get_adapter
 from dlbench.gpu import nvml_gpus
 from dlbench.suite import available_suites, load_suite
@@ -37,7 +38,7 @@ def workloads_table() -> Table:
         table.add_column(column, justify="right" if "params" in column or "MACs" in column else "left")
     for w in WORKLOADS.values():
         for phase in w.phase_names:
-            table.add_row(w.name, phase, f"{w.trainable_params(phase):,}", f"{w.macs(phase):,}",
+            table.add_row(w.name, phase, fmt_count(w.trainable_params(phase)), fmt_count(w.macs(phase)),
                           str(w.paper_batch_size), "x".join(map(str, w.input_shape)))
     return table
 

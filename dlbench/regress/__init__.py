@@ -1,7 +1,8 @@
 """Regression tracking for CI: compare two runs, follow cases through a history of runs.
 
 ``verdict`` decides (statistics in ``significance``, environment checks in ``environment``), ``render``
-presents a comparison, ``steps`` finds change points in a series of medians for ``dlbench history``.
+presents a comparison. ``history`` gathers the stored runs of each case in order and ``steps`` finds the
+change points in their medians; ``history_render`` and ``history_plot`` present them.
 """
 
 from dlbench.regress.threshold import parse_alpha, parse_threshold

@@ -13,7 +13,7 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from dlbench.history import CaseHistory
+from dlbench.regress.history import CaseHistory
 from dlbench.stats import Summary
 
 MAX_TICK_LABELS = 25

@@ -1,4 +1,4 @@
-"""Present a :class:`~dlbench.history.History`: a terminal table, a self-contained HTML page (charts
+"""Present a :class:`~dlbench.regress.history.History`: a terminal table, a self-contained HTML page (charts
 inline as base64 SVG data URIs: one file to attach to a CI run or publish), and JSON for other tools.
 
 Every text that comes from a run (case keys, run ids, commits, paths, error lines) is HTML-escaped.
@@ -14,9 +14,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from dlbench.history import CaseHistory, History
+from dlbench.formatting import fmt_change, fmt_ms
+from dlbench.regress.history import CaseHistory, History
 from dlbench.regress.history_plot import case_chart_svg
-from dlbench.regress.render import fmt_ms
 from dlbench.regress.steps import GAMMA
 from dlbench.terminal import plain
 
@@ -29,19 +29,20 @@ METHOD = (
 
 def step_lines(case: CaseHistory) -> list[str]:
     return [
-        f"{point.run.label}: {fmt_ms(step.before)} → {fmt_ms(step.after)} ({step.change * 100:+.1f}%)"
+        f"{point.run.label}: {fmt_ms(step.before, unit=True)} → {fmt_ms(step.after, unit=True)}"
+        f" ({fmt_change(step.change)})"
         for step, point in case.steps()
     ]
 
 
 def _latest(case: CaseHistory) -> str:
     timed = case.timed
-    return fmt_ms(timed[-1].summary.median) if timed and timed[-1].summary else ""
+    return fmt_ms(timed[-1].summary.median, unit=True) if timed and timed[-1].summary else ""
 
 
 def _first(case: CaseHistory) -> str:
     timed = case.timed
-    return fmt_ms(timed[0].summary.median) if timed and timed[0].summary else ""
+    return fmt_ms(timed[0].summary.median, unit=True) if timed and timed[0].summary else ""
 
 
 def _runs_cell(case: CaseHistory) -> str:
@@ -89,7 +90,8 @@ def _steps_html(case: CaseHistory) -> str:
         css = "up" if step.change > 0 else "down"
         items.append(
             f'<span class="{css}">{_esc(point.run.label)} ({_esc(point.run.run_id)}): '
-            f"{_esc(fmt_ms(step.before))} → {_esc(fmt_ms(step.after))} ({step.change * 100:+.1f}%)</span>"
+            f"{_esc(fmt_ms(step.before, unit=True))} → {_esc(fmt_ms(step.after, unit=True))}"
+            f" ({fmt_change(step.change)})</span>"
         )
     return "<br>".join(items) or '<span class="muted">none</span>'
 

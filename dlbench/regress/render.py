@@ -15,6 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dlbench.formatting import fmt_change, fmt_mib, fmt_ms, fmt_ratio_change
 from dlbench.regress.significance import CI_OVERLAP, RATIO_CONFIDENCE
 from dlbench.regress.verdict import (
     FAILED,
@@ -37,21 +38,7 @@ STYLES = {REGRESSED: "bold red", FAILED: "red", IMPROVED: "green", MISSING: "yel
 METRIC_LABELS = {"rss_rise": "RSS rise", "framework_peak": "framework peak", "device_peak": "device peak"}
 
 
-# ----- small formatters -----
-def fmt_ms(value: float) -> str:
-    if value >= 100:
-        return f"{value:.0f} ms"
-    return f"{value:.2f} ms" if value >= 1 else f"{value:.3f} ms"
-
-
-def fmt_change(ratio: float) -> str:
-    return "∞" if math.isinf(ratio) else f"{(ratio - 1) * 100:+.1f}%"
-
-
-def fmt_mib(value: int) -> str:
-    return f"{value / 2**20:.1f} MiB"
-
-
+# ----- the comparison's own cells (numbers are written by dlbench.formatting) -----
 def fmt_p(case: CaseComparison) -> str:
     timing = case.timing
     if timing is None:
@@ -64,11 +51,13 @@ def fmt_p(case: CaseComparison) -> str:
 
 def fmt_interval(case: CaseComparison) -> str:
     timing = case.timing
-    return "" if timing is None else f"{fmt_change(timing.ratio_low)} … {fmt_change(timing.ratio_high)}"
+    if timing is None:
+        return ""
+    return f"{fmt_ratio_change(timing.ratio_low)} … {fmt_ratio_change(timing.ratio_high)}"
 
 
 def fmt_memory(change: MemoryChange) -> str:
-    relative = "" if change.change is None else f" {change.change * 100:+.1f}%"
+    relative = "" if change.change is None else f" {fmt_change(change.change)}"
     label = METRIC_LABELS.get(change.metric, change.metric)
     return f"{label}{relative} ({fmt_mib(change.baseline)} → {fmt_mib(change.current)})"
 
@@ -126,7 +115,8 @@ def _timing_cells(case: CaseComparison) -> tuple[str, str, str]:
     timing = case.timing
     if timing is None:
         return "", "", ""
-    return fmt_ms(timing.baseline.median), fmt_ms(timing.current.median), fmt_change(timing.ratio)
+    return (fmt_ms(timing.baseline.median, unit=True), fmt_ms(timing.current.median, unit=True),
+            fmt_ratio_change(timing.ratio))
 
 
 # ----- terminal -----

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from dlbench.regress.environment import environment_differences
 from dlbench.regress.significance import TimingChange, timing_change
-from dlbench.results import OK, UNAVAILABLE, CaseResult, Memory
+from dlbench.results import MEMORY_METRICS, OK, UNAVAILABLE, CaseResult, Memory
 from dlbench.spec import Case
 from dlbench.store import RunRecord
 
@@ -33,7 +33,6 @@ MISSING = "missing"
 FAILED = "failed"
 VERDICTS = (REGRESSED, FAILED, IMPROVED, MISSING, NEW, UNCHANGED)  # also the display order
 
-MEMORY_METRICS = ("rss_rise", "framework_peak", "device_peak")
 # Relative difference of the worker's CPU time / wall time between the runs worth a note: a lower share
 # means other processes took the core, so a slow-down may be the machine's, not the code's.
 CPU_SHARE_TOLERANCE = 0.2
@@ -131,16 +130,9 @@ def classify_ratio(ratio: float, significant: bool, threshold: float) -> str:
     return UNCHANGED
 
 
-def memory_readings(memory: Memory) -> dict[str, int | None]:
-    """The memory readings of a case by metric name (``MEMORY_METRICS``); None where not measured."""
-    return {
-        "rss_rise": memory.rise, "framework_peak": memory.framework_peak, "device_peak": memory.device_peak,
-    }
-
-
 def memory_changes(baseline: Memory, current: Memory, policy: Policy) -> tuple[MemoryChange, ...]:
     """Every memory reading present in both runs, with its verdict (threshold and floor, no test)."""
-    base_values, cur_values = memory_readings(baseline), memory_readings(current)
+    base_values, cur_values = baseline.readings(), current.readings()
     changes = []
     for metric in MEMORY_METRICS:
         base, cur = base_values[metric], cur_values[metric]

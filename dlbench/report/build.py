@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlbench.errors import DlbenchError
-from dlbench.files import read_regular_text
+from dlbench.files import atomic_write, read_regular_text
 from dlbench.report import speedups
 from dlbench.report.data import LoadedRun, combined_csv, load_runs, passes_in, results_frame, workload_label
 from dlbench.report.environment import environment_table, packages_table
@@ -33,7 +33,7 @@ from dlbench.report.tables import (
     study_table,
     workload_phases,
 )
-from dlbench.store import atomic_write, now_iso
+from dlbench.store import now_iso
 
 INDEX = "index.html"
 TABLES_DIR = "tables"

@@ -12,8 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+from dlbench.formatting import MISSING
 from dlbench.report.data import LoadedRun, lookup
-from dlbench.report.tables import MISSING, Cell, Table
+from dlbench.report.tables import Cell, Table
 
 Fact = Callable[[LoadedRun], str]
 BUSY_FRACTION = 0.8  # a pinned BLAS kernel keeps its N cores busy: CPU time / wall time is about N

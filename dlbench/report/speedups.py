@@ -13,7 +13,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from dlbench.report.tables import MISSING, BatchChoice, Cell, Table, fmt_ms, fmt_speedup
+from dlbench.formatting import MISSING, fmt_ms, fmt_speedup
+from dlbench.report.tables import BatchChoice, Cell, Table
 
 SAME_WORK = ["workload", "phase", "batch_size", "pass", "framework", "variant", "precision"]
 

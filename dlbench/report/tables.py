@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from dlbench.formatting import MISSING, fmt_ms, fmt_num
 from dlbench.report.data import passes_in, workload_label
 from dlbench.workloads import WORKLOADS
 
 ROW_KEYS = ("run", "device", "threads", "setting", "framework", "variant", "precision", "series")
 GROUP_SIZE = 4  # the first four row keys name a (run, setting) group, drawn with a rule above
-MISSING = "—"
 
 
 @dataclass(frozen=True)
@@ -83,27 +83,6 @@ def choose_batch(sub: pd.DataFrame, workload: str, requested: int | None) -> Bat
     candidates = sorted({int(b) for b in (timed if not timed.empty else sub["batch_size"])})
     best = min(candidates, key=lambda b: (abs(math.log(b / wanted)), -b))
     return BatchChoice(best, wanted, source)
-
-
-def fmt_ms(value: float) -> str:
-    """Milliseconds with about four significant digits, as the study prints them (545.6, 46.1, 1.4)."""
-    if not math.isfinite(value):
-        return MISSING
-    if value >= 100:
-        return f"{value:,.1f}"
-    if value >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def fmt_num(value: float | None, digits: int = 1) -> str:
-    if value is None or not math.isfinite(value):
-        return MISSING
-    return f"{value:,.{digits}f}"
-
-
-def fmt_speedup(value: float) -> str:
-    return f"{value:.2f}x" if math.isfinite(value) else MISSING
 
 
 def key_cells(row: pd.Series, many_runs: bool, first_in_group: bool) -> list[Cell]:

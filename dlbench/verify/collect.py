@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from dlbench.formatting import one_line
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, Evaluation, ParamCountError
+from dlbench.results import OK, UNAVAILABLE
 from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode, verification_weights
 from dlbench.workloads import PASSES, get_workload, make_batch
 
-OK = "ok"
-ERROR = "error"
-UNAVAILABLE = "unavailable"
-MAX_MESSAGE = 300
+ERROR = "error"  # the framework failed to import, build or evaluate (OK and UNAVAILABLE as in a run)
 
 
 @dataclass(frozen=True, order=True)
@@ -52,13 +51,6 @@ class ImplResult:
     @property
     def label(self) -> str:
         return f"{self.framework}/{self.variant}"
-
-
-def one_line(exc: BaseException) -> str:
-    """``TypeName: first line of the message``, shortened: what a verdict line can show."""
-    text = str(exc).strip().splitlines()
-    message = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
 
 def build_request(

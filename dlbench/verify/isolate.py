@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dlbench.errors import DlbenchError
+from dlbench.formatting import one_line
 from dlbench.frameworks.registry import get_adapter
 from dlbench.process.child import Cause, Child, ChildSpec, Ended, Ending
 from dlbench.process.placement import place
 from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode
-from dlbench.verify.collect import ERROR, MAX_MESSAGE, ImplResult, Target
+from dlbench.verify.collect import ERROR, ImplResult, Target
 from dlbench.verify.transfer import CODEC, Delivered, read_result
 from dlbench.verify.worker import WorkerRequest
 
@@ -82,9 +83,7 @@ def describe_failure(ending: Ending, timeout_s: float) -> str:
         reason = "worker killed by the kernel's out-of-memory killer"
     else:
         reason = f"worker crashed ({ending.detail.removeprefix('killed by ')})"
-    last = ending.last_line
-    if len(last) > MAX_MESSAGE:
-        last = last[: MAX_MESSAGE - 3] + "..."
+    last = one_line(ending.last_line)
     return f"{reason}: {last}" if last else reason
 
 

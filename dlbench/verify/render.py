@@ -13,6 +13,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dlbench.formatting import MISSING, fmt_count
 from dlbench.terminal import plain
 from dlbench.verify.biases import RANDOM
 from dlbench.verify.collect import ImplResult
@@ -25,14 +26,10 @@ VERDICT_STYLE = {PASS: "bold green", FAIL: "bold red", "error": "bold yellow"}
 
 def _sci(value: float | None) -> str:
     if value is None:
-        return "-"
+        return MISSING
     if math.isinf(value):
         return "inf"
     return f"{value:.1e}"
-
-
-def _count(value: float | int | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
 
 
 def errors_table(report: TargetReport) -> Table:
@@ -92,17 +89,17 @@ def counts_table(report: TargetReport) -> Table:
     table.add_row(
         "workloads.md",
         "",
-        _count(report.canonical_params),
-        _count(report.canonical_macs),
-        _count(flops["forward"]),
-        _count(flops["gradient"]) + " (3x est.)",
+        fmt_count(report.canonical_params),
+        fmt_count(report.canonical_macs),
+        fmt_count(flops["forward"]),
+        fmt_count(flops["gradient"]) + " (3x est.)",
     )
     ref_status = "error" if report.reference_error else "ok"
     table.add_row(
         "numpy/reference",
         ref_status,
-        _count(report.reference_params),
-        _count(report.reference_macs),
+        fmt_count(report.reference_params),
+        fmt_count(report.reference_macs),
         "-",
         "-",
     )
@@ -118,10 +115,10 @@ def _impl_cells(impl: ImplResult, canonical_params: int) -> list[str | Text]:
     return [
         plain(label),
         plain(impl.status, status_style),
-        Text(_count(impl.trainable_params), "" if params_ok else "bold red"),
+        Text(fmt_count(impl.trainable_params), "" if params_ok else "bold red"),
         "-",
-        _count(impl.framework_flops.get("forward")),
-        _count(impl.framework_flops.get("gradient")),
+        fmt_count(impl.framework_flops.get("forward")),
+        fmt_count(impl.framework_flops.get("gradient")),
     ]
 
 

@@ -24,9 +24,11 @@ from itertools import combinations
 
 import numpy as np
 
+from dlbench.formatting import one_line
 from dlbench.frameworks.base import Evaluation
+from dlbench.results import OK, UNAVAILABLE
 from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode
-from dlbench.verify.collect import ERROR, OK, UNAVAILABLE, ImplResult, Target, build_request, one_line
+from dlbench.verify.collect import ERROR, ImplResult, Target, build_request
 from dlbench.verify.compare import TensorError, compare_evaluations, failures
 from dlbench.verify.reference import Reference, reference_evaluate
 from dlbench.verify.tolerances import Tolerance, tolerance_for
