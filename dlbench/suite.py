@@ -29,7 +29,7 @@ from dlbench.errors import SuiteError
 from dlbench.files import read_regular_text
 from dlbench.measure.timing import MeasureConfig
 from dlbench.spec import DEVICES, PRECISIONS, Case
-from dlbench.workloads import PASSES, get_workload, workload_names
+from dlbench.workloads import PASSES, check_pass, get_workload, select_phases, workload_names
 
 PACKAGED_SUITES = Path(__file__).resolve().parent.parent / "suites"
 # A suite is a few hundred bytes. The file (and so what run.json stores of it) is limited: a suite of
@@ -146,14 +146,13 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
     _check_keys(data, TOP_KEYS, source)
     workloads = _str_list(data.get("workloads", list(workload_names())), f"{source}: workloads", non_empty=True)
     for w in workloads:
-        name, _, phase = w.partition("/")
-        spec = get_workload(name)
-        if phase:
-            spec.phase(phase)
+        select_phases(w)
     passes = _str_list(data.get("passes", list(PASSES)), f"{source}: passes", non_empty=True)
-    for p in passes:
-        if p not in PASSES:
-            raise _fail(f"{source}: passes", f"unknown pass {p!r} (known: {', '.join(PASSES)})")
+    try:
+        for p in passes:
+            check_pass(p)
+    except SuiteError as exc:
+        raise _fail(f"{source}: passes", str(exc)) from None
     variants_raw = data.get("variants", {})
     if not isinstance(variants_raw, dict):
         raise _fail(f"{source}: variants", "expected a table framework = [variants]")
@@ -263,14 +262,10 @@ def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
     if o.workloads:
         suite = replace(suite, workloads=workloads)
         for w in workloads:
-            name, _, phase = w.partition("/")
-            spec = get_workload(name)
-            if phase:
-                spec.phase(phase)
+            select_phases(w)
     passes = o.passes or suite.passes
     for p in passes:
-        if p not in PASSES:
-            raise SuiteError(f"unknown pass {p!r} (known: {', '.join(PASSES)})")
+        check_pass(p)
     devices: dict[str, DeviceSettings] = {}
     for device in o.devices or tuple(suite.devices):
         if device not in DEVICES:
@@ -311,9 +306,7 @@ def expand(suite: Suite, frameworks: Mapping[str, tuple[str, ...]]) -> list[Case
             for framework, variants in frameworks.items():
                 for variant in variants:
                     for entry in suite.workloads:
-                        name, _, phase_choice = entry.partition("/")
-                        spec = get_workload(name)
-                        phases = (phase_choice,) if phase_choice else spec.phase_names
+                        name, phases = select_phases(entry)
                         for batch in settings.batch_sizes[name]:
                             for phase in phases:
                                 for pass_ in suite.passes:

@@ -37,7 +37,7 @@ import numpy as np
 
 from dlbench.errors import SuiteError
 from dlbench.spec import DEVICES
-from dlbench.workloads import PASSES, Batch, Workload
+from dlbench.workloads import Batch, Workload
 
 
 class CaseUnavailable(Exception):
@@ -108,7 +108,7 @@ class BuiltCase(ABC):
     @abstractmethod
     def prepare(self, pass_: str) -> Callable[[], Any]:
         """Return the callable that runs one ``forward`` or ``gradient`` pass over the batch (another
-        name is refused with :func:`check_pass`).
+        name is refused with :func:`dlbench.workloads.check_pass`).
 
         Any tracing or ahead-of-time compilation may happen here or in the first call; both are
         timed together as ``first_call_ms`` and never enter the samples. The callable's result is a
@@ -230,12 +230,6 @@ class Adapter(ABC):
         """Build the canonical model for ``request`` with its weights and batch placed on the device. The
         request has passed :meth:`check_request`; raise CaseUnavailable for a case this adapter or machine
         cannot run (no GPU, a workload the adapter does not implement)."""
-
-
-def check_pass(pass_: str) -> None:
-    """The one check of a pass name, for every ``BuiltCase.prepare``."""
-    if pass_ not in PASSES:
-        raise SuiteError(f"unknown pass {pass_!r}; passes: {', '.join(PASSES)}")
 
 
 def check_device(device: str) -> None:

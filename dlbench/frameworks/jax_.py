@@ -49,9 +49,8 @@ from dlbench.frameworks.base import (
     Evaluation,
     RuntimeInfo,
     check_device,
-    check_pass,
 )
-from dlbench.workloads import DROPOUT_RATE, pretrain_level
+from dlbench.workloads import DROPOUT_RATE, check_pass, pretrain_level
 
 if TYPE_CHECKING:
     import jax

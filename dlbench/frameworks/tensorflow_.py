@@ -43,9 +43,8 @@ from dlbench.frameworks.base import (
     CaseUnavailable,
     Evaluation,
     RuntimeInfo,
-    check_pass,
 )
-from dlbench.workloads import DROPOUT_RATE, PASSES, Batch, pretrain_level
+from dlbench.workloads import DROPOUT_RATE, PASSES, Batch, check_pass, pretrain_level
 
 # TensorFlow objects are typed as Any: the module must not import tensorflow, and its stubs add nothing.
 Tensor = Any

@@ -38,9 +38,8 @@ from dlbench.frameworks.base import (
     CaseUnavailable,
     Evaluation,
     RuntimeInfo,
-    check_pass,
 )
-from dlbench.workloads import AUTOENCODER_SIZES, DROPOUT_RATE, Batch, Workload, pretrain_level
+from dlbench.workloads import AUTOENCODER_SIZES, DROPOUT_RATE, Batch, Workload, check_pass, pretrain_level
 
 if TYPE_CHECKING:
     import torch

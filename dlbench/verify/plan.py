@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dlbench.errors import DlbenchError
 from dlbench.plan import resolve_frameworks
 from dlbench.verify.collect import Target
-from dlbench.workloads import WORKLOADS, get_workload
+from dlbench.workloads import WORKLOADS, select_phases
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,7 @@ def parse_targets(items: Sequence[str]) -> tuple[Target, ...]:
         return tuple(Target(w.name, p) for w in WORKLOADS.values() for p in w.phase_names)
     targets: list[Target] = []
     for item in items:
-        name, _, phase = item.partition("/")
-        workload = get_workload(name)  # unknown name -> SuiteError (a DlbenchError)
-        phases = (workload.phase(phase).name,) if phase else workload.phase_names
+        name, phases = select_phases(item)  # unknown workload or phase -> SuiteError (a DlbenchError)
         targets += [Target(name, p) for p in phases if Target(name, p) not in targets]
     return tuple(targets)
 

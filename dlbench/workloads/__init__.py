@@ -12,8 +12,10 @@ from dlbench.workloads.definitions import (
     WORKLOADS,
     ParamSpec,
     Workload,
+    check_pass,
     get_workload,
     pretrain_level,
+    select_phases,
     workload_names,
 )
 from dlbench.workloads.weights import initial_weights
@@ -26,9 +28,11 @@ __all__ = [
     "Batch",
     "ParamSpec",
     "Workload",
+    "check_pass",
     "get_workload",
     "initial_weights",
     "make_batch",
     "pretrain_level",
+    "select_phases",
     "workload_names",
 ]

@@ -287,6 +287,20 @@ def get_workload(name: str) -> Workload:
         raise SuiteError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}") from None
 
 
+def select_phases(selector: str) -> tuple[str, tuple[str, ...]]:
+    """``lenet`` (every phase of a workload) or ``autoencoder/pretrain2`` (one phase): the workload's name
+    and the phases selected, as results name them. SuiteError for an unknown workload or phase."""
+    name, _, phase = selector.partition("/")
+    workload = get_workload(name)
+    return name, ((workload.phase(phase).name,) if phase else workload.phase_names)
+
+
+def check_pass(pass_: str) -> None:
+    """The one check of a pass name (suites, command-line options, ``BuiltCase.prepare``)."""
+    if pass_ not in PASSES:
+        raise SuiteError(f"unknown pass {pass_!r}; passes: {', '.join(PASSES)}")
+
+
 def forward_flops(workload: str, phase: str, batch_size: int) -> float:
     """Floating-point operations of one forward pass over a batch: 2 per multiply-accumulate."""
     return 2.0 * get_workload(workload).macs(phase) * batch_size

@@ -16,11 +16,10 @@ from dlbench.frameworks.base import (
     CaseUnavailable,
     ContractError,
     ParamCountError,
-    check_pass,
 )
 from dlbench.frameworks.fake import FakeAdapter, FakeBuiltCase
 from dlbench.frameworks.registry import adapter_names, get_adapter
-from dlbench.workloads import get_workload, initial_weights, make_batch
+from dlbench.workloads import check_pass, get_workload, initial_weights, make_batch
 
 
 def request(workload: str = "lenet", phase: str = "", **changes: Any) -> BuildRequest:
