@@ -1,7 +1,7 @@
 """A framework-independent NumPy reference of every canonical workload phase.
 
 Why it exists: three frameworks that agree with each other could still all differ from the definition in
-``workloads.md`` (a shared misreading, a common default such as two LSTM biases). This module computes the
+``docs/workloads.md`` (a shared misreading, a common default such as two LSTM biases). This module computes the
 definition directly, in float64 and with manual backpropagation, so that ``dlbench verify`` checks a single
 installed framework too, and so that agreement means agreement with the definition.
 
@@ -45,7 +45,7 @@ from dlbench.verify.layers import (
     softmax_cross_entropy,
 )
 from dlbench.verify.ties import TieAllowance, tie_allowance
-from dlbench.workloads import Batch, get_workload
+from dlbench.workloads import Batch, get_workload, pretrain_level
 
 NOISE_FACTOR = 10.0  # other float32 implementations may round a few times worse than NumPy's float32 path
 
@@ -163,7 +163,7 @@ def _autoencoder(
     """Smooth (sigmoid) everywhere: no near-tie analysis is needed."""
     if phase == "finetune":
         return _finetune(params, batch, macs, gradients)
-    return _pretrain(params, int(phase.removeprefix("pretrain")), batch, macs, gradients)
+    return _pretrain(params, pretrain_level(phase), batch, macs, gradients)
 
 
 # ----------------------------------------------------------------------------------------------------------

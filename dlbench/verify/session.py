@@ -2,7 +2,7 @@
 
 Checks per target (workload phase):
 
-* the reference's trainable parameter count and counted MACs against ``workloads.md`` (Workload);
+* the reference's trainable parameter count and counted MACs against ``docs/workloads.md`` (Workload);
 * each implementation's ``trainable_params`` against the canonical count;
 * output, loss and every gradient of each implementation against the reference, and of each pair of
   implementations against each other, within the workload's float32 tolerance.
@@ -32,7 +32,7 @@ from dlbench.verify.collect import ERROR, ImplResult, Target, build_request
 from dlbench.verify.compare import TensorError, compare_evaluations, failures
 from dlbench.verify.reference import Reference, reference_evaluate
 from dlbench.verify.tolerances import Tolerance, tolerance_for
-from dlbench.workloads import get_workload
+from dlbench.workloads import PASSES, get_workload
 from dlbench.workloads.definitions import pass_flops
 
 REFERENCE = "numpy/reference"
@@ -65,7 +65,7 @@ class TargetReport:
     batch_size: int
     tolerance: Tolerance
     canonical_params: int
-    canonical_macs: int  # per sample, from workloads.md / definitions.py
+    canonical_macs: int  # per sample, from docs/workloads.md / definitions.py
     reference_params: int | None  # counted from the reference's gradients
     reference_macs: int | None  # counted by the reference while it computed
     reference_error: str
@@ -79,7 +79,7 @@ class TargetReport:
     def canonical_flops(self) -> dict[str, float]:
         """2 * MACs * batch for the forward pass; the documented 3x convention for the gradient pass."""
         t = self.target
-        return {p: pass_flops(t.workload, t.phase, p, self.batch_size) for p in ("forward", "gradient")}
+        return {p: pass_flops(t.workload, t.phase, p, self.batch_size) for p in PASSES}
 
     @property
     def verdict(self) -> str:
@@ -247,17 +247,17 @@ def _count_problems(
     problems = []
     if ref_params is not None and ref_params != canonical_params:
         problems.append(
-            f"NumPy reference trains {ref_params:,} parameters, workloads.md says {canonical_params:,}"
+            f"NumPy reference trains {ref_params:,} parameters, docs/workloads.md says {canonical_params:,}"
         )
     if ref_macs is not None and ref_macs != canonical_macs:
         problems.append(
-            f"NumPy reference counted {ref_macs:,} MACs per sample, workloads.md says {canonical_macs:,}"
+            f"NumPy reference counted {ref_macs:,} MACs per sample, docs/workloads.md says {canonical_macs:,}"
         )
     for impl in implementations:
         if impl.trainable_params is not None and impl.trainable_params != canonical_params:
             problems.append(
                 f"{impl.label}: {impl.trainable_params:,} trainable parameters, "
-                f"workloads.md says {canonical_params:,}"
+                f"docs/workloads.md says {canonical_params:,}"
             )
     return problems
 
@@ -278,7 +278,7 @@ def _comparison_problems(comparisons: Sequence[PairComparison]) -> list[str]:
         if pair_ok:
             lines.append(
                 "all implementations agree with each other but not with the NumPy reference: "
-                "check the reference against workloads.md"
+                "check the reference against docs/workloads.md"
             )
     for pair in comparisons:
         if not pair.involves_reference and not pair.ok and not {pair.a, pair.b} & culprits:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self
 
+from dlbench.formatting import one_line
 from dlbench.process.messages import Channel
 from dlbench.verify.biases import DEFAULT_BIASES
-from dlbench.verify.collect import ERROR, ImplResult, Target, evaluate_adapter, one_line
+from dlbench.verify.collect import ERROR, ImplResult, Target, evaluate_adapter
 from dlbench.verify.transfer import write_result
 
 
