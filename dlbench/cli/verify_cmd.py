@@ -69,7 +69,7 @@ def command(
 
     Feeds the canonical initial weights and one seeded batch (dropout off) to every framework and variant,
     and compares forward output, loss and the gradient of every trainable parameter with a float64 NumPy
-    reference and pairwise, plus parameter counts and MACs against workloads.md. Exit code 1 names the
+    reference and pairwise, plus parameter counts and MACs against docs/workloads.md. Exit code 1 names the
     tensor and the implementation that disagree.
 
     By default (--biases random) every bias, zero in the canonical weights, gets a seeded non-zero value,

@@ -12,7 +12,7 @@ Behaviour is steered through environment variables, which the runner passes on t
   ``hang``, ``oom`` (allocates until the worker's memory limit is hit, or raises MemoryError past 4 GiB),
   ``raise`` (an exception while building), ``abort`` (SIGABRT while running). ``import:*`` makes
   ``initialize`` fail like a broken framework install.
-* ``DLBENCH_FAKE_SCALE``: multiplies every cost (default 1.0: a LeNet b64 forward costs ~0.3 ms).
+* ``DLBENCH_FAKE_SCALE``: multiplies every cost (default 1.0: a LeNet b64 forward well under a millisecond).
 * ``DLBENCH_FAKE_GPU=1``: pretend a GPU is present (GPU cases then use a simulated device counter).
 """
 

@@ -18,7 +18,7 @@ Timing fairness:
   ``jax.random`` key passed as an argument, which keeps the compiled function pure; every call does the
   same amount of random-number work as with a fresh key.
 * Variants: ``jit`` writes the non-overlapping 2x2 max pools of LeNet as reshape + max, whose gradient is
-  much cheaper on CPU than that of ``lax.reduce_window`` (shared/design/measurement.md); ``jit_reduce_window``
+  much cheaper on CPU than that of ``lax.reduce_window`` (docs/measurement.md); ``jit_reduce_window``
   uses ``lax.reduce_window`` everywhere, for comparison. AlexNet's overlapping 3x3/2 pools use
   ``lax.reduce_window`` in both.
 
@@ -128,7 +128,7 @@ def cross_entropy(logits: Array, labels: Array) -> Array:
 
 
 def reconstruction_loss(reconstruction: Array, target: Array) -> Array:
-    """The autoencoder pretraining loss of workloads.md: sum((x' - x)^2) / (2 * batch)."""
+    """The autoencoder pretraining loss of docs/workloads.md: sum((x' - x)^2) / (2 * batch)."""
     import jax.numpy as jnp
 
     return jnp.sum((reconstruction - target) ** 2) / (2.0 * target.shape[0])

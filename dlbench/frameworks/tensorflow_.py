@@ -1,7 +1,7 @@
 """The TensorFlow adapter: the canonical workloads written as a competent TF 2 user would write them.
 
 Networks are plain ``tf.Variable`` objects plus ``tf.nn`` ops, in NHWC: the canonical layout of
-``workloads.md`` *is* TensorFlow's layout (HWIO convolution kernels, ``[in, out]`` dense kernels, H, W, C
+``docs/workloads.md`` *is* TensorFlow's layout (HWIO convolution kernels, ``[in, out]`` dense kernels, H, W, C
 flatten order, LSTM gates i, f, g, o), so the canonical weights load without any permutation and
 ``evaluate`` hands gradients back unchanged. Keras is not used: it would add a layer of objects and
 call overhead to every pass without changing the maths.
@@ -16,7 +16,7 @@ Variants (recorded in every result row):
 For the graph variants ``prepare`` traces a ``ConcreteFunction`` for the fixed batch shapes (and XLA
 compiles on its first call), so tracing and compilation are timed as ``first_call_ms`` and never enter
 the samples. Calling the ConcreteFunction directly also skips the tf.function argument binding and
-trace-cache lookup, which costs about 0.15 ms per call: noticeable at small batch sizes.
+trace-cache lookup on every call, a fixed cost that is noticeable at small batch sizes.
 
 Nothing here imports TensorFlow at module level (see ``dlbench.frameworks.base``); the worker imports it
 in :meth:`TensorFlowAdapter.initialize`.
@@ -81,7 +81,7 @@ def _block_jax_import() -> bool:
     """Stop TensorFlow from importing JAX behind our back; return whether the block was put in place.
 
     ``tensorflow/lite/python/util.py`` imports JAX whenever it is installed, which adds about 100 MB of
-    RSS to every TF worker (measurement.md) and would be billed to TensorFlow's memory numbers. A
+    RSS to every TF worker (docs/measurement.md) and would be billed to TensorFlow's memory numbers. A
     ``None`` entry in ``sys.modules`` makes ``import jax`` raise ImportError, which TF handles. If JAX is
     already imported (a test process, say) we leave it alone: removing a live module breaks its users.
     """
@@ -235,7 +235,7 @@ class _LeNet(_Network):
 
 
 class _AlexNet(_Network):
-    """AlexNet of workloads.md. 'SAME' padding of the stride-1 5x5 and 3x3 convolutions is exactly the
+    """AlexNet of docs/workloads.md. 'SAME' padding of the stride-1 5x5 and 3x3 convolutions is exactly the
     canonical pad 2 / pad 1, and is the form oneDNN and cuDNN handle best."""
 
     def forward(self, feeds: Feeds, training: bool) -> Tensor:
@@ -293,10 +293,10 @@ class _Lstm(_Network):
     """Embedding, one LSTM layer over all steps, masked mean pooling, dropout, classifier.
 
     The input projection of all steps is one large matmul before the loop, leaving only the recurrent
-    matmul inside it; the loop is ``tf.scan``. Measured at batch 16 on one thread (forward / gradient):
-    scan 4.2 / 17 ms, a Python-unrolled loop 4.6 / 54 ms (and 111 s to XLA-compile), a ``tf.while_loop``
-    accumulating the pooled sum 4.5 / 44 ms. The embedding gradient is TF's native ``IndexedSlices``
-    (what every TF optimizer consumes); ``evaluate`` densifies it.
+    matmul inside it; the loop is ``tf.scan``, whose gradient was measured much faster than those of a
+    Python-unrolled loop (which also takes minutes to XLA-compile) and of a ``tf.while_loop`` accumulating the
+    pooled sum, at equal forward cost. The embedding gradient is TF's native ``IndexedSlices`` (what every TF
+    optimizer consumes); ``evaluate`` densifies it.
     """
 
     def feed_arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:

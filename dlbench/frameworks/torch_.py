@@ -3,8 +3,8 @@
 Variants (recorded in every result row):
 
 * ``channels_last`` (default): NCHW tensors stored in ``torch.channels_last`` memory format, weights too.
-  On CPU oneDNN's convolutions and ``max_pool2d`` are much faster in that layout (LeNet batch 64, 1 thread:
-  2.7 ms vs 7.8 ms forward, see ``measurement.md``), it is the layout the PyTorch performance guide
+  On CPU oneDNN's convolutions and ``max_pool2d`` are several times faster in that layout (docs/measurement.md
+  has the numbers), it is the layout the PyTorch performance guide
   recommends for convolutional nets, and a user who cares about speed would pick it. The flatten before
   fc1/fc6 is then a free ``permute`` to N,H,W,C, which is exactly the canonical flatten order. For the
   autoencoder and the LSTM (no convolutions) it is the same computation as ``eager``.
@@ -626,7 +626,7 @@ class TorchAdapter(Adapter):
         opts = _Options(phase=request.phase, dropout=request.dropout, flatten_hwc=variant != "eager")
         device = torch.device(TORCH_DEVICES[request.device])
         # Built on the meta device and allocated uninitialised on the target: PyTorch's own random
-        # initialisation (seconds for AlexNet) would be overwritten by the canonical weights anyway.
+        # initialisation (slow for AlexNet's 62M weights) would be overwritten by the canonical weights anyway.
         with torch.device("meta"):
             net = builder(workload, opts)
         net.layers.to_empty(device=device)

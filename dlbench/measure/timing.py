@@ -1,4 +1,4 @@
-"""Blocked, synchronised timing with adaptive stopping (the protocol of ``measurement.md``).
+"""Blocked, synchronised timing with adaptive stopping (the protocol of ``docs/measurement.md``).
 
 1. The first call (with any tracing or compilation done by ``prepare``) is timed on its own.
 2. Warm-up runs until ``warmup_s`` has passed; its times size the blocks.

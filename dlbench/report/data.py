@@ -158,7 +158,7 @@ def results_frame(runs: Sequence[LoadedRun]) -> pd.DataFrame:
     frame["noisy"] = frame["noisy"].map(lambda v: v is True or v == "True")
     frame["peak_fraction"] = frame["gflops_per_s"] / frame["peak_gflops"]
     # What "memory" means in plots and tables: on a GPU the allocator's peak; on the CPU what the case
-    # added to the worker's resident set (absolute RSS is dominated by the framework's import: 150-660 MB).
+    # added to the worker's resident set (absolute RSS is dominated by the framework's import).
     gpu = frame["device"] != "cpu"
     frame["memory_mb"] = frame["rss_rise_mb"].where(~gpu, frame["device_peak_mb"])
     recorded: dict[str, str] = {}

@@ -97,7 +97,7 @@ def warm_up_runtime(adapter: Adapter, job: protocol.WorkerJob, first: Case, thre
     """Run one tiny throwaway case (autoencoder/pretrain3, batch 1, gradient pass) before measuring.
 
     A framework initialises thread pools, allocator arenas and kernel libraries lazily, on its first op; that
-    one-time cost (tens of MB, a few ms) would otherwise be billed to whichever case happens to run first in
+    one-time cost (memory and time) would otherwise be billed to whichever case happens to run first in
     the worker, making its first call and memory rise incomparable with the others. The gradient pass runs the
     forward pass too, so it initialises everything a forward pass would; what stays specific to a pass (its
     own trace or compilation) every case pays in its own first call anyway.

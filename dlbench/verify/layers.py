@@ -192,7 +192,7 @@ class MaxPool(Layer):
 
 
 class Flatten(Layer):
-    """NHWC feature map to vectors in H, W, C order: the canonical flatten order of ``workloads.md``."""
+    """NHWC feature map to vectors in H, W, C order: the canonical flatten order of ``docs/workloads.md``."""
 
     def forward(self, x: Array, params: Params, macs: MacCounter) -> tuple[Array, Any]:
         return x.reshape(x.shape[0], -1), x.shape
@@ -259,7 +259,7 @@ ALEXNET: tuple[Layer, ...] = (
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Pieces of the transformer encoder (workloads.md): layer norm, exact GELU, masked multi-head attention.
+# Pieces of the transformer encoder (docs/workloads.md): layer norm, exact GELU, masked multi-head attention.
 # Plain functions over ``[N, T, D]`` arrays, each with its hand-written backward pass. The tests check every
 # backward pass against central finite differences in float64 (tests/unit/test_verify_transformer.py).
 

@@ -87,7 +87,7 @@ def counts_table(report: TargetReport) -> Table:
     for name in ("source", "status", "trainable params", "MACs/sample", "forward FLOPs", "gradient FLOPs"):
         table.add_column(name, justify="left" if name in ("source", "status") else "right")
     table.add_row(
-        "workloads.md",
+        "docs/workloads.md",
         "",
         fmt_count(report.canonical_params),
         fmt_count(report.canonical_macs),

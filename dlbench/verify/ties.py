@@ -36,7 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from dlbench.verify.layers import Activation, Array, Grads, Layer, MacCounter, MaxPool, Params
 
 TIE_MARGIN = 10.0  # how much less accurate than a plain float32 GEMM another framework's kernel may be
-MAX_DECISIONS = 256  # each costs one single-sample backward pass (AlexNet: ~0.1 s); closest ties first
+MAX_DECISIONS = 256  # each costs one single-sample backward pass (slow for AlexNet); closest ties first
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 

@@ -1,4 +1,4 @@
-"""The canonical workloads of ``shared/design/workloads.md``: one definition, every adapter builds it.
+"""The canonical workloads of ``docs/workloads.md``: one definition, every adapter builds it.
 
 ``definitions`` holds shapes, parameters and MACs (computed from the layer tables, not typed in),
 ``data`` the seeded synthetic inputs and ``weights`` the seeded canonical initial weights.

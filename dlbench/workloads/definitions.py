@@ -4,7 +4,7 @@ Each workload lists its parameters in the canonical layout (HWIO convolution ker
 dense kernels, LSTM kernels ``[in, 4H]`` with gate order i, f, g, o, attention kernels ``[in, out]`` with
 the heads as consecutive column blocks) and its layers' multiply-accumulates.
 Parameter counts and MACs are *derived* from these tables so that the tests can check them against the
-numbers printed in ``workloads.md``, and every adapter can check the model it built against them.
+numbers printed in ``docs/workloads.md``, and every adapter can check the model it built against them.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ WORKLOADS: dict[str, Workload] = {
     w.name: w for w in (_lenet(), _alexnet(), _autoencoder(), _lstm(), _transformer())
 }
 
-# Constants of the transformer that every implementation shares (workloads.md): the layer-norm epsilon
+# Constants of the transformer that every implementation shares (docs/workloads.md): the layer-norm epsilon
 # (Keras defaults to 1e-3), the additive mask value for padded keys, the GELU form (exact, erf).
 LAYER_NORM_EPSILON = 1e-5
 MASK_VALUE = -1e9

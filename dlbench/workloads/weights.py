@@ -1,4 +1,4 @@
-"""Seeded canonical initial weights, in the framework-neutral layout of ``workloads.md``.
+"""Seeded canonical initial weights, in the framework-neutral layout of ``docs/workloads.md``.
 
 Generated once with NumPy and converted by each adapter, so that ``dlbench verify`` can feed the same
 weights to every framework and compare outputs and gradients, and so that timed runs start from the same

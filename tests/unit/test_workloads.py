@@ -1,4 +1,4 @@
-"""The canonical workloads match the numbers printed in shared/design/workloads.md."""
+"""The canonical workloads match the numbers printed in docs/workloads.md."""
 
 import numpy as np
 import pytest
