@@ -87,7 +87,7 @@ def test_wrong_parameter_count_fails() -> None:
     report = verify_all(LENET, collect(NumpyAdapter(params_delta=10), LENET), batch_size=2)
     assert report.verdict == FAIL
     assert any(
-        "431,090 trainable parameters, workloads.md says 431,080" in p for p in report.targets[0].problems
+        "431,090 trainable parameters, docs/workloads.md says 431,080" in p for p in report.targets[0].problems
     )
 
 
