@@ -16,6 +16,8 @@ from dlbench.process.placement import available_cores
 from dlbench.spec import Case
 from dlbench.suite import Overrides, Suite, apply_overrides, expand, load_suite
 
+FLEET_CORES = 1 << 16  # no limit: every node checks the thread counts against its own cores
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -86,10 +88,14 @@ def check_gpu(suite: Suite, adapters: list[Adapter], explicit: bool) -> Suite:
     return replace(suite, devices=devices, notes=(*suite.notes, note))
 
 
-def make_plan(suite_name: str, overrides: Overrides) -> Plan:
-    suite = apply_overrides(load_suite(suite_name), overrides, len(available_cores()))
+def make_plan(suite_name: str, overrides: Overrides, fleet: bool = False) -> Plan:
+    """The cases to run. For a ``fleet`` the nodes, not this machine, decide what is possible: thread counts
+    are not limited to the cores here and GPU cases stay (a node without a GPU is not given them)."""
+    cores = FLEET_CORES if fleet else len(available_cores())
+    suite = apply_overrides(load_suite(suite_name), overrides, cores)
     adapters = resolve_frameworks(suite.frameworks)
-    suite = check_gpu(suite, adapters, explicit="gpu" in overrides.devices)
+    if not fleet:
+        suite = check_gpu(suite, adapters, explicit="gpu" in overrides.devices)
     frameworks = resolve_variants(adapters, overrides.variants, dict(suite.variants))
     if not frameworks:
         raise SuiteError("no framework offers the requested variants")

@@ -72,6 +72,9 @@ class CaseResult:
     cpu_per_wall: float | None = None  # process CPU time / wall time while sampling: ~threads if busy
     started_at: str = ""
     duration_s: float | None = None
+    host: str = ""  # the machine that ran the case (hostname)
+    node_id: str = ""  # on a Ray cluster: the node that ran it (several nodes may share one hostname)
+    retries: int = 0  # times the case was placed again because its node died while running it
 
     @property
     def ok(self) -> bool:

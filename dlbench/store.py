@@ -36,8 +36,8 @@ CSV_COLUMNS = (
     "batch_size", "pass", "precision", "status", "median_ms", "iqr_ms", "ci_low_ms", "ci_high_ms", "mean_ms",
     "std_ms", "min_ms", "n_samples", "iterations_per_sample", "noisy", "first_call_ms", "samples_per_s",
     "params", "macs", "flops", "gflops_per_s", "framework_flops", "peak_rss_mb", "rss_rise_mb",
-    "framework_peak_mb", "device_peak_mb", "threads_effective", "affinity", "cpu_per_wall", "started_at",
-    "duration_s", "error",
+    "framework_peak_mb", "device_peak_mb", "threads_effective", "affinity", "cpu_per_wall", "host", "node_id",
+    "retries", "started_at", "duration_s", "error",
 )
 
 
@@ -68,7 +68,8 @@ def result_row(run_id: str, result: CaseResult, framework_version: str = "") -> 
         "framework_peak_mb": _mb(result.memory.framework_peak), "device_peak_mb": _mb(result.memory.device_peak),
         "threads_effective": result.threads_effective,
         "affinity": " ".join(map(str, result.affinity)),
-        "cpu_per_wall": _round(result.cpu_per_wall, 3), "started_at": result.started_at,
+        "cpu_per_wall": _round(result.cpu_per_wall, 3), "host": result.host, "node_id": result.node_id,
+        "retries": result.retries, "started_at": result.started_at,
         "duration_s": _round(result.duration_s, 3),
     }
     summary = result.summary()

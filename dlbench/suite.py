@@ -36,8 +36,9 @@ PACKAGED_SUITES = Path(__file__).resolve().parent.parent / "suites"
 # megabytes is a mistake, and would be copied into every run record and rewritten after every case.
 SUITE_FILE_LIMIT = 256 * 2**10
 TOP_KEYS = {"name", "description", "workloads", "passes", "frameworks", "variants", "precision", "devices",
-            "measure", "seed"}
+            "measure", "seed", "executor"}
 DEVICE_KEYS = {"threads", "batch_sizes"}
+EXECUTOR_KEYS = {"resources"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class Suite:
     seed: int = 0
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    resources: Mapping[str, float] = field(default_factory=dict)  # Ray resources a node needs (fleet runs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,7 +74,7 @@ class Suite:
             "devices": {d: {"threads": list(s.threads), "batch_sizes": {w: list(b) for w, b in s.batch_sizes.items()}}
                         for d, s in self.devices.items()},
             "measure": self.measure.to_dict(), "seed": self.seed, "source": self.source,
-            "notes": list(self.notes),
+            "notes": list(self.notes), "executor": {"resources": dict(self.resources)},
         }
 
 
@@ -190,6 +192,7 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
         frameworks=_str_list(data.get("frameworks", []), f"{source}: frameworks"), variants=variants,
         precision=precision, devices=devices,
         measure=parse_measure(data.get("measure", {}), f"{source}: measure"), seed=seed, source=source,
+        resources=parse_resources(data.get("executor", {}), f"{source}: executor"),
     )
 
 
@@ -201,6 +204,23 @@ def suite_dirs() -> tuple[Path, ...]:
     except OSError:  # the current directory no longer exists
         return (PACKAGED_SUITES,)
     return (here, PACKAGED_SUITES)
+
+
+def parse_resources(table: Any, where: str) -> dict[str, float]:
+    """``[executor] resources = {bench_host = 1, "gpu_type:H100" = 1}``: the Ray resources (node labels)
+    a node must offer to run this suite's cases in a fleet run."""
+    if not isinstance(table, dict):
+        raise _fail(where, "expected a table")
+    _check_keys(table, EXECUTOR_KEYS, where)
+    raw = table.get("resources", {})
+    if not isinstance(raw, dict):
+        raise _fail(f"{where}.resources", "expected a table name = amount")
+    resources = {}
+    for name, amount in raw.items():
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 < amount < float("inf"):
+            raise _fail(f"{where}.resources.{name}", "expected a positive number")
+        resources[str(name)] = float(amount)
+    return resources
 
 
 def suite_path(name_or_path: str) -> Path:

@@ -18,6 +18,15 @@ from dlbench.cli.options import CommaList, flatten
 from dlbench.cli.paths import NonEmptyPath
 from dlbench.console import console, describe, out, progress_bar, summary_table
 from dlbench.errors import DlbenchError
+from dlbench.fleet.nodes import EACH_NODE, PLACEMENTS, SPREAD
+from dlbench.fleet.session import (
+    FleetOptions,
+    each_node_dirs,
+    each_node_factory,
+    is_fleet_config,
+    reopen_each_node,
+    run_fleet,
+)
 from dlbench.frameworks.registry import get_adapter
 from dlbench.measure.timing import MeasureConfig
 from dlbench.plan import make_plan
@@ -32,6 +41,7 @@ from dlbench.terminal import plain
 
 FAILURES = (FAILED, CRASHED, TIMEOUT, OOM)
 EXIT_INTERRUPTED = 130
+EXECUTORS = ("local", "ray")
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -75,23 +85,35 @@ def measure_overrides(max_time: float | None, min_samples: int | None, timeout: 
               help="With --resume where fewer cores are available than the run planned: record the cases that "
                    "need more as unavailable (saying why) and finish the rest here.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or table.")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+              help="local: this machine; ray: the nodes of a Ray cluster (pip install 'dlbench[ray]').")
+@click.option("--address", help="Ray cluster to use: auto or HOST:PORT of its head [auto].")
+@click.option("--placement", type=click.Choice(PLACEMENTS),
+              help="spread: each case once, on any matching node [default]; each-node: every case on every node.")
 def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tuple[tuple[str, ...], ...],
             passes: tuple[tuple[str, ...], ...], variants: tuple[tuple[str, ...], ...],
             devices: tuple[tuple[str, ...], ...], threads: tuple[tuple[int, ...], ...],
             batch_sizes: tuple[tuple[int, ...], ...], output: Path | None, resume: Path | None,
             timeout: float | None, max_time: float | None, min_samples: int | None,
             memory_limit: float | None, seed: int | None, make_report: bool, calibrate: bool,
-            skip_missing_cores: bool, quiet: bool) -> None:
+            skip_missing_cores: bool, quiet: bool, executor: str, address: str | None,
+            placement: str | None) -> None:
     """Measure forward and gradient time and memory of the suite's cases.
 
     Exit codes: 0 every case ok (or unavailable here), 1 some case failed, crashed, timed out or ran out of
     memory (its row says why), 2 bad input, 130 interrupted (what was measured is saved; --resume finishes).
     """
+    if executor == "local" and resume is None and (address is not None or placement is not None):
+        raise DlbenchError("--address and --placement need --executor ray")
+    if resume is not None and each_node_dirs(resume):
+        finish_fleet_each_node(resume, output, address, quiet, make_report)
+        return
     if resume is not None:
         refuse_changes_on_resume(click.get_current_context())
         store, cases = reopen(resume, output)
         try:
-            fit_to_cores(store, cases, len(available_cores()), skip_missing_cores)
+            if not is_fleet_config(store.record.config):  # a fleet's nodes check their own cores
+                fit_to_cores(store, cases, len(available_cores()), skip_missing_cores)
         except BaseException:
             store.close()
             raise
@@ -100,7 +122,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             frameworks=flatten(frameworks), workloads=flatten(workloads), passes=flatten(passes),
             variants=flatten(variants), devices=flatten(devices), threads=flatten(threads),
             batch_sizes=flatten(batch_sizes), measure=measure_overrides(max_time, min_samples, timeout))
-        plan = make_plan(suite, overrides)
+        plan = make_plan(suite, overrides, fleet=executor == "ray")
         run_id = new_run_id()
         directory = output or Path("results") / run_id
         measure = plan.suite.measure
@@ -110,28 +132,51 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
                     "default_variants": {fw: get_adapter(fw).default_variant for fw in plan.frameworks},
                     "seed": plan.suite.seed if seed is None else seed, "memory_limit_mb": memory_limit,
                     "command": sys.argv[1:]})
-        store = RunStore.open(directory, record)
-        cases = plan.cases
+        options = None
+        if executor == "ray":
+            if calibrate:
+                raise DlbenchError("--calibrate measures this machine; it does not combine with --executor ray")
+            options = FleetOptions(address=address or "auto", placement=placement or SPREAD,
+                                   resources=dict(plan.suite.resources))
+            record.config["executor"] = options.to_config()
         for note in plan.suite.notes:
             console.print(plain("note: ", "yellow") + plain(note))
+        if options is not None and options.placement == EACH_NODE:
+            start_fleet_each_node(directory, record, plan.cases, options, memory_limit, quiet, make_report)
+            return
+        store = RunStore.open(directory, record)
+        cases = plan.cases
+    memory = memory_limit if resume is None else store.record.config.get("memory_limit_mb")
     signal.signal(signal.SIGTERM, _terminate)  # from here on, calibration included, SIGTERM is a Ctrl-C
     try:
-        status = run_calibration(store, sorted({c.threads for c in cases}), quiet) if calibrate else "complete"
-        if status != "interrupted":
-            status = execute(store, cases,
-                             memory_limit if resume is None else store.record.config.get("memory_limit_mb"), quiet)
+        if is_fleet_config(store.record.config):
+            options = FleetOptions.from_config(store.record.config["executor"], address)
+            status = run_fleet({None: store}, store.record, options, cases, memory, quiet)
+        else:
+            if placement is not None or executor != "local":
+                raise DlbenchError(f"{store.directory} was run by the local executor; resume it without "
+                                   "--executor, --address or --placement")
+            status = run_calibration(store, sorted({c.threads for c in cases}), quiet) if calibrate else "complete"
+            if status != "interrupted":
+                status = execute(store, cases, memory, quiet)
     finally:
         store.close()
-    results = store.record.results
-    if not quiet and results:
-        out.print(summary_table(results, title=f"dlbench run {store.record.run_id}"))
-    # soft_wrap: the paths are printed whole, however narrow the terminal, so they can be copied
-    console.print(plain(f"results: {store.directory / 'results.csv'}  (run record: {store.directory / 'run.json'})"),
-                  soft_wrap=True)
+    finish([store], status, quiet, make_report, store.directory)
+
+
+def finish(stores: list[RunStore], status: str, quiet: bool, make_report: bool, directory: Path) -> None:
+    """Print the summary of each run written (one per node for each-node), then exit with the run's code."""
+    results = [r for store in stores for r in store.record.results]
+    for store in stores:
+        if not quiet and store.record.results:
+            out.print(summary_table(store.record.results, title=f"dlbench run {store.record.run_id}"))
+        # soft_wrap: the paths are printed whole, however narrow the terminal, so they can be copied
+        console.print(plain(f"results: {store.directory / 'results.csv'}  "
+                            f"(run record: {store.directory / 'run.json'})"), soft_wrap=True)
     if make_report:
-        write_report(store.directory)
+        write_report(directory, [s.directory for s in stores])
     if status == "interrupted":
-        console.print(plain("interrupted", "yellow") + plain(f": finish with dlbench run --resume {store.directory}"),
+        console.print(plain("interrupted", "yellow") + plain(f": finish with dlbench run --resume {directory}"),
                       soft_wrap=True)
         sys.exit(EXIT_INTERRUPTED)
     failed = [r for r in results if r.status in FAILURES]
@@ -177,6 +222,39 @@ def fit_to_cores(store: RunStore, cases: list[Case], cores: int, skip: bool) -> 
                                 f"--skip-missing-cores where {cores} were available"))
     console.print(plain(f"note: {len(too_wide)} case(s) needing more than {cores} cores recorded as unavailable",
                         "yellow"))
+
+
+def start_fleet_each_node(directory: Path, record: RunRecord, cases: list[Case], options: FleetOptions,
+                          memory_limit: float | None, quiet: bool, make_report: bool) -> None:
+    """each-node: one run directory per node under ``directory``, made as the nodes join."""
+    if directory.exists() and any(directory.iterdir()):
+        raise DlbenchError(f"{directory} is not empty; an each-node run needs a new --output directory")
+    stores: dict[str | None, RunStore] = {}
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        status = run_fleet(stores, record, options, cases, memory_limit, quiet,
+                           new_node_store=each_node_factory(directory, record))
+    finally:
+        for store in stores.values():
+            store.close()
+    finish(list(stores.values()), status, quiet, make_report, directory)
+
+
+def finish_fleet_each_node(directory: Path, output: Path | None, address: str | None, quiet: bool,
+                           make_report: bool) -> None:
+    """--resume of an each-node run: every node run that is missing cases, on its node."""
+    if output is not None and output.resolve() != directory.resolve():
+        raise DlbenchError("--resume and --output name different directories")
+    stores, template = reopen_each_node(directory)
+    cases = [Case.from_dict(c) for c in template.config.get("cases", [])]
+    options = FleetOptions.from_config(template.config["executor"], address)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        status = run_fleet(stores, template, options, cases, template.config.get("memory_limit_mb"), quiet)
+    finally:
+        for store in stores.values():
+            store.close()
+    finish(list(stores.values()), status, quiet, make_report, directory)
 
 
 def reopen(directory: Path, output: Path | None) -> tuple[RunStore, list[Case]]:
@@ -229,8 +307,8 @@ def run_calibration(store: RunStore, threads: list[int], quiet: bool) -> str:
     return "complete"
 
 
-def write_report(directory: Path) -> None:
+def write_report(directory: Path, runs: list[Path]) -> None:
     from dlbench.report import build_report
 
-    index = build_report([directory], directory / "report")
+    index = build_report(runs, directory / "report")
     console.print(plain(f"report: {index}"), soft_wrap=True)

@@ -36,9 +36,16 @@ def available_cores() -> tuple[int, ...]:
         return tuple(range(os.cpu_count() or 1))
 
 
-def cores_for(threads: int, allowed: Iterable[int] | None = None) -> tuple[int, ...]:
-    """The first ``threads`` cores this process may use: a child with N threads gets exactly N cores."""
+def cores_for(threads: int, allowed: Iterable[int] | None = None, reserve: int = 0) -> tuple[int, ...]:
+    """The first ``threads`` cores this process may use: a child with N threads gets exactly N cores.
+
+    ``reserve`` lowest cores are skipped whenever more than that many exist: on a Ray node they are left to
+    Ray's own daemons, which would otherwise share a core with the measured worker. A local run reserves
+    none (one group runs at a time and the parent only waits on a pipe).
+    """
     cores = sorted(allowed) if allowed is not None else list(available_cores())
+    if reserve and len(cores) > reserve:
+        cores = cores[reserve:]
     if threads > len(cores):
         raise ValueError(f"{threads} threads requested but only {len(cores)} cores are available")
     return tuple(cores[:threads])

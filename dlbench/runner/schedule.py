@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 
 from dlbench.measure.timing import MeasureConfig
@@ -13,6 +14,8 @@ from dlbench.runner.isolate import Executor
 from dlbench.runner.protocol import WorkerJob
 from dlbench.spec import Case, WorkerKey
 from dlbench.store import RunStore
+
+HOSTNAME = socket.gethostname()  # every row names the machine that ran it (a fleet run mixes several)
 
 
 def group_cases(cases: Iterable[Case]) -> list[tuple[WorkerKey, tuple[Case, ...]]]:
@@ -42,6 +45,8 @@ class RunLoop:
             self.executor.run(job, self._record, self.store.set_framework_info)
 
     def _record(self, result: CaseResult) -> None:
+        if not result.host:
+            result = replace(result, host=HOSTNAME)
         self.store.add(result)
         if self.on_result is not None:
             self.on_result(result)
