@@ -20,7 +20,12 @@ Timing fairness:
 * Variants: ``jit`` writes the non-overlapping 2x2 max pools of LeNet as reshape + max, whose gradient is
   much cheaper on CPU than that of ``lax.reduce_window`` (docs/measurement.md); ``jit_reduce_window``
   uses ``lax.reduce_window`` everywhere, for comparison. AlexNet's overlapping 3x3/2 pools use
-  ``lax.reduce_window`` in both.
+  ``lax.reduce_window`` in both. Both compute the transformer's attention with
+  ``jax.nn.dot_product_attention`` (JAX's own attention function; XLA picks its implementation);
+  ``plain_attention`` writes it as einsum, masked softmax, einsum (transformer only; other workloads are
+  ``unavailable`` in that variant).
+* The transformer's GELU is ``jax.nn.gelu(approximate=False)``: JAX's default is the tanh approximation,
+  another function than the canonical exact GELU.
 
 Threads: JAX has no thread API and ignores the XLA thread flags, so the runner pins the worker to N cores
 with ``sched_setaffinity`` before JAX is imported; this adapter sets no thread flag and reports the affinity
@@ -50,7 +55,8 @@ from dlbench.frameworks.base import (
     RuntimeInfo,
     check_device,
 )
-from dlbench.workloads import DROPOUT_RATE, check_pass, pretrain_level
+from dlbench.workloads import DROPOUT_RATE, check_pass, get_workload, pretrain_level
+from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 
 if TYPE_CHECKING:
     import jax
@@ -64,6 +70,9 @@ Inputs = tuple[Array, ...]
 PoolFn = Callable[[Array], Array]
 
 CONV_DIMS = ("NHWC", "HWIO", "NHWC")
+TRANSFORMER = get_workload("transformer")
+# Variants that only change the transformer's attention (other workloads: unavailable).
+ATTENTION_VARIANTS: tuple[str, ...] = ("plain_attention",)
 MATMUL_PRECISION = "highest"
 CUDA_PLUGIN_DISTRIBUTIONS = ("jax-cuda13-plugin", "jax-cuda12-plugin")
 _WHILE_LOOP = re.compile(r"\bwhile\(")  # an HLO while instruction in Compiled.as_text()
@@ -220,6 +229,68 @@ def lstm(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Arr
     return dense(params, "classifier", dropout(pooled, key))
 
 
+def layer_norm(params: Params, name: str, x: Array) -> Array:
+    """Layer norm over the last axis with the canonical epsilon (1e-5)."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    centred = x - mean
+    variance = jnp.mean(jnp.square(centred), axis=-1, keepdims=True)
+    return centred * lax.rsqrt(variance + LAYER_NORM_EPSILON) * params[f"{name}.gamma"] + params[f"{name}.beta"]
+
+
+def gelu(x: Array) -> Array:
+    """Exact (erf) GELU. ``jax.nn.gelu`` defaults to the tanh approximation: ``approximate=False`` is needed."""
+    import jax
+
+    return jax.nn.gelu(x, approximate=False)
+
+
+def fused_attention(q: Array, k: Array, v: Array, keep: Array) -> Array:
+    """``jax.nn.dot_product_attention`` on ``[N, T, heads, head_dim]`` with the boolean key-padding mask
+    ``[N, 1, 1, T]`` (True = attend); its default scale is 1/sqrt(head_dim)."""
+    import jax
+
+    return jax.nn.dot_product_attention(q, k, v, mask=keep)
+
+
+def plain_attention(q: Array, k: Array, v: Array, keep: Array) -> Array:
+    """Einsum, masked softmax over the keys, einsum; the same ``[N, T, heads, head_dim]`` layout."""
+    import jax
+    import jax.numpy as jnp
+
+    scores = jnp.einsum("nthd,nshd->nhts", q, k) / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))
+    probs = jax.nn.softmax(jnp.where(keep, scores, MASK_VALUE), axis=-1)
+    return jnp.einsum("nhts,nshd->nthd", probs, v)
+
+
+def transformer(params: Params, inputs: Inputs, fused: bool) -> Array:
+    """Token + learned position embeddings, pre-LN encoder layers, final layer norm, mean over the valid
+    tokens, classifier (workloads.md). The attention function is looked up when JAX traces, so that tests
+    can substitute deliberately wrong ones."""
+    import jax.numpy as jnp
+
+    extra = TRANSFORMER.extra
+    heads, layers = extra["heads"], extra["layers"]
+    tokens, mask = inputs
+    n, steps = tokens.shape
+    h = jnp.take(params["embedding.table"], tokens, axis=0) + params["position.table"][:steps]
+    keep = (mask > 0)[:, None, None, :]
+    for i in range(layers):
+        prefix = f"layer{i}"
+        a = layer_norm(params, f"{prefix}.ln1", h)
+        q, k, v = (dense(params, f"{prefix}.attn.{part}", a).reshape(n, steps, heads, -1)
+                   for part in ("query", "key", "value"))
+        context = (fused_attention if fused else plain_attention)(q, k, v, keep)
+        h = h + dense(params, f"{prefix}.attn.output", context.reshape(n, steps, -1))
+        hidden = gelu(dense(params, f"{prefix}.ff1", layer_norm(params, f"{prefix}.ln2", h)))
+        h = h + dense(params, f"{prefix}.ff2", hidden)
+    final = layer_norm(params, "final_ln", h)
+    pooled = jnp.sum(final * mask[:, :, None], axis=1) / jnp.sum(mask, axis=1, keepdims=True)
+    return dense(params, "classifier", pooled)
+
+
 # ----------------------------------------------------------------------------------------------------
 # The (workload, phase) table.
 # ----------------------------------------------------------------------------------------------------
@@ -252,9 +323,21 @@ def _pretrain_network(level: int) -> Network:
     return Network(output, objective, uses_dropout=False)
 
 
-def network_for(workload: str, phase: str) -> Network:
-    """The network of ``workload``/``phase``; CaseUnavailable for a workload this adapter does not know
-    (a plugin may add workloads that only some adapters implement)."""
+def _transformer_network(fused: bool) -> Network:
+    def output(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+        return transformer(params, inputs, fused)
+
+    return Network(output, _classifier_objective(output), uses_dropout=False)
+
+
+def network_for(workload: str, phase: str, variant: str) -> Network:
+    """The network of ``workload``/``phase`` in ``variant``; CaseUnavailable for a workload this adapter does
+    not know (a plugin may add workloads that only some adapters implement), and for an attention variant
+    on a workload without attention."""
+    if workload == "transformer":
+        return _transformer_network(fused=variant not in ATTENTION_VARIANTS)
+    if variant in ATTENTION_VARIANTS:
+        raise CaseUnavailable(f"variant {variant!r} changes only the transformer's attention; {workload} has none")
     classifiers = {"lenet": (lenet, False), "alexnet": (alexnet, True), "lstm": (lstm, True)}
     if workload in classifiers:
         fn, uses_dropout = classifiers[workload]
@@ -267,7 +350,8 @@ def network_for(workload: str, phase: str) -> Network:
     raise CaseUnavailable(f"the JAX adapter does not implement workload {workload!r} phase {phase!r}")
 
 
-POOLS: dict[str, PoolFn] = {"jit": max_pool_reshape_2x2, "jit_reduce_window": max_pool_window_2x2}
+POOLS: dict[str, PoolFn] = {"jit": max_pool_reshape_2x2, "jit_reduce_window": max_pool_window_2x2,
+                            "plain_attention": max_pool_reshape_2x2}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -479,11 +563,14 @@ class JaxAdapter(Adapter):
     display_name: ClassVar[str] = "JAX"
     module: ClassVar[str] = "jax"
     distributions: ClassVar[tuple[str, ...]] = ("jax",)
-    variants: ClassVar[tuple[str, ...]] = ("jit", "jit_reduce_window")
+    variants: ClassVar[tuple[str, ...]] = ("jit", "jit_reduce_window", "plain_attention")
     default_variant: ClassVar[str] = "jit"
     variant_help: ClassVar[dict[str, str]] = {
-        "jit": "jax.jit, ahead-of-time compiled; non-overlapping 2x2 max pools as reshape + max",
+        "jit": "jax.jit, ahead-of-time compiled; non-overlapping 2x2 max pools as reshape + max; "
+               "transformer attention by jax.nn.dot_product_attention",
         "jit_reduce_window": "jax.jit, ahead-of-time compiled; every max pool via lax.reduce_window",
+        "plain_attention": "transformer only: jax.jit, attention as einsum, masked softmax, einsum "
+                           "instead of jax.nn.dot_product_attention",
     }
 
     def supports_gpu_build(self) -> bool:
@@ -548,7 +635,7 @@ class JaxAdapter(Adapter):
     def _build(self, request: BuildRequest) -> BuiltCase:
         import jax
 
-        network = network_for(request.workload.name, request.phase)
+        network = network_for(request.workload.name, request.phase, request.variant)
         platform = request.device
         try:
             device = jax.devices(platform)[0]

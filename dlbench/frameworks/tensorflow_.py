@@ -44,7 +44,8 @@ from dlbench.frameworks.base import (
     Evaluation,
     RuntimeInfo,
 )
-from dlbench.workloads import DROPOUT_RATE, PASSES, Batch, check_pass, pretrain_level
+from dlbench.workloads import DROPOUT_RATE, PASSES, Batch, check_pass, get_workload, pretrain_level
+from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 
 # TensorFlow objects are typed as Any: the module must not import tensorflow, and its stubs add nothing.
 Tensor = Any
@@ -332,11 +333,75 @@ class _Lstm(_Network):
         return self.dense(self.dropout(pooled, training), "classifier")
 
 
+def gelu(tf: ModuleType, x: Tensor) -> Tensor:
+    """Exact (erf) GELU; ``tf.nn.gelu``'s default is already ``approximate=False``, said explicitly."""
+    return tf.nn.gelu(x, approximate=False)
+
+
+def plain_attention(tf: ModuleType, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+    """``[N, heads, T, head_dim]`` projections: matmul, additive key-padding bias, softmax over the keys,
+    matmul. TensorFlow has no fused attention op of its own; this is what ``tf.nn`` users write."""
+    scale = 1.0 / float(np.sqrt(int(q.shape[-1])))
+    scores = tf.matmul(q, k, transpose_b=True) * scale + bias
+    return tf.matmul(tf.nn.softmax(scores, axis=-1), v)
+
+
+class _Transformer(_Network):
+    """Pre-LN encoder classifier. The residual stream is kept as ``[N*T, D]`` so that every projection is
+    one 2-D MatMul + BiasAdd (what Grappler fuses); it is viewed as ``[N, heads, T, head_dim]`` only for
+    the attention. The key-padding mask is an additive bias of -1e9 on padded keys. The embedding gradient
+    is TF's ``IndexedSlices``, as for the LSTM."""
+
+    def used_params(self, phase: str) -> tuple[str, ...]:
+        return tuple(p.name for p in get_workload("transformer").params)
+
+    def feed_arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:
+        if batch.mask is None:
+            raise DlbenchError("the transformer workload needs a batch with sequence lengths")
+        return batch.x, batch.mask, batch.y
+
+    def layer_norm(self, x: Tensor, name: str) -> Tensor:
+        tf, v = self.tf, self.variables
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        return tf.nn.batch_normalization(x, mean, variance, v[f"{name}.beta"], v[f"{name}.gamma"],
+                                         LAYER_NORM_EPSILON)
+
+    def attention(self, x: Tensor, prefix: str, n: int, steps: int, bias: Tensor) -> Tensor:
+        tf = self.tf
+        heads = get_workload("transformer").extra["heads"]
+
+        def split(t: Tensor) -> Tensor:
+            return tf.transpose(tf.reshape(t, [n, steps, heads, -1]), [0, 2, 1, 3])
+
+        q, k, val = (split(self.dense(x, f"{prefix}.attn.{part}")) for part in ("query", "key", "value"))
+        context = plain_attention(tf, q, k, val, bias)
+        return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [n * steps, -1])
+
+    def forward(self, feeds: Feeds, training: bool) -> Tensor:
+        tf, v = self.tf, self.variables
+        tokens, mask = feeds[0], feeds[1]
+        n, steps = tokens.shape
+        extra = get_workload("transformer").extra
+        embedded = tf.nn.embedding_lookup(v["embedding.table"], tokens) + v["position.table"][:steps]
+        h = tf.reshape(embedded, [n * steps, -1])
+        bias = ((1.0 - mask) * MASK_VALUE)[:, None, None, :]
+        for i in range(extra["layers"]):
+            prefix = f"layer{i}"
+            h = h + self.dense(self.attention(self.layer_norm(h, f"{prefix}.ln1"), prefix, n, steps, bias),
+                               f"{prefix}.attn.output")
+            hidden = gelu(tf, self.dense(self.layer_norm(h, f"{prefix}.ln2"), f"{prefix}.ff1"))
+            h = h + self.dense(hidden, f"{prefix}.ff2")
+        final = tf.reshape(self.layer_norm(h, "final_ln"), [n, steps, -1])
+        pooled = tf.reduce_sum(final * mask[:, :, None], axis=1) / tf.reduce_sum(mask, axis=1, keepdims=True)
+        return self.dense(pooled, "classifier")
+
+
 _NETWORKS: dict[str, type[_Network]] = {
     "lenet": _LeNet,
     "alexnet": _AlexNet,
     "autoencoder": _Autoencoder,
     "lstm": _Lstm,
+    "transformer": _Transformer,
 }
 
 

@@ -40,11 +40,14 @@ from dlbench.frameworks.base import (
     RuntimeInfo,
 )
 from dlbench.workloads import AUTOENCODER_SIZES, DROPOUT_RATE, Batch, Workload, check_pass, pretrain_level
+from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
+# Variants that only change the transformer's attention (other workloads: unavailable).
+ATTENTION_VARIANTS: tuple[str, ...] = ("plain_attention",)
 # The one place where dlbench's device names meet PyTorch's.
 TORCH_DEVICES: dict[str, str] = {"cpu": "cpu", "gpu": "cuda"}
 
@@ -139,7 +142,8 @@ class _Inputs:
 
     x: torch.Tensor  # NCHW images (in the variant's memory format), [N, 784] features or [N, T] int64 tokens
     labels: torch.Tensor  # int64 [N]
-    mask: torch.Tensor | None = None  # float32 [N, T, 1], LSTM only: 1 on the valid steps
+    mask: torch.Tensor | None = None  # float32 [N, T, 1], sequence workloads: 1 on the valid steps
+    keep: torch.Tensor | None = None  # bool [N, 1, 1, T], sequence workloads: True on the keys to attend to
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class _Options:
     phase: str
     dropout: bool  # dropout active in the gradient pass (False for verification)
     flatten_hwc: bool  # flatten feature maps by permuting to N,H,W,C (free in channels_last)
+    fused_attention: bool = True  # the transformer's attention: F.scaled_dot_product_attention, else plain
 
 
 # (inputs, training) -> output, and (inputs, training) -> (output, loss)
@@ -338,11 +343,104 @@ def _lstm(workload: Workload, opts: _Options) -> _Net:
     return _Net(layers, bindings, forward, _with_cross_entropy(forward), flops_visible=False)
 
 
+def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` on ``[N, heads, T, head_dim]`` with the boolean key-padding mask
+    (True = attend); its default scale is 1/sqrt(head_dim). PyTorch picks its fused kernel (on CPU a
+    flash-attention kernel that never materialises the T x T probabilities)."""
+    import torch.nn.functional as F
+
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+
+
+def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Matmul, masked softmax over the keys, matmul: attention as written in the textbooks."""
+    import torch
+
+    scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+    scores = scores.masked_fill(~keep, MASK_VALUE)
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """Exact (erf) GELU: ``approximate="none"`` is PyTorch's default."""
+    import torch.nn.functional as F
+
+    return F.gelu(x)
+
+
+def _attend(fused: bool, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Looks the attention function up at call time (tests replace it with deliberately wrong ones)."""
+    return fused_attention(q, k, v, keep) if fused else plain_attention(q, k, v, keep)
+
+
+def _transformer(workload: Workload, opts: _Options) -> _Net:
+    """Pre-LN encoder layers as ``nn.Linear``/``nn.LayerNorm`` modules (separate Q, K, V projections, as in
+    Hugging Face's BERT), the learned positions as a parameter added to the token embedding, and the
+    attention of the variant. ``nn.LayerNorm``'s default epsilon is the canonical 1e-5."""
+    from torch import nn
+
+    extra = workload.extra
+    vocab, width, heads, ff = extra["vocab"], extra["embed_dim"], extra["heads"], extra["ff"]
+    embedding = nn.Embedding(vocab, width)
+    position = nn.Embedding(extra["maxlen"], width)
+    block_list = [
+        nn.ModuleDict({
+            "ln1": nn.LayerNorm(width, eps=LAYER_NORM_EPSILON),
+            "query": nn.Linear(width, width), "key": nn.Linear(width, width), "value": nn.Linear(width, width),
+            "output": nn.Linear(width, width),
+            "ln2": nn.LayerNorm(width, eps=LAYER_NORM_EPSILON),
+            "ff1": nn.Linear(width, ff), "ff2": nn.Linear(ff, width),
+        })
+        for _ in range(extra["layers"])
+    ]
+    blocks = nn.ModuleList(block_list)
+    final_ln = nn.LayerNorm(width, eps=LAYER_NORM_EPSILON)
+    classifier = nn.Linear(width, workload.num_classes)
+    fused = opts.fused_attention
+
+    def forward(inputs: _Inputs, training: bool) -> torch.Tensor:
+        tokens, mask, keep = inputs.x, inputs.mask, inputs.keep
+        assert mask is not None and keep is not None
+        n, steps = tokens.shape
+        h = embedding(tokens) + position.weight[:steps]
+
+        def split(x: torch.Tensor) -> torch.Tensor:  # [N, T, D] -> [N, heads, T, D / heads]
+            return x.view(n, steps, heads, -1).transpose(1, 2)
+
+        for block in block_list:
+            a = block["ln1"](h)
+            context = _attend(fused, split(block["query"](a)), split(block["key"](a)), split(block["value"](a)),
+                              keep)
+            h = h + block["output"](context.transpose(1, 2).reshape(n, steps, width))
+            h = h + block["ff2"](gelu(block["ff1"](block["ln2"](h))))
+        pooled = (final_ln(h) * mask).sum(1) / mask.sum(1)
+        return classifier(pooled)
+
+    layers = nn.ModuleDict({"embedding": embedding, "position": position, "blocks": blocks,
+                            "final_ln": final_ln, "classifier": classifier})
+    bindings = [_Binding("embedding.table", "embedding.weight"), _Binding("position.table", "position.weight")]
+    for i in range(extra["layers"]):
+        path = f"blocks.{i}"
+        for ln in ("ln1", "ln2"):
+            bindings += [_Binding(f"layer{i}.{ln}.gamma", f"{path}.{ln}.weight"),
+                         _Binding(f"layer{i}.{ln}.beta", f"{path}.{ln}.bias")]
+        for part in ("query", "key", "value", "output"):
+            bindings += _dense_bindings(f"layer{i}.attn.{part}", f"{path}.{part}")
+        for dense in ("ff1", "ff2"):
+            bindings += _dense_bindings(f"layer{i}.{dense}", f"{path}.{dense}")
+    bindings += [_Binding("final_ln.gamma", "final_ln.weight"), _Binding("final_ln.beta", "final_ln.bias"),
+                 *_dense_bindings("classifier")]
+    # FlopCounterMode counts the matmuls of the plain attention; the CPU flash kernel of SDPA is not in
+    # its table, so the fused variant's count would miss the attention products: withheld.
+    return _Net(layers, tuple(bindings), forward, _with_cross_entropy(forward), flops_visible=not fused)
+
+
 BUILDERS: dict[str, Callable[[Workload, _Options], _Net]] = {
     "lenet": _lenet,
     "alexnet": _alexnet,
     "autoencoder": _autoencoder,
     "lstm": _lstm,
+    "transformer": _transformer,
 }
 
 
@@ -392,8 +490,9 @@ def _to_inputs(batch: Batch, device: torch.device, memory_format: torch.memory_f
     x = np.asarray(batch.x)
     if batch.mask is not None:
         tokens = torch.tensor(x, dtype=torch.int64, device=device)
-        mask = torch.tensor(batch.mask, dtype=torch.float32, device=device).unsqueeze(-1)
-        return _Inputs(tokens, labels, mask)
+        mask = torch.tensor(batch.mask, dtype=torch.float32, device=device)
+        keep = (mask > 0)[:, None, None, :]
+        return _Inputs(tokens, labels, mask.unsqueeze(-1), keep)
     tensor = torch.tensor(x, dtype=torch.float32, device=device)
     if tensor.dim() == 4:
         tensor = tensor.permute(0, 3, 1, 2).clone(memory_format=memory_format)
@@ -557,12 +656,15 @@ class TorchAdapter(Adapter):
     display_name = "PyTorch"
     module = "torch"
     distributions = ("torch",)
-    variants = ("channels_last", "eager", "compile")
+    variants = ("channels_last", "eager", "compile", "plain_attention")
     default_variant = "channels_last"
     variant_help = {
-        "channels_last": "eager PyTorch, conv nets in channels_last memory format (fast oneDNN path on CPU)",
+        "channels_last": "eager PyTorch, conv nets in channels_last memory format (fast oneDNN path on CPU); "
+                         "transformer attention by F.scaled_dot_product_attention",
         "eager": "eager PyTorch, plain contiguous NCHW tensors",
         "compile": "channels_last model under torch.compile (inductor); compilation is in the first call",
+        "plain_attention": "transformer only: eager, attention as matmul, masked softmax, matmul "
+                           "instead of F.scaled_dot_product_attention",
     }
 
     def supports_gpu_build(self) -> bool:
@@ -623,7 +725,11 @@ class TorchAdapter(Adapter):
             raise CaseUnavailable("torch.compile on GPU needs triton, which is not installed")
         phase = workload.phase(request.phase)
 
-        opts = _Options(phase=request.phase, dropout=request.dropout, flatten_hwc=variant != "eager")
+        if variant in ATTENTION_VARIANTS and workload.name != "transformer":
+            raise CaseUnavailable(f"variant {variant!r} changes only the transformer's attention; "
+                                  f"{workload.name} has none")
+        opts = _Options(phase=request.phase, dropout=request.dropout, flatten_hwc=variant != "eager",
+                        fused_attention=variant not in ATTENTION_VARIANTS)
         device = torch.device(TORCH_DEVICES[request.device])
         # Built on the meta device and allocated uninitialised on the target: PyTorch's own random
         # initialisation (slow for AlexNet's 62M weights) would be overwritten by the canonical weights anyway.
