@@ -52,7 +52,7 @@ Tensor = Any
 Variable = Any
 Feeds = tuple[Tensor, ...]
 
-VARIANTS: tuple[str, ...] = ("function", "xla", "eager")
+VARIANTS: tuple[str, ...] = ("function", "xla", "eager", "keras_attention")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -185,6 +185,7 @@ class _Network:
             )
             for name in phase.reads
         }
+        self.shapes: dict[str, tuple[int, ...]] = {name: request.workload.param(name).shape for name in phase.reads}
 
     def feed_arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:
         """The batch arrays the network consumes, labels last."""
@@ -366,6 +367,45 @@ class _Transformer(_Network):
         return tf.nn.batch_normalization(x, mean, variance, v[f"{name}.beta"], v[f"{name}.gamma"],
                                          LAYER_NORM_EPSILON)
 
+    def __init__(self, tf: ModuleType, request: BuildRequest) -> None:
+        super().__init__(tf, request)
+        self.keras_attention: dict[str, Any] = {}
+        if request.variant == "keras_attention":
+            self._use_keras_attention(request)
+
+    def _use_keras_attention(self, request: BuildRequest) -> None:
+        """One ``keras.layers.MultiHeadAttention`` per layer, its Q, K, V, O variables loaded from the
+        canonical ones: its ``EinsumDense`` kernels ``[256, 4, 64]`` and ``[4, 64, 256]`` are the canonical
+        ``[256, 256]`` kernels reshaped (heads are consecutive blocks of 64 columns), and the gradients
+        reshape back the same way. The tf.Variables it reads replace ours in ``variables``, so that the
+        tape and the parameter count see them."""
+        import keras  # noqa: PLC0415  (only in the worker, only for this variant)
+
+        extra = request.workload.extra
+        width, heads = extra["embed_dim"], extra["heads"]
+        n, steps = request.batch.x.shape
+        for i in range(extra["layers"]):
+            mha = keras.layers.MultiHeadAttention(num_heads=heads, key_dim=width // heads, name=f"layer{i}_mha")
+            mha.build(query_shape=(n, steps, width), value_shape=(n, steps, width))
+            for part, layer in (("query", mha.query_dense), ("key", mha.key_dense), ("value", mha.value_dense),
+                                ("output", mha.output_dense)):
+                for kind in ("kernel", "bias"):
+                    variable = getattr(layer, kind)
+                    name = f"layer{i}.attn.{part}.{kind}"
+                    variable.assign(np.reshape(np.asarray(request.weights[name], np.float32), variable.shape))
+                    self.variables[name] = variable.value
+            self.keras_attention[f"layer{i}"] = mha
+
+    def attention_block(self, x: Tensor, prefix: str, n: int, steps: int, mask: Tensor, bias: Tensor) -> Tensor:
+        """Projections, attention and output projection of one layer on the ``[N*T, D]`` stream."""
+        tf = self.tf
+        mha = self.keras_attention.get(prefix)
+        if mha is not None:
+            x3 = tf.reshape(x, [n, steps, -1])
+            keep = tf.broadcast_to((mask > 0)[:, None, :], [n, steps, steps])  # [N, queries, keys]
+            return tf.reshape(mha(x3, x3, attention_mask=keep), [n * steps, -1])
+        return self.dense(self.attention(x, prefix, n, steps, bias), f"{prefix}.attn.output")
+
     def attention(self, x: Tensor, prefix: str, n: int, steps: int, bias: Tensor) -> Tensor:
         tf = self.tf
         heads = get_workload("transformer").extra["heads"]
@@ -387,8 +427,7 @@ class _Transformer(_Network):
         bias = ((1.0 - mask) * MASK_VALUE)[:, None, None, :]
         for i in range(extra["layers"]):
             prefix = f"layer{i}"
-            h = h + self.dense(self.attention(self.layer_norm(h, f"{prefix}.ln1"), prefix, n, steps, bias),
-                               f"{prefix}.attn.output")
+            h = h + self.attention_block(self.layer_norm(h, f"{prefix}.ln1"), prefix, n, steps, mask, bias)
             hidden = gelu(tf, self.dense(self.layer_norm(h, f"{prefix}.ln2"), f"{prefix}.ff1"))
             h = h + self.dense(hidden, f"{prefix}.ff2")
         final = tf.reshape(self.layer_norm(h, "final_ln"), [n, steps, -1])
@@ -506,7 +545,8 @@ class TensorFlowCase(BuiltCase):
         return Evaluation(
             output=np.asarray(output.numpy()),
             loss=float(loss.numpy()),
-            gradients={name: np.asarray(g.numpy()) for name, g in zip(names, grads, strict=True)},
+            gradients={name: np.asarray(g.numpy()).reshape(self._net.shapes[name])
+                       for name, g in zip(names, grads, strict=True)},
         )
 
     def reset_peak_memory(self) -> None:
@@ -575,6 +615,8 @@ class TensorFlowAdapter(Adapter):
         "function": "tf.function graphs (Grappler, oneDNN fusions): how TF 2 is normally run",
         "xla": "tf.function(jit_compile=True): XLA-compiled graphs",
         "eager": "op-by-op eager execution, no tf.function",
+        "keras_attention": "transformer only: tf.function with keras.layers.MultiHeadAttention for the "
+                           "attention instead of plain tf ops",
     }
 
     def __init__(self) -> None:
@@ -623,6 +665,9 @@ class TensorFlowAdapter(Adapter):
             raise RuntimeError("TensorFlowAdapter.initialize() must run before build()")
         if request.device != runtime.device:
             raise RuntimeError(f"worker initialised for {runtime.device}, case asks for {request.device}")
+        if request.variant == "keras_attention" and request.workload.name != "transformer":
+            raise CaseUnavailable(f"variant 'keras_attention' changes only the transformer's attention; "
+                                  f"{request.workload.name} has none")
         network_type = _NETWORKS.get(request.workload.name)
         if network_type is None:
             raise CaseUnavailable(f"no TensorFlow implementation of workload {request.workload.name!r}")

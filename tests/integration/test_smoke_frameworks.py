@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 FRAMEWORKS = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
 EXPECTED = {("lenet", ""), ("alexnet", ""), ("autoencoder", "pretrain1"), ("autoencoder", "pretrain2"),
-            ("autoencoder", "pretrain3"), ("autoencoder", "finetune"), ("lstm", "")}
+            ("autoencoder", "pretrain3"), ("autoencoder", "finetune"), ("lstm", ""), ("transformer", "")}
 
 
 @pytest.mark.parametrize("framework", list(FRAMEWORKS))

@@ -12,7 +12,7 @@ BASE = {"workloads": ["lenet"], "devices": {"cpu": {"threads": [1], "batch_sizes
 
 def test_shipped_suites_are_valid() -> None:
     names = available_suites()
-    for required in ("smoke", "lenet", "alexnet", "autoencoder", "lstm", "paper", "default"):
+    for required in ("smoke", "lenet", "alexnet", "autoencoder", "lstm", "transformer", "paper", "default"):
         assert required in names
     for name in names:
         load_suite(name)
@@ -24,10 +24,10 @@ def test_smoke_expands_to_every_workload_phase_and_pass() -> None:
     cases = expand(suite, {"fake": ("default",)})
     labels = {(c.workload_label, c.pass_) for c in cases}
     expected = {"lenet", "alexnet", "autoencoder/pretrain1", "autoencoder/pretrain2", "autoencoder/pretrain3",
-                "autoencoder/finetune", "lstm"}
+                "autoencoder/finetune", "lstm", "transformer"}
     assert labels == {(w, p) for w in expected for p in ("forward", "gradient")}
     assert all(c.threads == 1 and c.device == "cpu" for c in cases)
-    assert len(cases) == len({c.key for c in cases}) == 14
+    assert len(cases) == len({c.key for c in cases}) == 16
 
 
 def test_paper_threads_are_limited_to_the_cores_present() -> None:
