@@ -99,5 +99,7 @@ def make_plan(suite_name: str, overrides: Overrides, fleet: bool = False) -> Pla
     frameworks = resolve_variants(adapters, overrides.variants, dict(suite.variants))
     if not frameworks:
         raise SuiteError("no framework offers the requested variants")
-    cases = expand(suite, frameworks)
+    by_name = {a.name: a for a in adapters}
+    # a variant made for one workload (e.g. an attention implementation) is not run on the others
+    cases = [c for c in expand(suite, frameworks) if by_name[c.framework].applies(c.variant, c.workload)]
     return Plan(suite=suite, frameworks=frameworks, cases=cases)

@@ -153,6 +153,14 @@ class Adapter(ABC):
     variant_help: ClassVar[dict[str, str]] = {}
     precisions: ClassVar[tuple[str, ...]] = ("float32",)  # what the adapter implements; others: unavailable
     hidden: ClassVar[bool] = False  # hidden adapters (the fake) are only run when named explicitly
+    # Variants that exist for some workloads only (an attention implementation: the transformer). On any
+    # other workload such a variant is unavailable, and plans leave those cases out.
+    variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def applies(self, variant: str, workload: str) -> bool:
+        """Whether ``variant`` means anything for ``workload`` (see :attr:`variant_workloads`)."""
+        only = self.variant_workloads.get(variant)
+        return only is None or workload in only
 
     # ----- cheap queries, run in the parent process (no framework import) -----
     def is_installed(self) -> bool:
@@ -208,6 +216,9 @@ class Adapter(ABC):
                              f"variants: {', '.join(self.variants)}")
         check_device(request.device)
         request.workload.phase(request.phase)  # SuiteError for an unknown phase
+        if not self.applies(request.variant, request.workload.name):
+            raise CaseUnavailable(f"the {self.display_name} variant {request.variant!r} applies to "
+                                  f"{', '.join(self.variant_workloads[request.variant])} only")
         if request.precision not in self.precisions:
             raise CaseUnavailable(f"the {self.display_name} adapter runs {', '.join(self.precisions)} only, "
                                   f"not {request.precision}")

@@ -332,12 +332,9 @@ def _transformer_network(fused: bool) -> Network:
 
 def network_for(workload: str, phase: str, variant: str) -> Network:
     """The network of ``workload``/``phase`` in ``variant``; CaseUnavailable for a workload this adapter does
-    not know (a plugin may add workloads that only some adapters implement), and for an attention variant
-    on a workload without attention."""
+    not know (a plugin may add workloads that only some adapters implement)."""
     if workload == "transformer":
         return _transformer_network(fused=variant not in ATTENTION_VARIANTS)
-    if variant in ATTENTION_VARIANTS:
-        raise CaseUnavailable(f"variant {variant!r} changes only the transformer's attention; {workload} has none")
     classifiers = {"lenet": (lenet, False), "alexnet": (alexnet, True), "lstm": (lstm, True)}
     if workload in classifiers:
         fn, uses_dropout = classifiers[workload]
@@ -565,6 +562,7 @@ class JaxAdapter(Adapter):
     distributions: ClassVar[tuple[str, ...]] = ("jax",)
     variants: ClassVar[tuple[str, ...]] = ("jit", "jit_reduce_window", "plain_attention")
     default_variant: ClassVar[str] = "jit"
+    variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {v: ("transformer",) for v in ATTENTION_VARIANTS}
     variant_help: ClassVar[dict[str, str]] = {
         "jit": "jax.jit, ahead-of-time compiled; non-overlapping 2x2 max pools as reshape + max; "
                "transformer attention by jax.nn.dot_product_attention",

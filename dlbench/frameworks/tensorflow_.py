@@ -611,6 +611,7 @@ class TensorFlowAdapter(Adapter):
     )
     variants: ClassVar[tuple[str, ...]] = VARIANTS
     default_variant: ClassVar[str] = "function"
+    variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {"keras_attention": ("transformer",)}
     variant_help: ClassVar[dict[str, str]] = {
         "function": "tf.function graphs (Grappler, oneDNN fusions): how TF 2 is normally run",
         "xla": "tf.function(jit_compile=True): XLA-compiled graphs",
@@ -665,9 +666,6 @@ class TensorFlowAdapter(Adapter):
             raise RuntimeError("TensorFlowAdapter.initialize() must run before build()")
         if request.device != runtime.device:
             raise RuntimeError(f"worker initialised for {runtime.device}, case asks for {request.device}")
-        if request.variant == "keras_attention" and request.workload.name != "transformer":
-            raise CaseUnavailable(f"variant 'keras_attention' changes only the transformer's attention; "
-                                  f"{request.workload.name} has none")
         network_type = _NETWORKS.get(request.workload.name)
         if network_type is None:
             raise CaseUnavailable(f"no TensorFlow implementation of workload {request.workload.name!r}")

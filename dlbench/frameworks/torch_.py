@@ -658,6 +658,7 @@ class TorchAdapter(Adapter):
     distributions = ("torch",)
     variants = ("channels_last", "eager", "compile", "plain_attention")
     default_variant = "channels_last"
+    variant_workloads = {v: ("transformer",) for v in ATTENTION_VARIANTS}
     variant_help = {
         "channels_last": "eager PyTorch, conv nets in channels_last memory format (fast oneDNN path on CPU); "
                          "transformer attention by F.scaled_dot_product_attention",
@@ -725,9 +726,6 @@ class TorchAdapter(Adapter):
             raise CaseUnavailable("torch.compile on GPU needs triton, which is not installed")
         phase = workload.phase(request.phase)
 
-        if variant in ATTENTION_VARIANTS and workload.name != "transformer":
-            raise CaseUnavailable(f"variant {variant!r} changes only the transformer's attention; "
-                                  f"{workload.name} has none")
         opts = _Options(phase=request.phase, dropout=request.dropout, flatten_hwc=variant != "eager",
                         fused_attention=variant not in ATTENTION_VARIANTS)
         device = torch.device(TORCH_DEVICES[request.device])

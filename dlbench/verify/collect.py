@@ -133,6 +133,8 @@ def evaluate_adapter(
         return results
     for variant in variants:
         for target in targets:
+            if not adapter.applies(variant, target.workload):
+                continue  # a variant made for other workloads (e.g. an attention implementation)
             emit(evaluate_case(adapter, target, variant, batch_size, seed, device, info.version, biases))
     return results
 

@@ -8,6 +8,7 @@ All layouts are canonical: NHWC activations, HWIO kernels, ``[in, out]`` dense k
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -286,15 +287,20 @@ def layer_norm_backward(dy: Array, cache: Any, gamma: Array) -> tuple[Array, Arr
     return dx, dgamma, dbeta
 
 
+# Python floats, not NumPy scalars: a np.float64 scalar would promote the float32 calibration run to float64.
+SQRT2 = math.sqrt(2.0)
+SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
 def gelu(x: Array) -> Array:
     """Exact GELU, ``x * Phi(x)`` with the normal CDF through erf (not the tanh approximation)."""
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    return 0.5 * x * (1.0 + erf(x / SQRT2))
 
 
 def gelu_backward(dy: Array, x: Array) -> Array:
     """d/dx x Phi(x) = Phi(x) + x phi(x)."""
-    cdf = 0.5 * (1.0 + erf(x / np.sqrt(2.0)))
-    pdf = np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+    cdf = 0.5 * (1.0 + erf(x / SQRT2))
+    pdf = np.exp(-0.5 * x * x) / SQRT_2PI
     return dy * (cdf + x * pdf)
 
 
@@ -305,7 +311,7 @@ def key_padding_bias(mask: Array) -> Array:
 
 
 def attention_scale(head_dim: int) -> float:
-    return 1.0 / float(np.sqrt(head_dim))
+    return 1.0 / math.sqrt(head_dim)
 
 
 def _split_heads(x: Array, heads: int) -> Array:

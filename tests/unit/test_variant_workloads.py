@@ -1,0 +1,37 @@
+"""Variants made for one workload (the attention implementations of the transformer) are planned, built and
+verified on that workload only; elsewhere they are unavailable, never a duplicate of another variant."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlbench.frameworks.base import BuildRequest, CaseUnavailable
+from dlbench.frameworks.jax_ import JaxAdapter
+from dlbench.frameworks.tensorflow_ import TensorFlowAdapter
+from dlbench.frameworks.torch_ import TorchAdapter
+from dlbench.plan import make_plan
+from dlbench.suite import Overrides
+from dlbench.workloads import get_workload, initial_weights, make_batch
+
+ATTENTION = {TorchAdapter: "plain_attention", JaxAdapter: "plain_attention", TensorFlowAdapter: "keras_attention"}
+
+
+@pytest.mark.parametrize("adapter_type", list(ATTENTION))
+def test_attention_variants_apply_to_the_transformer_only(adapter_type: type) -> None:
+    adapter, variant = adapter_type(), ATTENTION[adapter_type]
+    assert variant in adapter.variants and variant != adapter.default_variant
+    assert adapter.applies(variant, "transformer") and not adapter.applies(variant, "lenet")
+    assert adapter.applies(adapter.default_variant, "lenet")
+    request = BuildRequest(get_workload("lenet"), "", make_batch("lenet", 1), initial_weights("lenet"), variant, "cpu")
+    with pytest.raises(CaseUnavailable, match="applies to transformer only"):
+        adapter.check_request(request)  # before any framework import
+
+
+def test_plans_leave_attention_variants_out_of_other_workloads() -> None:
+    plan = make_plan("smoke", Overrides(frameworks=("torch", "jax", "tensorflow"), variants=("all",),
+                                        devices=("cpu",)))
+    pairs = {(c.framework, c.variant, c.workload) for c in plan.cases}
+    for framework, variant in (("torch", "plain_attention"), ("jax", "plain_attention"),
+                               ("tensorflow", "keras_attention")):
+        assert {w for f, v, w in pairs if (f, v) == (framework, variant)} == {"transformer"}
+    assert ("torch", "eager", "transformer") in pairs and ("torch", "eager", "lenet") in pairs
