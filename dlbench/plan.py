@@ -18,6 +18,10 @@ from dlbench.suite import Overrides, Suite, apply_overrides, expand, load_suite
 
 FLEET_CORES = 1 << 16  # no limit: every node checks the thread counts against its own cores
 
+# Every planned case is stored in run.json, which is rewritten after every case: a plan of a million cases
+# (a suite listing thousands of batch sizes) is a mistake, refused before anything is written.
+MAX_CASES = 20_000
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -102,4 +106,7 @@ def make_plan(suite_name: str, overrides: Overrides, fleet: bool = False) -> Pla
     by_name = {a.name: a for a in adapters}
     # a variant made for one workload (e.g. an attention implementation) is not run on the others
     cases = [c for c in expand(suite, frameworks) if by_name[c.framework].applies(c.variant, c.workload)]
+    if len(cases) > MAX_CASES:
+        raise SuiteError(f"the plan has {len(cases):,} cases, more than the {MAX_CASES:,} one run takes; narrow it "
+                         "(--workload, --threads, --batch-size, --variant) or split the suite")
     return Plan(suite=suite, frameworks=frameworks, cases=cases)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from dlbench.cli import COMMANDS, cli, main
 from dlbench.cli.paths import NonEmptyPath
 from dlbench.errors import DlbenchError
+from dlbench.plan import MAX_CASES
 from dlbench.suite import Suite, load_suite, parse_suite
 from tests.conftest import assert_one_line_error, run_cli
 from tests.regress_fixtures import make_result, make_run, write_run
@@ -190,3 +191,14 @@ def test_deeply_nested_suite_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DlbenchError):
         load_suite(str(path))
     assert tomllib  # the parser of suites is the standard library's
+
+
+def test_a_plan_too_large_to_store_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    sizes = ", ".join(str(n) for n in range(1, MAX_CASES // 2 + 2))
+    suite = tmp_path / "wide.toml"
+    suite.write_text(f'workloads = ["lenet"]\npasses = ["forward", "gradient"]\n'
+                     f"[devices.cpu]\nbatch_sizes = [{sizes}]\n")
+    out = tmp_path / "never"
+    one_line_error(invoke(capsys, "run", "--suite", str(suite), "--framework", "fake", "-o", str(out)),
+                   "more than the 20,000 one run takes")
+    assert not out.exists()
