@@ -30,6 +30,7 @@ from dlbench.runner.protocol import WorkerJob
 from dlbench.runner.schedule import group_cases
 from dlbench.spec import Case, WorkerKey
 from dlbench.store import RUN_FILE, RunRecord, RunStore, load_run
+from dlbench.terminal import plain
 
 COMPLETE = "complete"
 SPREAD_CHUNKS = 2  # spread: work items per node; each costs a worker start, fewer balance worse
@@ -155,7 +156,7 @@ class StoreSink:
             store.flush()
 
     def note(self, text: str) -> None:
-        console.print(f"[yellow]note:[/yellow] {text}")
+        console.print(plain("note: ", "yellow") + plain(text))
 
 
 def run_fleet(stores: dict[str | None, RunStore], template: RunRecord, options: FleetOptions,

@@ -86,6 +86,15 @@ def test_every_console_is_made_by_the_terminal_module() -> None:
     assert make_console(file=io.StringIO())._markup is False  # noqa: SLF001 (the property under test)
 
 
+def test_no_inline_markup_in_the_source() -> None:
+    """Consoles read no markup, so a "[red]...[/red]" in the code would be printed as such: styles are given
+    as Text styles (plain(text, "red"))."""
+    tag = re.compile(r"\[/?(?:bold|dim|italic|red|green|yellow|blue|cyan|magenta)\b[^\]]*\]")
+    offenders = [f"{path.relative_to(ROOT)}:{number}" for path in (ROOT / "dlbench").rglob("*.py")
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if tag.search(line)]
+    assert offenders == []
+
+
 def test_tiny_or_zero_width_never_folds_the_output(monkeypatch: pytest.MonkeyPatch) -> None:
     for columns in ("0", "1", "12"):
         monkeypatch.setenv("COLUMNS", columns)
