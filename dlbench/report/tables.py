@@ -12,7 +12,7 @@ device highlighted; here every time also carries the 95% confidence interval of 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -118,6 +118,28 @@ def _grouped(sub: pd.DataFrame) -> Iterator[tuple[bool, tuple, dict[str, pd.Seri
         previous = key[:GROUP_SIZE]
 
 
+RowFiller = Callable[[tuple, dict[str, pd.Series], list[Cell], dict[str, object]], None]
+
+
+def _setting_rows(sub: pd.DataFrame, many_runs: bool, record_keys: Sequence[str],
+                  fill: RowFiller) -> tuple[tuple[tuple[Cell, ...], ...], pd.DataFrame, frozenset[int]]:
+    """The rows of a per-setting table: the label cells and the CSV record's key columns of each row, with
+    ``fill(key, by_pass, cells, record)`` adding the table's own columns; plus where each group starts."""
+    rows: list[tuple[Cell, ...]] = []
+    data: list[dict[str, object]] = []
+    starts: set[int] = set()
+    for first, key, by_pass in _grouped(sub):
+        if first:
+            starts.add(len(rows))
+        any_row = next(iter(by_pass.values()))
+        cells = key_cells(any_row, many_runs, first)
+        record: dict[str, object] = {k: any_row[k] for k in record_keys}
+        fill(key, by_pass, cells, record)
+        rows.append(tuple(cells))
+        data.append(record)
+    return tuple(rows), pd.DataFrame(data), frozenset(starts)
+
+
 def _best_medians(sub: pd.DataFrame) -> dict[tuple[str, str, str], float]:
     """Fastest median per (run, device, pass): the study bolds the best CPU and the best GPU value."""
     ok = sub[sub["status"] == "ok"]
@@ -134,31 +156,23 @@ def study_table(frame: pd.DataFrame, workload: str, phase: str, choice: BatchCho
     sub = _at_batch(frame, workload, phase, choice)
     passes = passes_in(sub)
     best = _best_medians(sub)
-    rows: list[tuple[Cell, ...]] = []
-    data: list[dict[str, object]] = []
-    starts: set[int] = set()
-    for first, key, by_pass in _grouped(sub):
-        if first:
-            starts.add(len(rows))
-        any_row = next(iter(by_pass.values()))
-        cells = key_cells(any_row, many_runs, first)
-        record: dict[str, object] = {k: any_row[k] for k in ("run", "run_id", "hostname", "workload", "phase",
-                                                              "setting", *ROW_KEYS[1:7], "batch_size")}
+
+    def fill(key: tuple, by_pass: dict[str, pd.Series], cells: list[Cell], record: dict[str, object]) -> None:
         for pass_ in passes:
             cell_row = by_pass.get(pass_)
             is_best = (cell_row is not None and cell_row["status"] == "ok"
                        and cell_row["median_ms"] == best.get((key[0], key[1], pass_)))
             cells.append(_time_cell(cell_row, is_best))
             record.update(_pass_record(pass_, cell_row, is_best))
-        rows.append(tuple(cells))
-        data.append(record)
+
+    rows, data, starts = _setting_rows(sub, many_runs, ("run", "run_id", "hostname", "workload", "phase", "setting",
+                                                        *ROW_KEYS[1:7], "batch_size"), fill)
     label = workload_label(workload, phase)
     header = (("run",) if many_runs else ()) + ("setting", "framework [variant]") + tuple(
         f"{p} ms (95% CI)" for p in passes)
     caption = (f"Median time per batch in milliseconds at {choice.describe()}, with the 95% confidence "
                "interval of the median; the fastest value per run and device is highlighted.")
-    return Table(f"study-{slugify(label)}", f"{label}: time per batch", caption, header, tuple(rows),
-                 pd.DataFrame(data), frozenset(starts))
+    return Table(f"study-{slugify(label)}", f"{label}: time per batch", caption, header, rows, data, starts)
 
 
 def _pass_record(pass_: str, row: pd.Series | None, best: bool) -> dict[str, object]:
@@ -176,16 +190,8 @@ def efficiency_table(frame: pd.DataFrame, workload: str, phase: str, choice: Bat
     """Throughput, achieved GFLOP/s (and its share of the calibrated peak) and memory at one batch size."""
     sub = _at_batch(frame, workload, phase, choice)
     passes = passes_in(sub)
-    rows: list[tuple[Cell, ...]] = []
-    data: list[dict[str, object]] = []
-    starts: set[int] = set()
-    for first, _key, by_pass in _grouped(sub):
-        if first:
-            starts.add(len(rows))
-        any_row = next(iter(by_pass.values()))
-        cells = key_cells(any_row, many_runs, first)
-        record: dict[str, object] = {k: any_row[k] for k in ("run", "workload", "phase", "setting",
-                                                              *ROW_KEYS[1:7], "batch_size")}
+
+    def fill(key: tuple, by_pass: dict[str, pd.Series], cells: list[Cell], record: dict[str, object]) -> None:
         for pass_ in passes:
             row = by_pass.get(pass_)
             ok = row is not None and row["status"] == "ok"
@@ -194,8 +200,9 @@ def efficiency_table(frame: pd.DataFrame, workload: str, phase: str, choice: Bat
             cells += [Cell(fmt_num(values["samples_per_s"], 0)), Cell(fmt_num(values["gflops_per_s"], 2)),
                       Cell(fmt_num(100 * values["peak_fraction"], 1)), Cell(fmt_num(values["memory_mb"], 1))]
             record.update({f"{pass_}_{name}": value for name, value in values.items()})
-        rows.append(tuple(cells))
-        data.append(record)
+
+    rows, data, starts = _setting_rows(sub, many_runs, ("run", "workload", "phase", "setting", *ROW_KEYS[1:7],
+                                                        "batch_size"), fill)
     label = workload_label(workload, phase)
     header = (("run",) if many_runs else ()) + ("setting", "framework [variant]") + tuple(
         f"{p} {col}" for p in passes for col in ("samples/s", "GFLOP/s", "% of peak", "memory MB"))
@@ -205,7 +212,7 @@ def efficiency_table(frame: pd.DataFrame, workload: str, phase: str, choice: Bat
                "Memory: on the CPU the rise of the peak resident set over the worker's baseline, on a GPU "
                "the allocator's peak.")
     return Table(f"efficiency-{slugify(label)}", f"{label}: throughput, GFLOP/s and memory", caption, header,
-                 tuple(rows), pd.DataFrame(data), frozenset(starts))
+                 rows, data, starts)
 
 
 def failures_table(frame: pd.DataFrame) -> Table:

@@ -170,6 +170,24 @@ def _autoencoder(
 # LSTM classifier
 
 
+def _mean_pooled_classifier(
+    pooled_sum: Array, mask: Array, params: Params, batch: Batch, macs: MacCounter, gradients: bool
+) -> tuple[Array, float, Grads, Array | None]:
+    """The sequence models' head: the mean of the states over the valid steps (``pooled_sum`` / their count),
+    the classifier and the cross-entropy. Returns the logits, the loss, the classifier's gradients and the
+    gradient with respect to every valid state (the same for each; None without ``gradients``)."""
+    counts = mask.sum(axis=1, keepdims=True)
+    classifier = Dense("classifier")
+    logits, cache = classifier.forward(pooled_sum / counts, params, macs)
+    loss, dlogits = softmax_cross_entropy(logits, batch.y)
+    grads: Grads = {}
+    if not gradients:
+        return logits, loss, grads, None
+    dpooled = classifier.backward(dlogits, cache, params, grads, need_dx=True)
+    assert dpooled is not None
+    return logits, loss, grads, dpooled / counts
+
+
 def _lstm(params: Params, phase: str, batch: Batch, macs: MacCounter, gradients: bool, ties: bool) -> Outcome:
     """Embedding, one LSTM layer over all steps (gates i, f, g, o, one bias), mean of the hidden states over
     the valid steps, dense classifier. Backpropagation through time by hand. Smooth: no near-ties."""
@@ -203,17 +221,9 @@ def _lstm(params: Params, phase: str, batch: Batch, macs: MacCounter, gradients:
         h = o * tanh_c
         tape.append((i, f, g, o, c_prev, h_prev, tanh_c))
         pooled += mask[:, t, None] * h
-    counts = mask.sum(axis=1, keepdims=True)
-    pooled /= counts
-    classifier = Dense("classifier")
-    logits, cache = classifier.forward(pooled, params, macs)
-    loss, dlogits = softmax_cross_entropy(logits, batch.y)
-    grads: Grads = {}
-    if not gradients:
+    logits, loss, grads, dpooled = _mean_pooled_classifier(pooled, mask, params, batch, macs, gradients)
+    if dpooled is None:
         return logits, loss, grads, None
-    dpooled = classifier.backward(dlogits, cache, params, grads, need_dx=True)
-    assert dpooled is not None
-    dpooled = dpooled / counts
     dz_all = np.zeros_like(z_in)
     grad_rec = np.zeros_like(w_rec)
     dh_next = np.zeros((n, hidden), dtype=dtype)
@@ -317,17 +327,11 @@ def _transformer(
         h, cache = _encoder_layer(h, params, f"layer{i}", bias, heads, macs)
         caches.append(cache)
     final, final_cache = layer_norm(h, params["final_ln.gamma"], params["final_ln.beta"])
-    counts = mask.sum(axis=1, keepdims=True)
-    pooled = (final * mask[:, :, None]).sum(axis=1) / counts
-    classifier = Dense("classifier")
-    logits, cache = classifier.forward(pooled, params, macs)
-    loss, dlogits = softmax_cross_entropy(logits, batch.y)
-    grads: Grads = {}
-    if not gradients:
+    pooled_sum = (final * mask[:, :, None]).sum(axis=1)
+    logits, loss, grads, dpooled = _mean_pooled_classifier(pooled_sum, mask, params, batch, macs, gradients)
+    if dpooled is None:
         return logits, loss, grads, None
-    dpooled = classifier.backward(dlogits, cache, params, grads, need_dx=True)
-    assert dpooled is not None
-    dfinal = (dpooled / counts)[:, None, :] * mask[:, :, None]
+    dfinal = dpooled[:, None, :] * mask[:, :, None]
     dh, grads["final_ln.gamma"], grads["final_ln.beta"] = layer_norm_backward(
         dfinal, final_cache, params["final_ln.gamma"])
     for i in range(layers - 1, -1, -1):
