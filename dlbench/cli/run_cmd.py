@@ -5,6 +5,9 @@ from __future__ import annotations
 import secrets
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -12,6 +15,7 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
+from rich.progress import Progress, TaskID
 
 from dlbench import env as environment
 from dlbench.cli.options import CommaList, flatten
@@ -151,7 +155,8 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
     try:
         if is_fleet_config(store.record.config):
             options = FleetOptions.from_config(store.record.config["executor"], address)
-            status = run_fleet({None: store}, store.record, options, cases, memory, quiet)
+            with FleetProgress.shown(quiet) as progress:
+                status = run_fleet({None: store}, store.record, options, cases, memory, progress)
         else:
             if placement is not None or executor != "local":
                 raise DlbenchError(f"{store.directory} was run by the local executor; resume it without "
@@ -224,6 +229,29 @@ def fit_to_cores(store: RunStore, cases: list[Case], cores: int, skip: bool) -> 
                         "yellow"))
 
 
+@dataclass
+class FleetProgress:
+    """The progress bar and notes of a fleet run (its total is known once the nodes have joined)."""
+
+    bar: Progress
+    task: TaskID
+
+    @classmethod
+    @contextmanager
+    def shown(cls, quiet: bool) -> Iterator[FleetProgress]:
+        with progress_bar(quiet) as bar:
+            yield cls(bar, bar.add_task("fleet run", total=None, last=""))
+
+    def total(self, cases: int) -> None:
+        self.bar.update(self.task, total=cases)
+
+    def result(self, result: CaseResult) -> None:
+        self.bar.update(self.task, advance=1, last=describe(result))
+
+    def note(self, text: str) -> None:
+        console.print(plain("note: ", "yellow") + plain(text))
+
+
 def start_fleet_each_node(directory: Path, record: RunRecord, cases: list[Case], options: FleetOptions,
                           memory_limit: float | None, quiet: bool, make_report: bool) -> None:
     """each-node: one run directory per node under ``directory``, made as the nodes join."""
@@ -232,8 +260,9 @@ def start_fleet_each_node(directory: Path, record: RunRecord, cases: list[Case],
     stores: dict[str | None, RunStore] = {}
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        status = run_fleet(stores, record, options, cases, memory_limit, quiet,
-                           new_node_store=each_node_factory(directory, record))
+        with FleetProgress.shown(quiet) as progress:
+            status = run_fleet(stores, record, options, cases, memory_limit, progress,
+                               new_node_store=each_node_factory(directory, record))
     finally:
         for store in stores.values():
             store.close()
@@ -250,7 +279,8 @@ def finish_fleet_each_node(directory: Path, output: Path | None, address: str | 
     options = FleetOptions.from_config(template.config["executor"], address)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        status = run_fleet(stores, template, options, cases, template.config.get("memory_limit_mb"), quiet)
+        with FleetProgress.shown(quiet) as progress:
+            status = run_fleet(stores, template, options, cases, template.config.get("memory_limit_mb"), progress)
     finally:
         for store in stores.values():
             store.close()

@@ -11,14 +11,11 @@ atomic store as a local run, so a driver killed mid-sweep loses nothing and ``--
 from __future__ import annotations
 
 import copy
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
-from dlbench.console import console, describe, progress_bar
 from dlbench.errors import DlbenchError
 from dlbench.fleet.agent import RESULT, STARTED
 from dlbench.fleet.driver import DEFAULT_MAX_RETRIES, FleetDriver, Started
@@ -30,7 +27,6 @@ from dlbench.runner.protocol import WorkerJob
 from dlbench.runner.schedule import group_cases
 from dlbench.spec import Case, WorkerKey
 from dlbench.store import RUN_FILE, RunRecord, RunStore, load_run
-from dlbench.terminal import plain
 
 COMPLETE = "complete"
 SPREAD_CHUNKS = 2  # spread: work items per node; each costs a worker start, fewer balance worse
@@ -96,10 +92,6 @@ def split(cases: tuple[Case, ...], chunks: int) -> list[tuple[Case, ...]]:
     return [p for p in parts if p]
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def record_node(store: RunStore, node: NodeSpec, description: dict[str, Any]) -> None:
     """Keep the node's own environment (captured there) in ``environment.nodes[label]``."""
     nodes = store.record.environment.setdefault("nodes", {})
@@ -111,13 +103,23 @@ def record_node(store: RunStore, node: NodeSpec, description: dict[str, Any]) ->
     store.flush()
 
 
+class Progress(Protocol):
+    """What the command shows while a fleet runs (the CLI draws it; this module only reports)."""
+
+    def total(self, cases: int) -> None: ...
+
+    def result(self, result: CaseResult) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+
 @dataclass
 class StoreSink:
     """Writes what the fleet produces into the store of the node that produced it (one store for spread)."""
 
     stores: dict[str | None, RunStore]  # node id -> store; key None: the one store of a spread run
+    progress: Progress
     labels: dict[str, NodeSpec] = field(default_factory=dict)
-    on_result: Callable[[CaseResult], None] | None = None
 
     def store_for(self, node_id: str | None) -> RunStore:
         if None in self.stores:
@@ -139,8 +141,7 @@ class StoreSink:
 
     def result(self, node_id: str | None, result: CaseResult) -> None:
         self.store_for(node_id).add(result)
-        if self.on_result is not None:
-            self.on_result(result)
+        self.progress.result(result)
 
     def span(self, node: NodeSpec, event: dict[str, Any]) -> None:
         """Keep when each group held its node: opened when it starts, extended by each result (so a group
@@ -156,11 +157,11 @@ class StoreSink:
             store.flush()
 
     def note(self, text: str) -> None:
-        console.print(plain("note: ", "yellow") + plain(text))
+        self.progress.note(text)
 
 
 def run_fleet(stores: dict[str | None, RunStore], template: RunRecord, options: FleetOptions,
-              cases: Sequence[Case], memory_limit: float | None, quiet: bool, *,
+              cases: Sequence[Case], memory_limit: float | None, progress: Progress, *,
               new_node_store: Callable[[NodeSpec, dict[str, Any]], RunStore] | None = None) -> str:
     """Start the agents and run what is pending; returns complete or interrupted.
 
@@ -170,26 +171,18 @@ def run_fleet(stores: dict[str | None, RunStore], template: RunRecord, options: 
     seed = int(template.config.get("seed", 0))
     driver = FleetDriver(address=options.address, required=options.resources, memory_limit_mb=memory_limit,
                          need_gpu=any(c.device == "gpu" for c in cases), max_retries=options.max_retries)
-    sink = StoreSink(stores)
-    signal.signal(signal.SIGTERM, _terminate)
-    with progress_bar(quiet) as bar:
-        task = bar.add_task("fleet run", total=None, last="")
-
-        def advance(result: CaseResult) -> None:
-            bar.update(task, advance=1, last=describe(result))
-
-        sink.on_result = advance
-        try:
-            agents = driver.start(sink)
-            items = _items(stores, agents, options, cases, measure, seed, new_node_store, sink)
-            bar.update(task, total=sum(len(i.job.cases) for i in items))
-            driver.run(items, sink)
-        except KeyboardInterrupt:
-            for store in stores.values():
-                store.finish(INTERRUPTED)
-            return INTERRUPTED
-        finally:
-            _disconnect()
+    sink = StoreSink(stores, progress)
+    try:
+        agents = driver.start(sink)
+        items = _items(stores, agents, options, cases, measure, seed, new_node_store, sink)
+        progress.total(sum(len(i.job.cases) for i in items))
+        driver.run(items, sink)
+    except KeyboardInterrupt:
+        for store in stores.values():
+            store.finish(INTERRUPTED)
+        return INTERRUPTED
+    finally:
+        _disconnect()
     status = COMPLETE
     for store in stores.values():
         missing = [c for c in cases if c.key not in store.done_keys()]

@@ -41,10 +41,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
 )
 
 # Imports allowed against the layering, (importing unit, imported unit) -> the reason. Each is a debt to pay.
-EXCEPTIONS: Mapping[tuple[str, str], str] = {
-    ("fleet", "console"): "fleet/session.py draws the Ray sweep's progress bar and notes itself; the local run "
-                          "loop takes an on_result callback from the CLI instead, and so should the fleet",
-}
+EXCEPTIONS: Mapping[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
