@@ -19,12 +19,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from dlbench.formatting import MiB
 from dlbench.results import CaseResult, Memory
 from dlbench.stats import Summary
 from dlbench.store import CSV_COLUMNS, RunRecord, result_row
 
 JSON_SCHEMA = "dlbench-export/1"
-MiB = 2**20
 
 
 def timed(record: RunRecord) -> list[tuple[CaseResult, Summary]]:

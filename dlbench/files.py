@@ -18,8 +18,7 @@ import tempfile
 from pathlib import Path
 
 from dlbench.errors import DlbenchError
-
-MiB = 2**20
+from dlbench.formatting import MiB
 
 
 def read_regular_text(path: Path, limit: int, what: str, error: type[DlbenchError] = DlbenchError) -> str:

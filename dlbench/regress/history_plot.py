@@ -13,6 +13,7 @@ import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from dlbench.formatting import fmt_change
 from dlbench.regress.history import CaseHistory
 from dlbench.stats import Summary
 
@@ -35,7 +36,7 @@ def _draw_levels(axes: Axes, case: CaseHistory, xs: list[int], position: dict[in
     for change, point in case.steps():
         x = position[id(point)] - 0.5
         axes.axvline(x, color=UP if change.change > 0 else DOWN, linestyle="--", linewidth=1)
-        axes.annotate(f"{change.change * 100:+.1f}%", (x, 1.0), xycoords=("data", "axes fraction"),
+        axes.annotate(fmt_change(change.change), (x, 1.0), xycoords=("data", "axes fraction"),
                       xytext=(2, -10), textcoords="offset points", fontsize=7)
 
 
