@@ -204,8 +204,11 @@ class Adapter(ABC):
         canonical = request.workload.trainable_params(request.phase)
         if built.trainable_params != canonical:
             label = f"{self.name} {request.workload.name} {request.phase}".strip()
-            built.close()
-            raise ParamCountError(label, built.trainable_params, canonical)
+            error = ParamCountError(label, built.trainable_params, canonical)
+            try:
+                built.close()  # release the model before the next case is built
+            finally:
+                raise error
         return built
 
     def check_request(self, request: BuildRequest) -> None:

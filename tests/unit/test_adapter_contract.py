@@ -127,3 +127,18 @@ def test_every_phase_reads_what_it_trains_plus_its_frozen_inputs() -> None:
     lenet = get_workload("lenet")
     assert set(lenet.phase("").reads) == {p.name for p in lenet.params}
     assert np.sum([lenet.param(n).size for n in lenet.phase("").reads]) == lenet.trainable_params()
+
+
+def test_a_failing_release_does_not_hide_the_wrong_count() -> None:
+    class BrokenClose(MiscountingAdapter):
+        def _build(self, request: BuildRequest) -> BuiltCase:
+            built = super()._build(request)
+
+            def close() -> None:
+                raise RuntimeError("cannot release")
+
+            built.close = close  # type: ignore[method-assign]
+            return built
+
+    with pytest.raises(ParamCountError):
+        BrokenClose(extra=1).build(request())
