@@ -17,6 +17,13 @@ left beyond the budgets once the allowance is subtracted. The LSTM's bias gradie
 sum on some seeds (up to 6.4e-5 of its scale, seed 3) and is covered by its measured float32 allowance, as
 are AlexNet's near-ties (up to 1.5e-2 on one channel, seed 3).
 
+The transformer (seed 0, batch 2 with two padded sequences, random biases, all eleven variants of the three
+frameworks) measured outputs 6.4e-7, losses 3.7e-7, gradients 3.2e-6 against the reference and 5.6e-6 between
+frameworks. Its attention key-bias gradients are exactly zero in exact arithmetic (the softmax over the keys
+ignores a shift that is the same for every key of a query), so what a float32 framework returns there is pure
+rounding (up to 7e-9) at a relative error of 1 against the float64 reference's 1e-17; the reference's float32
+run measures that rounding (2e-8 to 1e-7 allowed) and judges it like any near-cancelling sum.
+
 Two effects are not rounding of that kind; the reference measures them for the input at hand
 (``Reference.allowance``, see :mod:`dlbench.verify.reference` and :mod:`dlbench.verify.ties`) instead of
 loosening these numbers for everyone:
@@ -75,7 +82,8 @@ TOLERANCES: dict[str, Tolerance] = {
         output=1e-5,
         loss=1e-5,
         gradient=3e-5,
-        why="4 pre-LN layers, fan-in <= 1024, softmax over 128 keys: measured <= 2e-6",
+        why="4 pre-LN layers, fan-in <= 1024, softmax over 128 keys: measured <= 3.2e-6 (pairs 5.6e-6); the key-bias "
+            "gradients, zero in exact arithmetic, are float32 rounding and use the allowance",
     ),
 }
 
