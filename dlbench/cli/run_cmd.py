@@ -22,6 +22,7 @@ from dlbench.cli.options import CommaList, flatten
 from dlbench.cli.paths import NonEmptyPath
 from dlbench.console import console, describe, out, progress_bar, summary_table
 from dlbench.errors import DlbenchError
+from dlbench.fleet.driver import connect
 from dlbench.fleet.nodes import EACH_NODE, PLACEMENTS, SPREAD
 from dlbench.fleet.session import (
     FleetOptions,
@@ -142,6 +143,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
                 raise DlbenchError("--calibrate measures this machine; it does not combine with --executor ray")
             options = FleetOptions(address=address or "auto", placement=placement or SPREAD,
                                    resources=dict(plan.suite.resources))
+            connect(options.address)  # before a run directory exists: a wrong address leaves nothing behind
             record.config["executor"] = options.to_config()
         for note in plan.suite.notes:
             console.print(plain("note: ", "yellow") + plain(note))

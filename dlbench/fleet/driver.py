@@ -59,11 +59,14 @@ def check_reachable(address: str) -> None:
 
 
 def connect(address: str) -> None:
+    """Join the cluster as its driver (once per process: the CLI connects before it writes anything)."""
     check_reachable(address)
     try:
         import ray
     except ImportError:
         raise DlbenchError("--executor ray needs Ray: pip install 'dlbench[ray]'") from None
+    if ray.is_initialized():
+        return
     env_vars = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
     try:
         ray.init(address=address, runtime_env={"env_vars": env_vars}, logging_level=logging.ERROR,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from dlbench.fleet.nodes import matching_nodes, node_cores
 from dlbench.fleet.queue import Item, WorkQueue
@@ -12,6 +13,7 @@ from dlbench.fleet.session import split
 from dlbench.runner.protocol import WorkerJob
 from dlbench.spec import Case, WorkerKey
 from dlbench.suite import parse_suite
+from tests.conftest import assert_one_line_error, run_cli
 
 
 def ray_node(node_id: str, host: str, alive: bool = True, **resources: float) -> dict[str, object]:
@@ -99,3 +101,12 @@ def test_a_local_run_imports_nothing_of_ray() -> None:
     code = ("import sys; import dlbench.cli.run_cmd, dlbench.runner.schedule, dlbench.fleet.session; "
             "sys.exit(1 if any(m == 'ray' or m.startswith('ray.') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_ray_options_without_the_ray_executor_are_refused_in_one_line(tmp_path: Path) -> None:
+    proc = run_cli("run", "-s", "smoke", "-f", "fake", "--placement", "each-node", cwd=tmp_path)
+    assert_one_line_error(proc, "need --executor ray")
+    for address in ("no-port", "127.0.0.1:9"):  # malformed; nothing listens (checked before Ray is touched)
+        proc = run_cli("run", "-s", "smoke", "-f", "fake", "--executor", "ray", "--address", address, cwd=tmp_path)
+        assert_one_line_error(proc, "HOST:PORT" if address == "no-port" else "cannot reach the Ray cluster")
+    assert not (tmp_path / "results").exists()  # a bad address leaves no run directory behind
