@@ -7,9 +7,11 @@ batch 8, one process per thread count (pinned with ``sched_setaffinity`` and ``t
 
     python benchmarks/transformer_plain.py [--batch-size 8] [--threads 1,2] [--repeats 15]
 
-Prints the median and the minimum of each pass in ms. Compare the medians with ``dlbench run --suite transformer
---batch-size 8 --variant all``: the goal is the adapters within 10% of this script. On a machine shared with
-other processes every number stretches (the minimum stretches least); say so when quoting them.
+Prints the median and the minimum of each pass in ms, and the process CPU time per iteration. Compare the
+medians with ``dlbench run --suite transformer --batch-size 8 --variant all``: the goal is the adapters within
+10% of this script. On a machine shared with other processes every wall time stretches (the minimum least),
+while a one-thread run's CPU time per iteration stays near a quiet machine's wall time: compare it with
+``median_ms x cpu_per_wall`` of a dlbench row, and say so when quoting either.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 VOCAB, WIDTH, HEADS, FF, LAYERS, SEQ, CLASSES = 10_000, 256, 4, 1024, 4, 128, 2
 
 
-def measure(batch_size: int, threads: int, repeats: int) -> dict[str, tuple[float, float]]:
+def measure(batch_size: int, threads: int, repeats: int) -> dict[str, tuple[float, float, float]]:
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:threads]))
     import torch
     import torch.nn.functional as F
@@ -90,11 +92,13 @@ def measure(batch_size: int, threads: int, repeats: int) -> dict[str, tuple[floa
     for name, fn in (("forward", forward), ("gradient", gradient)):
         fn()
         times = []
+        cpu_start = time.process_time()
         for _ in range(repeats):
             start = time.perf_counter()
             fn()
             times.append((time.perf_counter() - start) * 1e3)
-        results[name] = (statistics.median(times), min(times))
+        cpu_ms = (time.process_time() - cpu_start) * 1e3 / repeats
+        results[name] = (statistics.median(times), min(times), cpu_ms)
     return results
 
 
@@ -106,9 +110,9 @@ def main() -> None:
     parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        for name, (median, best) in measure(args.batch_size, args.child, args.repeats).items():
+        for name, (median, best, cpu) in measure(args.batch_size, args.child, args.repeats).items():
             print(f"plain torch  b{args.batch_size}  t{args.child}  {name:8s}  median {median:8.1f} ms  "
-                  f"min {best:8.1f} ms", flush=True)
+                  f"min {best:8.1f} ms  cpu {cpu:8.1f} ms/iteration", flush=True)
         return
     for threads in (int(t) for t in args.threads.split(",")):
         subprocess.run([sys.executable, __file__, "--batch-size", str(args.batch_size), "--repeats",
