@@ -83,7 +83,7 @@ def test_a_usable_gpu_keeps_gpu_cases(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DLBENCH_FAKE_GPU", "1")
     plan = make_plan("smoke", Overrides(frameworks=("fake",), devices=("gpu",)))
     assert {c.device for c in plan.cases} == {"gpu"}
-    assert len(plan.cases) == 14
+    assert len(plan.cases) == 16  # 8 workload phases x 2 passes
 
 
 @pytest.mark.parametrize(("version", "expected"), [("2.13.0+cpu", False), ("2.4.1+cu121", True), ("2.4.1", True)])
