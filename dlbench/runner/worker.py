@@ -121,15 +121,18 @@ def block_unused_imports() -> None:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
-def settle_heap() -> None:
-    """Collect once, then freeze what survives (the framework's modules, caches and warmed-up runtime).
+def settle_heap(collect: bool = True) -> None:
+    """Freeze what the heap holds now (the framework's modules, caches and warmed-up runtime), after a
+    collection when ``collect``.
 
     Every case collects garbage before its memory baseline and after it ends; a full collection walks every
     tracked object, and a framework such as TensorFlow holds millions of them, so each collection would cost a
     noticeable pause between cases. Frozen objects are never freed, which is what they are (module-level
-    state); everything a case creates is still collected as before.
+    state); everything a case creates is still collected as before. Right after the import the collection is
+    skipped: it would walk the whole framework once more for the little garbage an import leaves.
     """
-    gc.collect()
+    if collect:
+        gc.collect()
     gc.freeze()
 
 
@@ -150,7 +153,7 @@ def child_main(data: dict[str, Any], channel: Channel) -> None:
             "devices": list(runtime.devices), "backends": runtime.backends, "settings": runtime.settings,
             "affinity": sorted(os.sched_getaffinity(0))}
     channel.send(protocol.Ready(info))
-    settle_heap()
+    settle_heap(collect=False)
     if job.cases:
         warm_up_runtime(adapter, job, job.cases[0], runtime.threads)
     settle_heap()
