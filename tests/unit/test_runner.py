@@ -26,7 +26,7 @@ def test_smoke_on_the_fake_adapter_writes_every_case(tmp_path: Path) -> None:
     proc = run_cli("run", "--suite", "smoke", *FAST, "--output", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
     table = rows(tmp_path / "r")
-    assert len(table) == 14
+    assert len(table) == 16
     for row in table.values():
         assert row["status"] == "ok"
         assert float(row["median_ms"]) > 0
@@ -169,13 +169,13 @@ def test_interrupted_run_resumes_without_measuring_again(tmp_path: Path, how: st
     assert resumed.returncode == 0, resumed.stderr
     after = json.loads((out / "run.json").read_text())
     keys = [r["key"] for r in after["results"]]
-    assert len(keys) == len(set(keys)) == 14
+    assert len(keys) == len(set(keys)) == 16
     assert after["status"] == "complete"
     for result in after["results"]:
         assert result["status"] == "ok"
         if result["key"] in before and before[result["key"]]["status"] == "ok":
             assert result == before[result["key"]]  # measured once, kept unchanged
-    assert len(rows(out)) == 14
+    assert len(rows(out)) == 16
 
 
 def workers_of(pid: int) -> list[psutil.Process]:
