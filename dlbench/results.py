@@ -70,6 +70,7 @@ class CaseResult:
     threads_effective: int | None = None
     affinity: tuple[int, ...] = ()
     cpu_per_wall: float | None = None  # process CPU time / wall time while sampling: ~threads if busy
+    dtypes: dict[str, str] = field(default_factory=dict)  # what the built case computed with (precision check)
     started_at: str = ""
     duration_s: float | None = None
     host: str = ""  # the machine that ran the case (hostname)
@@ -101,6 +102,7 @@ class CaseResult:
         values["memory"] = Memory(**data.get("memory", {}))
         values["samples_ms"] = tuple(data.get("samples_ms", ()))
         values["affinity"] = tuple(data.get("affinity", ()))
+        values["dtypes"] = dict(data.get("dtypes") or {})
         return cls(**values)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 Pass = Literal["forward", "gradient"]
 DEVICES: tuple[str, ...] = ("cpu", "gpu")
-PRECISIONS: tuple[str, ...] = ("float32",)
+PRECISIONS: tuple[str, ...] = ("float32", "tf32", "bf16", "fp16")  # see dlbench.precision
 
 
 @dataclass(frozen=True, order=True)

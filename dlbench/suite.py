@@ -28,7 +28,8 @@ from typing import Any
 from dlbench.errors import SuiteError
 from dlbench.files import read_regular_text
 from dlbench.measure.timing import MeasureConfig
-from dlbench.spec import DEVICES, PRECISIONS, Case
+from dlbench.precision import check_precisions
+from dlbench.spec import DEVICES, Case
 from dlbench.workloads import PASSES, check_pass, get_workload, select_phases, workload_names
 
 PACKAGED_SUITES = Path(__file__).resolve().parent.parent / "suites"
@@ -58,7 +59,7 @@ class Suite:
     passes: tuple[str, ...]
     frameworks: tuple[str, ...]
     variants: Mapping[str, tuple[str, ...]]
-    precision: str
+    precisions: tuple[str, ...]  # see dlbench.precision; the TOML key is ``precision`` (a name or a list)
     devices: Mapping[str, DeviceSettings]
     measure: MeasureConfig
     seed: int = 0
@@ -70,7 +71,7 @@ class Suite:
         return {
             "name": self.name, "description": self.description, "workloads": list(self.workloads),
             "passes": list(self.passes), "frameworks": list(self.frameworks),
-            "variants": {k: list(v) for k, v in self.variants.items()}, "precision": self.precision,
+            "variants": {k: list(v) for k, v in self.variants.items()}, "precision": list(self.precisions),
             "devices": {d: {"threads": list(s.threads), "batch_sizes": {w: list(b) for w, b in s.batch_sizes.items()}}
                         for d, s in self.devices.items()},
             "measure": self.measure.to_dict(), "seed": self.seed, "source": self.source,
@@ -159,9 +160,8 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
     if not isinstance(variants_raw, dict):
         raise _fail(f"{source}: variants", "expected a table framework = [variants]")
     variants = {fw: _str_list(v, f"{source}: variants.{fw}") for fw, v in variants_raw.items()}
-    precision = data.get("precision", "float32")
-    if precision not in PRECISIONS:
-        raise _fail(f"{source}: precision", f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    precisions = check_precisions(_str_list(data.get("precision", ["float32"]), f"{source}: precision"),
+                                  f"{source}: precision")
     devices_raw = data.get("devices", {"cpu": {"threads": [1], "batch_sizes": [16]}})
     if not isinstance(devices_raw, dict) or not devices_raw:
         raise _fail(f"{source}: devices", "expected a table with [devices.cpu] and/or [devices.gpu]")
@@ -190,7 +190,7 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
     return Suite(
         name=name, description=description, workloads=workloads, passes=passes,
         frameworks=_str_list(data.get("frameworks", []), f"{source}: frameworks"), variants=variants,
-        precision=precision, devices=devices,
+        precisions=precisions, devices=devices,
         measure=parse_measure(data.get("measure", {}), f"{source}: measure"), seed=seed, source=source,
         resources=parse_resources(data.get("executor", {}), f"{source}: executor"),
     )
@@ -271,6 +271,7 @@ class Overrides:
     devices: tuple[str, ...] = ()
     threads: tuple[int, ...] = ()
     batch_sizes: tuple[int, ...] = ()
+    precisions: tuple[str, ...] = ()
     measure: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -314,8 +315,9 @@ def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
             measure = replace(measure, **o.measure)
         except ValueError as exc:
             raise SuiteError(str(exc)) from None
+    precisions = check_precisions(o.precisions, "--precision") if o.precisions else suite.precisions
     return replace(suite, workloads=workloads, passes=passes, devices=devices, measure=measure,
-                   frameworks=o.frameworks or suite.frameworks, notes=tuple(notes))
+                   frameworks=o.frameworks or suite.frameworks, precisions=precisions, notes=tuple(notes))
 
 
 def expand(suite: Suite, frameworks: Mapping[str, tuple[str, ...]]) -> list[Case]:
@@ -329,9 +331,10 @@ def expand(suite: Suite, frameworks: Mapping[str, tuple[str, ...]]) -> list[Case
                         name, phases = select_phases(entry)
                         for batch in settings.batch_sizes[name]:
                             for phase in phases:
-                                for pass_ in suite.passes:
-                                    cases.append(Case(
-                                        workload=name, phase=phase, pass_=pass_, framework=framework,
-                                        variant=variant, device=device, threads=threads, batch_size=batch,
-                                        precision=suite.precision))
+                                for precision in suite.precisions:
+                                    for pass_ in suite.passes:
+                                        cases.append(Case(
+                                            workload=name, phase=phase, pass_=pass_, framework=framework,
+                                            variant=variant, device=device, threads=threads,
+                                            batch_size=batch, precision=precision))
     return list(dict.fromkeys(cases))

@@ -77,6 +77,8 @@ def measure_overrides(max_time: float | None, min_samples: int | None, timeout: 
               help="CPU thread counts, e.g. 1,2.")
 @click.option("--batch-size", "-b", "batch_sizes", multiple=True,
               type=CommaList(positive_int=True, label="batch size"), help="Batch sizes, e.g. 16,64.")
+@click.option("--precision", "precisions", multiple=True, type=CommaList(label="precision"),
+              help="float32 (default), tf32 (GPU), bf16, fp16 (mixed precision), e.g. float32,bf16.")
 @click.option("--output", "-o", type=NonEmptyPath(path_type=Path), help="Results directory [results/<run-id>].")
 @click.option("--resume", type=NonEmptyPath(path_type=Path), help="Finish the interrupted run in this directory.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per case before it is killed.")
@@ -98,7 +100,8 @@ def measure_overrides(max_time: float | None, min_samples: int | None, timeout: 
 def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tuple[tuple[str, ...], ...],
             passes: tuple[tuple[str, ...], ...], variants: tuple[tuple[str, ...], ...],
             devices: tuple[tuple[str, ...], ...], threads: tuple[tuple[int, ...], ...],
-            batch_sizes: tuple[tuple[int, ...], ...], output: Path | None, resume: Path | None,
+            batch_sizes: tuple[tuple[int, ...], ...], precisions: tuple[tuple[str, ...], ...],
+            output: Path | None, resume: Path | None,
             timeout: float | None, max_time: float | None, min_samples: int | None,
             memory_limit: float | None, seed: int | None, make_report: bool, calibrate: bool,
             skip_missing_cores: bool, quiet: bool, executor: str, address: str | None,
@@ -126,7 +129,8 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
         overrides = Overrides(
             frameworks=flatten(frameworks), workloads=flatten(workloads), passes=flatten(passes),
             variants=flatten(variants), devices=flatten(devices), threads=flatten(threads),
-            batch_sizes=flatten(batch_sizes), measure=measure_overrides(max_time, min_samples, timeout))
+            batch_sizes=flatten(batch_sizes), precisions=flatten(precisions),
+            measure=measure_overrides(max_time, min_samples, timeout))
         plan = make_plan(suite, overrides, fleet=executor == "ray")
         run_id = new_run_id()
         directory = output or Path("results") / run_id

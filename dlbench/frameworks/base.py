@@ -36,6 +36,7 @@ from typing import Any, ClassVar, final
 import numpy as np
 
 from dlbench.errors import SuiteError
+from dlbench.precision import device_problem, dtype_problem, get_precision
 from dlbench.spec import DEVICES
 from dlbench.workloads import Batch, Workload
 
@@ -123,6 +124,17 @@ class BuiltCase(ABC):
     def evaluate(self) -> Evaluation:
         """Forward output, loss and gradients in canonical layout, copied to NumPy (verification only)."""
 
+    def dtypes(self) -> dict[str, str]:
+        """The dtypes this case really computes with: ``activation`` (the output of its first matmul or
+        convolution) and ``output``, as NumPy-style names (``float32``, ``bfloat16``, ``float16``).
+
+        Read from the built computation itself (a traced graph, a probe call), never from the request, so
+        that a framework silently running float32 shows up: :func:`check_precision` compares them with the
+        requested precision, and the result row records them. An adapter that cannot tell returns ``{}``,
+        and then only float32 cases can run.
+        """
+        return {}
+
     def reset_peak_memory(self) -> None:
         """Reset the framework's own peak-memory counter, if it has one."""
         return None
@@ -141,6 +153,19 @@ class BuiltCase(ABC):
         return None
 
 
+def check_precision(request: BuildRequest, built: BuiltCase) -> dict[str, str]:
+    """The dtypes ``built`` computes with, after checking that they are the requested precision's; a
+    mismatch makes the case ``unavailable`` with the dtypes seen (never a silent float32 run). Called by
+    :meth:`Adapter.build` for every case."""
+    seen = built.dtypes()
+    if request.precision == "float32" and not seen:
+        return seen  # adapters written before precisions existed: float32 is all they do
+    problem = dtype_problem(request.precision, seen)
+    if problem is not None:
+        raise CaseUnavailable(problem)
+    return seen
+
+
 class Adapter(ABC):
     """A framework plugin. Registered under the entry-point group ``dlbench.adapters``."""
 
@@ -151,7 +176,7 @@ class Adapter(ABC):
     variants: ClassVar[tuple[str, ...]]
     default_variant: ClassVar[str]
     variant_help: ClassVar[dict[str, str]] = {}
-    precisions: ClassVar[tuple[str, ...]] = ("float32",)  # what the adapter implements; others: unavailable
+    precisions: ClassVar[tuple[str, ...]] = ("float32",)  # what the adapter implements (see dlbench.precision)
     hidden: ClassVar[bool] = False  # hidden adapters (the fake) are only run when named explicitly
     # Variants that exist for some workloads only (an attention implementation: the transformer). On any
     # other workload such a variant is unavailable, and plans leave those cases out.
@@ -198,7 +223,8 @@ class Adapter(ABC):
 
     @final
     def build(self, request: BuildRequest) -> BuiltCase:
-        """Check the request, let the adapter build the model, check the model's parameter count."""
+        """Check the request, let the adapter build the model, check the model's parameter count and the
+        dtypes it computes with (see :func:`check_precision`)."""
         self.check_request(request)
         built = self._build(request)
         canonical = request.workload.trainable_params(request.phase)
@@ -209,6 +235,11 @@ class Adapter(ABC):
                 built.close()  # release the model before the next case is built
             finally:
                 raise error
+        try:
+            check_precision(request, built)
+        except CaseUnavailable:
+            built.close()
+            raise
         return built
 
     def check_request(self, request: BuildRequest) -> None:
@@ -222,6 +253,10 @@ class Adapter(ABC):
         if not self.applies(request.variant, request.workload.name):
             raise CaseUnavailable(f"the {self.display_name} variant {request.variant!r} applies to "
                                   f"{', '.join(self.variant_workloads[request.variant])} only")
+        get_precision(request.precision)  # SuiteError for an unknown precision
+        reason = device_problem(request.precision, request.device)  # e.g. tf32 on a CPU
+        if reason is not None:
+            raise CaseUnavailable(reason)
         if request.precision not in self.precisions:
             raise CaseUnavailable(f"the {self.display_name} adapter runs {', '.join(self.precisions)} only, "
                                   f"not {request.precision}")

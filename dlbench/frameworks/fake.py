@@ -10,10 +10,14 @@ Behaviour is steered through environment variables, which the runner passes on t
 * ``DLBENCH_FAKE_FAULTS``: comma-separated ``fault:pattern`` pairs; ``pattern`` is an fnmatch pattern on
   the case key (``lenet/-/gradient/fake/default/cpu/t1/b2/float32``). Faults: ``crash`` (SIGSEGV),
   ``hang``, ``oom`` (allocates until the worker's memory limit is hit, or raises MemoryError past 4 GiB),
-  ``raise`` (an exception while building), ``abort`` (SIGABRT while running). ``import:*`` makes
-  ``initialize`` fail like a broken framework install.
+  ``raise`` (an exception while building), ``abort`` (SIGABRT while running), ``float32`` (the case
+  silently computes in float32 whatever precision was asked: the precision check must catch it).
+  ``import:*`` makes ``initialize`` fail like a broken framework install.
 * ``DLBENCH_FAKE_SCALE``: multiplies every cost (default 1.0: a LeNet b64 forward well under a millisecond).
 * ``DLBENCH_FAKE_GPU=1``: pretend a GPU is present (GPU cases then use a simulated device counter).
+
+Precisions: ``bf16`` costs :data:`PRECISION_FACTORS` of float32 everywhere; ``fp16`` and ``tf32`` run only on
+the simulated GPU (like a CPU without float16 kernels, and TF32 which is GPU-only by definition).
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlbench.frameworks.base import Adapter, BuildRequest, BuiltCase, Evaluation, RuntimeInfo
+from dlbench.frameworks.base import (
+    Adapter,
+    BuildRequest,
+    BuiltCase,
+    CaseUnavailable,
+    Evaluation,
+    RuntimeInfo,
+)
+from dlbench.precision import get_precision
 from dlbench.workloads.data import derive_seed
 
 # Work units (simple integer operations of the Python loop below) per multiply-accumulate. Sized so that a
@@ -37,6 +49,7 @@ BASE_UNITS = 200  # per-call overhead, like a framework's dispatch cost
 GRADIENT_FACTOR = 2.5
 FAST_VARIANT_FACTOR = 0.7
 NOISE_SIGMA = 0.02
+PRECISION_FACTORS = {"float32": 1.0, "tf32": 0.5, "bf16": 0.6, "fp16": 0.4}
 OOM_CHUNK = 64 * 2**20
 OOM_CAP = 4 * 2**30
 
@@ -80,6 +93,8 @@ class FakeBuiltCase(BuiltCase):
         self._params = workload.trainable_params(phase)
         scale = float(os.environ.get("DLBENCH_FAKE_SCALE", "1.0"))
         factor = FAST_VARIANT_FACTOR if request.variant == "fast" else 1.0
+        if fault != "float32":
+            factor *= PRECISION_FACTORS[request.precision]
         self._units = workload.macs(phase) * request.batch.x.shape[0] * UNITS_PER_MAC * scale * factor / threads
         self._rng = np.random.default_rng(derive_seed("fake", workload.name, phase, request.variant))
         self._device_peak = 0
@@ -110,6 +125,10 @@ class FakeBuiltCase(BuiltCase):
     def sync(self, handle: Any) -> None:
         return None
 
+    def dtypes(self) -> dict[str, str]:
+        compute = "float32" if self.fault == "float32" else get_precision(self.request.precision).compute
+        return {"activation": compute, "output": compute}
+
     def evaluate(self) -> Evaluation:
         raise NotImplementedError("the fake adapter computes no real model")
 
@@ -134,6 +153,7 @@ class FakeAdapter(Adapter):
         "fast": "the same model at 0.7x the cost, to test variant comparisons",
     }
     hidden: ClassVar[bool] = True
+    precisions: ClassVar[tuple[str, ...]] = tuple(PRECISION_FACTORS)
 
     def __init__(self) -> None:
         self._threads = 1
@@ -161,4 +181,6 @@ class FakeAdapter(Adapter):
         fault = fault_for(key)
         if fault == "raise":
             raise RuntimeError(f"fake adapter: simulated build failure for {key}")
+        if request.precision == "fp16" and request.device == "cpu":
+            raise CaseUnavailable("fake adapter: no float16 kernels on CPU (simulated)")
         return FakeBuiltCase(request, self._threads, fault)

@@ -55,6 +55,7 @@ def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effe
                                variant=case.variant, device=case.device, precision=case.precision,
                                case_key=case.key)
         built = adapter.build(request)  # checks the request and the canonical parameter count
+        common["dtypes"] = built.dtypes()  # checked against the precision by build()
         built.reset_peak_memory()
         timing = measure(lambda: built.prepare(case.pass_), built.sync, job.measure)
         memory = Memory(peak_rss=peak_rss(), baseline_rss=baseline,

@@ -1,0 +1,117 @@
+"""Precision as a dimension: recipes, suite key and CLI option, the dtype check, and runs on the fake adapter."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from dlbench.errors import SuiteError
+from dlbench.precision import device_problem, dtype_problem, get_precision
+from dlbench.suite import Overrides, apply_overrides, expand, parse_suite
+from tests.conftest import assert_one_line_error, run_cli
+
+BASE = {"workloads": ["lenet"], "devices": {"cpu": {"batch_sizes": [2]}}}
+
+
+def test_recipes_carry_the_numbers_verification_needs() -> None:
+    assert get_precision("float32").significand_bits == 24
+    assert get_precision("bf16").unit_roundoff == 2.0**-8
+    assert get_precision("fp16").loss_scale > 1 and get_precision("bf16").loss_scale == 1
+    assert get_precision("bf16").mixed and not get_precision("tf32").mixed
+    with pytest.raises(SuiteError, match="unknown precision 'int8'"):
+        get_precision("int8")
+
+
+def test_tf32_is_gpu_only_and_the_others_are_not() -> None:
+    problem = device_problem("tf32", "cpu")
+    assert problem is not None and "GPU" in problem
+    assert device_problem("tf32", "gpu") is None
+    assert all(device_problem(p, "cpu") is None for p in ("float32", "bf16", "fp16"))
+
+
+@pytest.mark.parametrize(("precision", "seen", "fragment"), [
+    ("bf16", {"activation": "float32", "output": "float32"}, "computed in float32"),
+    ("bf16", {"activation": "bfloat16", "output": "float16"}, "output is float16"),
+    ("fp16", {}, "did not report"),
+    ("float32", {"activation": "bfloat16", "output": "bfloat16"}, "computed in bfloat16"),
+])
+def test_dtypes_that_contradict_the_precision_are_named(precision: str, seen: dict, fragment: str) -> None:
+    problem = dtype_problem(precision, seen)
+    assert problem is not None and fragment in problem
+
+
+def test_dtypes_that_match_pass() -> None:
+    assert dtype_problem("bf16", {"activation": "bfloat16", "output": "bfloat16"}) is None
+    assert dtype_problem("fp16", {"activation": "float16", "output": "float32"}) is None  # float32 logits
+    assert dtype_problem("tf32", {"activation": "float32", "output": "float32"}) is None
+
+
+def test_suite_key_takes_a_name_or_a_list_and_expands_every_precision() -> None:
+    assert parse_suite({**BASE, "precision": "bf16"}).precisions == ("bf16",)
+    suite = parse_suite({**BASE, "precision": ["float32", "bf16", "float32"]})
+    assert suite.precisions == ("float32", "bf16")
+    cases = expand(suite, {"fake": ("default",)})
+    assert sorted({c.precision for c in cases}) == ["bf16", "float32"]
+    assert len(cases) == 4  # 2 precisions x 2 passes
+    assert len({c.key for c in cases}) == 4  # the precision is part of the key
+    assert suite.to_dict()["precision"] == ["float32", "bf16"]
+
+
+def test_the_command_line_replaces_the_suite_precisions() -> None:
+    suite = parse_suite({**BASE, "precision": "bf16"})
+    assert apply_overrides(suite, Overrides(precisions=("fp16", "float32")), 2).precisions == ("fp16", "float32")
+    with pytest.raises(SuiteError, match="--precision: unknown precision 'half'"):
+        apply_overrides(suite, Overrides(precisions=("half",)), 2)
+    with pytest.raises(SuiteError, match="unknown precision 'float8'"):
+        parse_suite({**BASE, "precision": ["float32", "float8"]})
+
+
+def test_unknown_precision_on_the_command_line_is_a_one_line_error(tmp_path: Path) -> None:
+    proc = run_cli("run", "--suite", "smoke", "--framework", "fake", "--precision", "float32,int4",
+                   "--output", str(tmp_path / "r"), "--quiet")
+    assert_one_line_error(proc, "unknown precision 'int4'")
+
+
+def rows(directory: Path) -> dict[str, dict[str, str]]:
+    with open(directory / "results.csv", newline="") as handle:
+        return {row["key"]: row for row in csv.DictReader(handle)}
+
+
+def test_a_run_over_precisions_records_dtypes_and_reasons(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    proc = run_cli("run", "--suite", "smoke", "--framework", "fake", "--device", "cpu", "--workload", "lenet",
+                   "--pass", "forward", "--precision", "float32,bf16,fp16,tf32", "--output", str(out), "--quiet",
+                   env={"DLBENCH_FAKE_FAULTS": "float32:lenet/*/bf16"})
+    assert proc.returncode == 0, proc.stderr  # unavailable is not a failure
+    by_precision = {r["precision"]: r for r in rows(out).values()}
+    assert by_precision["float32"]["status"] == "ok"
+    assert by_precision["fp16"]["status"] == "unavailable" and "float16 kernels" in by_precision["fp16"]["error"]
+    assert by_precision["tf32"]["status"] == "unavailable" and "GPU" in by_precision["tf32"]["error"]
+    # the fault makes bf16 silently compute in float32: caught by the dtype check, never an ok row
+    assert by_precision["bf16"]["status"] == "unavailable"
+    assert "computed in float32" in by_precision["bf16"]["error"]
+    record = json.loads((out / "run.json").read_text())
+    ok = [r for r in record["results"] if r["status"] == "ok"]
+    assert ok and all(r["dtypes"] == {"activation": "float32", "output": "float32"} for r in ok)
+
+
+def test_bf16_rows_are_ok_and_record_bfloat16(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    proc = run_cli("run", "--suite", "smoke", "--framework", "fake", "--device", "cpu", "--workload", "lenet",
+                   "--pass", "forward", "--precision", "bf16", "--output", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((out / "run.json").read_text())
+    (result,) = record["results"]
+    assert result["status"] == "ok" and result["dtypes"]["activation"] == "bfloat16"
+    assert result["key"].endswith("/bf16")
+
+
+def test_gpu_precisions_run_on_the_simulated_gpu(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    proc = run_cli("run", "--suite", "smoke", "--framework", "fake", "--device", "gpu", "--workload", "lenet",
+                   "--pass", "gradient", "--precision", "tf32,fp16", "--output", str(out), "--quiet",
+                   env={"DLBENCH_FAKE_GPU": "1"})
+    assert proc.returncode == 0, proc.stderr
+    statuses = {r["precision"]: r["status"] for r in rows(out).values()}
+    assert statuses == {"tf32": "ok", "fp16": "ok"}
