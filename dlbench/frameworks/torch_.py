@@ -39,6 +39,7 @@ from dlbench.frameworks.base import (
     Evaluation,
     RuntimeInfo,
 )
+from dlbench.precision import get_precision
 from dlbench.workloads import AUTOENCODER_SIZES, DROPOUT_RATE, Batch, Workload, check_pass, pretrain_level
 from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 
@@ -177,7 +178,7 @@ def _with_cross_entropy(forward: ForwardFn) -> LossFn:
 
     def output_and_loss(inputs: _Inputs, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
         out = forward(inputs, training)
-        return out, F.cross_entropy(out, inputs.labels)
+        return out, F.cross_entropy(out.float(), inputs.labels)  # float32 softmax and loss in every precision
 
     return output_and_loss
 
@@ -305,7 +306,7 @@ def _autoencoder(workload: Workload, opts: _Options) -> _Net:
     def output_and_loss(inputs: _Inputs, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
         target = features(inputs.x)
         out = reconstruct(target)
-        return out, (out - target).square().sum() / (2 * target.shape[0])
+        return out, (out.float() - target.float()).square().sum() / (2 * target.shape[0])
 
     return _Net(nn.ModuleDict(modules), tuple(bindings), forward_ae, output_and_loss)
 
@@ -445,6 +446,77 @@ BUILDERS: dict[str, Callable[[Workload, _Options], _Net]] = {
 
 
 # ----------------------------------------------------------------------------------------------------
+# Precision: autocast (mixed precision as the PyTorch AMP guide recommends), TF32 flags, the dtype probe
+# ----------------------------------------------------------------------------------------------------
+AUTOCAST_DTYPES: dict[str, str] = {"bf16": "bfloat16", "fp16": "float16"}
+PROBED_LAYERS: tuple[str, ...] = ("Conv2d", "Linear", "LSTM", "MultiheadAttention")
+
+
+def _with_autocast(fn: Callable[[_Inputs, bool], Any], device_type: str, dtype: torch.dtype
+                   ) -> Callable[[_Inputs, bool], Any]:
+    """``fn`` under ``torch.autocast``: the float32 parameters stay the master weights, autocast casts
+    the inputs of matmuls, convolutions and the LSTM to ``dtype`` (cached per call) and runs losses and
+    softmax in float32. Inside the function, so that ``torch.compile`` traces the autocast region too."""
+    import torch
+
+    def wrapped(inputs: _Inputs, training: bool) -> Any:
+        with torch.autocast(device_type, dtype=dtype):
+            return fn(inputs, training)
+
+    return wrapped
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _probe_dtypes(net: _Net, forward: ForwardFn, inputs: _Inputs) -> dict[str, str]:
+    """Dtypes of one real forward call: the output, and the output of the first matmul/convolution layer
+    that runs (seen through a forward hook), so that a precision autocast did not apply shows up."""
+    import torch
+
+    seen: dict[str, str] = {}
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        first = output[0] if isinstance(output, tuple) else output
+        seen.setdefault("activation", _dtype_name(first.dtype))
+
+    handles = [m.register_forward_hook(hook) for m in net.layers.modules()
+               if type(m).__name__ in PROBED_LAYERS]
+    try:
+        with torch.inference_mode():
+            out = forward(inputs, False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    seen["output"] = _dtype_name(out.dtype)
+    return seen
+
+
+def _precision_problem(torch: Any, precision: str, device: str) -> str | None:
+    """Why this PyTorch build and device cannot run ``precision`` (None if it can), asked of PyTorch itself."""
+    if device == "gpu":
+        major = torch.cuda.get_device_capability()[0]
+        if precision == "tf32" and major < 8:
+            return f"TF32 needs an NVIDIA GPU of compute capability 8.0 or later, this one is {major}.x"
+        if precision == "bf16" and not torch.cuda.is_bf16_supported():
+            return "this GPU has no bfloat16 support (torch.cuda.is_bf16_supported() is False)"
+        return None
+    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "PyTorch's oneDNN reports no bfloat16 support on this CPU (it needs AVX512 or AVX512-BF16/AMX)"
+    if precision == "fp16" and not torch.ops.mkldnn._is_mkldnn_fp16_supported():
+        return ("PyTorch's oneDNN reports no float16 kernels on this CPU (they need AVX512-FP16 or AMX-FP16); "
+                "nn.LSTM has no float16 CPU kernel at all")
+    return None
+
+
+def _set_tf32(torch: Any, on: bool) -> None:
+    """Process-wide flags, set for each case at build time (the cases of a worker run one at a time)."""
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
+
+
+# ----------------------------------------------------------------------------------------------------
 # Building: weights, trainable set, device placement, inputs
 # ----------------------------------------------------------------------------------------------------
 def _load_weights(net: _Net, weights: Mapping[str, np.ndarray]) -> None:
@@ -517,10 +589,13 @@ class _State:
 class TorchCase(BuiltCase):
     """One built PyTorch model with its batch on the device."""
 
-    def __init__(self, state: _State, device: torch.device, compiled: bool, trainable_params: int) -> None:
+    def __init__(self, state: _State, device: torch.device, compiled: bool, trainable_params: int,
+                 loss_scale: float = 1.0, dtypes: dict[str, str] | None = None) -> None:
         import torch
 
         self._torch = torch
+        self._loss_scale = loss_scale
+        self._dtypes = dict(dtypes or {})
         self._state: _State | None = state
         self._device = device
         self._cuda = device.type == "cuda"
@@ -553,6 +628,18 @@ class TorchCase(BuiltCase):
                     return forward(inputs, False)
 
             return forward_pass
+        if pass_ == "gradient" and self._loss_scale != 1.0:
+            scale, unscale, foreach_mul = self._loss_scale, 1.0 / self._loss_scale, self._torch._foreach_mul_
+
+            def scaled_gradient_pass() -> tuple[torch.Tensor, ...]:
+                # fp16: static loss scale, then unscale the float32 gradients in one fused foreach op
+                # (what torch.amp.GradScaler does, minus its inf/nan check and scale update).
+                _, loss = output_and_loss(inputs, True)
+                grads = grad(loss * scale, params)
+                foreach_mul(grads, unscale)
+                return grads
+
+            return scaled_gradient_pass
         if pass_ == "gradient":
 
             def gradient_pass() -> tuple[torch.Tensor, ...]:
@@ -573,12 +660,18 @@ class TorchCase(BuiltCase):
         state = self._live()
         with torch.enable_grad():
             out, loss = state.output_and_loss(state.inputs, False)
-            grads = torch.autograd.grad(loss, state.params)
+            grads = torch.autograd.grad(loss * self._loss_scale, state.params)
+            if self._loss_scale != 1.0:
+                grads = tuple(g / self._loss_scale for g in grads)
         gradients = {
             b.canonical: np.ascontiguousarray(b.to_canonical(g.detach().cpu().numpy()))
             for b, g in zip(state.trainable, grads, strict=True)
         }
-        return Evaluation(output=out.detach().cpu().numpy(), loss=float(loss.item()), gradients=gradients)
+        output = out.detach().float().cpu().numpy()  # NumPy has no bfloat16
+        return Evaluation(output=output, loss=float(loss.item()), gradients=gradients)
+
+    def dtypes(self) -> dict[str, str]:
+        return dict(self._dtypes)
 
     def reset_peak_memory(self) -> None:
         if self._cuda:
@@ -659,6 +752,7 @@ class TorchAdapter(Adapter):
     variants = ("channels_last", "eager", "compile", "plain_attention")
     default_variant = "channels_last"
     variant_workloads = {v: ("transformer",) for v in ATTENTION_VARIANTS}
+    precisions = ("float32", "tf32", "bf16", "fp16")
     variant_help = {
         "channels_last": "eager PyTorch, conv nets in channels_last memory format (fast oneDNN path on CPU); "
                          "transformer attention by F.scaled_dot_product_attention",
@@ -702,6 +796,8 @@ class TorchAdapter(Adapter):
             "matmul_precision": torch.get_float32_matmul_precision(),
             "interop_threads": str(torch.get_num_interop_threads()),
             "cudnn_benchmark": "on" if torch.backends.cudnn.benchmark else "off",
+            "onednn_bf16": "yes" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "no",
+            "onednn_fp16": "yes" if torch.ops.mkldnn._is_mkldnn_fp16_supported() else "no",
         }
         return RuntimeInfo(
             framework=self.name,
@@ -721,6 +817,11 @@ class TorchAdapter(Adapter):
             raise CaseUnavailable(f"torch adapter has no implementation of workload {workload.name!r}")
         if request.device == "gpu" and not torch.cuda.is_available():
             raise CaseUnavailable("PyTorch sees no CUDA GPU")
+        problem = _precision_problem(torch, request.precision, request.device)
+        if problem is not None:
+            raise CaseUnavailable(problem)
+        if request.device == "gpu":
+            _set_tf32(torch, request.precision == "tf32")
         compiled = variant == "compile"
         if compiled and request.device == "gpu" and not _has_triton():
             raise CaseUnavailable("torch.compile on GPU needs triton, which is not installed")
@@ -743,13 +844,22 @@ class TorchAdapter(Adapter):
         count = sum(p.numel() for p in net.layers.parameters() if p.requires_grad)
 
         forward, output_and_loss = net.forward, net.output_and_loss
+        autocast = AUTOCAST_DTYPES.get(request.precision)
+        if autocast is not None:
+            dtype = getattr(torch, autocast)
+            forward = _with_autocast(forward, device.type, dtype)
+            output_and_loss = _with_autocast(output_and_loss, device.type, dtype)
+        inputs = _to_inputs(request.batch, device, memory_format)
+        dtypes = _probe_dtypes(net, forward, inputs)  # before compiling: the compiled code has no hooks
+        if request.precision == "tf32":
+            dtypes["matmul"] = "tf32"
         if compiled:
             torch._dynamo.reset()  # a fresh cache per case, whatever ran before
             forward = torch.compile(forward, dynamic=False)
             output_and_loss = torch.compile(output_and_loss, dynamic=False)
-        inputs = _to_inputs(request.batch, device, memory_format)
         state = _State(net, inputs, trainable, params, forward, output_and_loss)
-        return TorchCase(state, device, compiled, count)
+        loss_scale = get_precision(request.precision).loss_scale
+        return TorchCase(state, device, compiled, count, loss_scale, dtypes)
 
 
 def _has_triton() -> bool:
