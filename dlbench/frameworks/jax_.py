@@ -55,6 +55,7 @@ from dlbench.frameworks.base import (
     RuntimeInfo,
     check_device,
 )
+from dlbench.precision import get_precision
 from dlbench.workloads import DROPOUT_RATE, check_pass, get_workload, pretrain_level
 from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 
@@ -74,6 +75,9 @@ TRANSFORMER = get_workload("transformer")
 # Variants that only change the transformer's attention (other workloads: unavailable).
 ATTENTION_VARIANTS: tuple[str, ...] = ("plain_attention",)
 MATMUL_PRECISION = "highest"
+# jax_default_matmul_precision per dlbench precision (read when a function is traced): float32 in full,
+# TF32 where asked for; for bf16/fp16 operands the "default" lets XLA use the native low-precision units.
+MATMUL_PRECISIONS: dict[str, str] = {"float32": "highest", "tf32": "tensorfloat32"}
 CUDA_PLUGIN_DISTRIBUTIONS = ("jax-cuda13-plugin", "jax-cuda12-plugin")
 _WHILE_LOOP = re.compile(r"\bwhile\(")  # an HLO while instruction in Compiled.as_text()
 # jax.random's scopes in HLO metadata op_names: the threefry bit generator loops inside them
@@ -83,18 +87,36 @@ _PRNG_SCOPE = re.compile(r"threefry|random_bits|jit\(_uniform\)|jit\(_bernoulli\
 # ----------------------------------------------------------------------------------------------------
 # Layers. Pure functions of arrays; jax is imported inside because this module must stay import-free.
 # ----------------------------------------------------------------------------------------------------
+def matmul(x: Array, kernel: Array) -> Array:
+    """``x @ kernel`` in the kernel's dtype (the input is cast to it, as Flax's ``promote_dtype`` does), with
+    float32 accumulation: under mixed precision the operands are bf16/fp16, the products summed in float32
+    and the result rounded back once. In float32 every cast is a no-op."""
+    import jax.numpy as jnp
+
+    x = x.astype(kernel.dtype)
+    return jnp.matmul(x, kernel, preferred_element_type=jnp.float32).astype(kernel.dtype)
+
+
 def dense(params: Params, name: str, x: Array) -> Array:
-    return x @ params[f"{name}.kernel"] + params[f"{name}.bias"]
+    import jax.numpy as jnp
+
+    kernel = params[f"{name}.kernel"]
+    out = jnp.matmul(x.astype(kernel.dtype), kernel, preferred_element_type=jnp.float32)
+    return (out + params[f"{name}.bias"]).astype(kernel.dtype)  # bias added before the one rounding
 
 
 def conv(params: Params, name: str, x: Array, stride: int = 1, pad: int = 0) -> Array:
-    """NHWC input, HWIO kernel (the canonical layout, so the kernel is used as stored)."""
+    """NHWC input, HWIO kernel (the canonical layout, so the kernel is used as stored); accumulation and
+    bias in float32, as in :func:`dense`."""
+    import jax.numpy as jnp
     from jax import lax
 
+    kernel = params[f"{name}.kernel"]
     out = lax.conv_general_dilated(
-        x, params[f"{name}.kernel"], (stride, stride), [(pad, pad), (pad, pad)], dimension_numbers=CONV_DIMS
+        x.astype(kernel.dtype), kernel, (stride, stride), [(pad, pad), (pad, pad)], dimension_numbers=CONV_DIMS,
+        preferred_element_type=jnp.float32,
     )
-    return out + params[f"{name}.bias"]
+    return (out + params[f"{name}.bias"]).astype(kernel.dtype)
 
 
 def max_pool_reshape_2x2(x: Array) -> Array:
@@ -106,10 +128,10 @@ def max_pool_reshape_2x2(x: Array) -> Array:
 
 def max_pool_window(x: Array, size: int, stride: int) -> Array:
     """Max pool over ``size`` x ``size`` windows with ``stride`` (valid padding) via ``lax.reduce_window``."""
-    import jax.numpy as jnp
     from jax import lax
 
-    return lax.reduce_window(x, -jnp.inf, lax.max, (1, size, size, 1), (1, stride, stride, 1), "VALID")
+    init = np.array(-np.inf, x.dtype)  # a concrete constant: JAX then knows the max monoid (and its gradient)
+    return lax.reduce_window(x, init, lax.max, (1, size, size, 1), (1, stride, stride, 1), "VALID")
 
 
 def max_pool_window_2x2(x: Array) -> Array:
@@ -128,11 +150,11 @@ def dropout(x: Array, key: Array | None, rate: float = DROPOUT_RATE) -> Array:
 
 
 def cross_entropy(logits: Array, labels: Array) -> Array:
-    """Sparse softmax cross-entropy, mean over the batch."""
+    """Sparse softmax cross-entropy, mean over the batch; softmax and loss in float32 in every precision."""
     import jax
     import jax.numpy as jnp
 
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=1))
 
 
@@ -140,7 +162,8 @@ def reconstruction_loss(reconstruction: Array, target: Array) -> Array:
     """The autoencoder pretraining loss of docs/workloads.md: sum((x' - x)^2) / (2 * batch)."""
     import jax.numpy as jnp
 
-    return jnp.sum((reconstruction - target) ** 2) / (2.0 * target.shape[0])
+    diff = reconstruction.astype(jnp.float32) - target.astype(jnp.float32)
+    return jnp.sum(diff**2) / (2.0 * target.shape[0])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -192,7 +215,7 @@ def pretrain_pair(params: Params, x: Array, level: int) -> tuple[Array, Array]:
 
     target = encode(params, x, level - 1)
     hidden = jax.nn.sigmoid(dense(params, f"enc{level}", target))
-    recon = jax.nn.sigmoid(hidden @ params[f"enc{level}.kernel"].T + params[f"dec{level}.bias"])
+    recon = jax.nn.sigmoid(matmul(hidden, params[f"enc{level}.kernel"].T) + params[f"dec{level}.bias"])
     return recon, target
 
 
@@ -210,13 +233,13 @@ def lstm(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Arr
 
     tokens, mask = inputs
     embedded = jnp.take(params["embedding.table"], tokens, axis=0)  # [N, T, D]
-    projected = embedded @ params["lstm.input_kernel"] + params["lstm.bias"]  # [N, T, 4H]
+    projected = matmul(embedded, params["lstm.input_kernel"]) + params["lstm.bias"]  # [N, T, 4H]
     recurrent = params["lstm.recurrent_kernel"]
     hidden = recurrent.shape[0]
 
     def step(carry: tuple[Array, Array], z_in: Array) -> tuple[tuple[Array, Array], Array]:
         h, c = carry
-        z = z_in + h @ recurrent
+        z = z_in + matmul(h, recurrent)
         i, f, g, o = jnp.split(z, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
@@ -224,7 +247,7 @@ def lstm(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Arr
 
     zeros = jnp.zeros((tokens.shape[0], hidden), projected.dtype)
     _, states = lax.scan(step, (zeros, zeros), jnp.swapaxes(projected, 0, 1))  # [T, N, H]
-    weights = jnp.swapaxes(mask, 0, 1)[:, :, None]
+    weights = jnp.swapaxes(mask, 0, 1)[:, :, None]  # float32: the pooled sum over time is float32
     pooled = jnp.sum(states * weights, axis=0) / jnp.sum(mask, axis=1, keepdims=True)
     return dense(params, "classifier", dropout(pooled, key))
 
@@ -372,12 +395,33 @@ def _has_float_loop(hlo: str) -> bool:
     return any(_WHILE_LOOP.search(line) and not _PRNG_SCOPE.search(line) for line in hlo.splitlines())
 
 
+CONTRACTIONS = ("conv_general_dilated", "dot_general")
+
+
+def _first_contraction_dtype(jaxpr: Any) -> str | None:
+    """Operand dtype of the first convolution or matmul in a jaxpr, searching nested jaxprs in order."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in CONTRACTIONS:
+            return str(eqn.invars[0].aval.dtype)
+        for value in eqn.params.values():
+            inner = getattr(value, "jaxpr", value)  # ClosedJaxpr -> Jaxpr
+            if hasattr(inner, "eqns"):
+                found = _first_contraction_dtype(inner)
+                if found is not None:
+                    return found
+    return None
+
+
 class JaxBuiltCase(BuiltCase):
     """A canonical network with its parameters, batch and dropout key resident on one JAX device."""
 
     def __init__(self, request: BuildRequest, network: Network, device: Any) -> None:
         import jax
 
+        precision = get_precision(request.precision)
+        self._compute = precision.compute  # dtype the float32 master parameters are cast to in each call
+        self._loss_scale = precision.loss_scale
+        self._matmul_precision = MATMUL_PRECISIONS.get(request.precision, "default")
         self._network = network
         self._pool = POOLS[request.variant]
         self._device = device
@@ -398,22 +442,49 @@ class JaxBuiltCase(BuiltCase):
         self._compiled: dict[str, Any] = {}
 
     # ----- the pure functions that get compiled -----
+    def _cast(self, params: Params, inputs: Inputs) -> tuple[Params, Inputs]:
+        """Mixed precision: the float32 master parameters and the float inputs, cast to the compute dtype
+        inside the compiled function (so gradients flow back to float32). Integer tokens and the LSTM's
+        float32 mask stay as they are (the mask makes the pooled sum over time float32)."""
+        if self._compute == "float32":
+            return params, inputs
+        cast = {name: value.astype(self._compute) for name, value in params.items()}
+        first = inputs[0] if inputs[0].dtype.kind != "f" else inputs[0].astype(self._compute)
+        return cast, (first, *inputs[1:])
+
     def _forward(self, trainable: Params, frozen: Params, inputs: Inputs) -> Array:
-        return self._network.output({**trainable, **frozen}, inputs, None, self._pool)
+        params, inputs = self._cast({**trainable, **frozen}, inputs)
+        return self._network.output(params, inputs, None, self._pool)
 
     def _loss(
         self, trainable: Params, frozen: Params, inputs: Inputs, labels: Array, key: Array | None
     ) -> Array:
-        return self._network.objective({**trainable, **frozen}, inputs, labels, key, self._pool)
+        params, inputs = self._cast({**trainable, **frozen}, inputs)
+        return self._network.objective(params, inputs, labels, key, self._pool)
 
-    def _pass(self, pass_: str) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    def _gradient(
+        self, trainable: Params, frozen: Params, inputs: Inputs, labels: Array, key: Array | None
+    ) -> Any:
+        """``jax.grad`` of the loss; with a loss scale (fp16) the scaled loss is differentiated and the
+        float32 gradients are unscaled in the same compiled function (a static scale, as in jmp)."""
         import jax
 
+        if self._loss_scale == 1.0:
+            return jax.grad(self._loss)(trainable, frozen, inputs, labels, key)
+        scale = self._loss_scale
+
+        def scaled(*args: Any) -> Array:
+            return self._loss(*args) * scale
+
+        grads = jax.grad(scaled)(trainable, frozen, inputs, labels, key)
+        return jax.tree_util.tree_map(lambda g: g * (1.0 / scale), grads)
+
+    def _pass(self, pass_: str) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         if pass_ == "forward":
             return self._forward, (self._trainable, self._frozen, self._inputs)
         if pass_ == "gradient":
             args = (self._trainable, self._frozen, self._inputs, self._labels, self._key)
-            return jax.grad(self._loss), args
+            return self._gradient, args
         raise AssertionError(pass_)  # unreachable: prepare checked the name
 
     def _compile(self, pass_: str, fresh: bool = False) -> Any:
@@ -422,8 +493,24 @@ class JaxBuiltCase(BuiltCase):
 
         if fresh or pass_ not in self._compiled:
             fn, args = self._pass(pass_)
-            self._compiled[pass_] = jax.jit(fn).lower(*args).compile()
+            with jax.default_matmul_precision(self._matmul_precision):
+                self._compiled[pass_] = jax.jit(fn).lower(*args).compile()
         return self._compiled[pass_]
+
+    def dtypes(self) -> dict[str, str]:
+        """From the traced forward program itself: the operand dtype of its first convolution or matmul
+        (what the arithmetic runs in; its float32 accumulator is rounded back right after) and the dtype of
+        the output. Tracing only, nothing is compiled or run."""
+        import jax
+
+        closed = jax.make_jaxpr(self._forward)(self._trainable, self._frozen, self._inputs)
+        seen = {"output": str(closed.out_avals[0].dtype)}
+        operand = _first_contraction_dtype(closed.jaxpr)
+        if operand is not None:
+            seen["activation"] = operand
+        if self._matmul_precision == "tensorfloat32":
+            seen["matmul"] = "tf32"
+        return seen
 
     # ----- BuiltCase -----
     @property
@@ -452,11 +539,13 @@ class JaxBuiltCase(BuiltCase):
         import jax
 
         output = self._compile("forward")(self._trainable, self._frozen, self._inputs)
-        value_and_grad = jax.jit(jax.value_and_grad(self._loss))
-        loss, grads = value_and_grad(self._trainable, self._frozen, self._inputs, self._labels, None)
+        args = (self._trainable, self._frozen, self._inputs, self._labels, None)
+        with jax.default_matmul_precision(self._matmul_precision):
+            loss = jax.jit(self._loss)(*args)
+            grads = jax.jit(self._gradient)(*args)  # the timed gradient's recipe, loss scale included
         host_grads = jax.device_get(grads)
         return Evaluation(
-            output=np.asarray(jax.device_get(output)),
+            output=np.asarray(jax.device_get(output), dtype=np.float32),
             loss=float(loss),
             gradients={name: np.asarray(host_grads[name]) for name in self._trainable_names},
         )
@@ -563,6 +652,7 @@ class JaxAdapter(Adapter):
     variants: ClassVar[tuple[str, ...]] = ("jit", "jit_reduce_window", "plain_attention")
     default_variant: ClassVar[str] = "jit"
     variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {v: ("transformer",) for v in ATTENTION_VARIANTS}
+    precisions: ClassVar[tuple[str, ...]] = ("float32", "tf32", "bf16", "fp16")
     variant_help: ClassVar[dict[str, str]] = {
         "jit": "jax.jit, ahead-of-time compiled; non-overlapping 2x2 max pools as reshape + max; "
                "transformer attention by jax.nn.dot_product_attention",
@@ -639,4 +729,8 @@ class JaxAdapter(Adapter):
             device = jax.devices(platform)[0]
         except RuntimeError as exc:
             raise CaseUnavailable(f"JAX has no {platform} device here") from exc
+        if request.precision == "tf32":
+            capability = float(getattr(device, "compute_capability", "0") or 0)
+            if capability < 8:
+                raise CaseUnavailable(f"TF32 needs an NVIDIA GPU of compute capability 8.0 or later, not {capability}")
         return JaxBuiltCase(request, network, device)
