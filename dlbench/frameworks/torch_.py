@@ -494,19 +494,23 @@ def _probe_dtypes(net: _Net, forward: ForwardFn, inputs: _Inputs) -> dict[str, s
 
 
 def _precision_problem(torch: Any, precision: str, device: str) -> str | None:
-    """Why this PyTorch build and device cannot run ``precision`` (None if it can), asked of PyTorch itself."""
-    if device == "gpu":
-        major = torch.cuda.get_device_capability()[0]
-        if precision == "tf32" and major < 8:
-            return f"TF32 needs an NVIDIA GPU of compute capability 8.0 or later, this one is {major}.x"
-        if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            return "this GPU has no bfloat16 support (torch.cuda.is_bf16_supported() is False)"
+    """Why this device cannot run ``precision`` (None if it can), asked of PyTorch itself.
+
+    CPU: low precision needs oneDNN's kernels. Without them autocast falls back to ATen's reference kernels
+    (AlexNet's fp16 gradient took 8x its float32 time here, a cost no user would accept) and nn.LSTM has
+    no fp16 kernel at all, so such a CPU is reported as lacking the precision rather than measured."""
+    if device != "gpu":
+        if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return "PyTorch's oneDNN reports no bfloat16 kernels on this CPU (they need AVX512 or newer)"
+        if precision == "fp16" and not torch.ops.mkldnn._is_mkldnn_fp16_supported():
+            return ("PyTorch's oneDNN reports no float16 kernels on this CPU (they need AVX512-FP16 or "
+                    "AMX-FP16); only slow reference kernels remain, and none for nn.LSTM")
         return None
-    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return "PyTorch's oneDNN reports no bfloat16 support on this CPU (it needs AVX512 or AVX512-BF16/AMX)"
-    if precision == "fp16" and not torch.ops.mkldnn._is_mkldnn_fp16_supported():
-        return ("PyTorch's oneDNN reports no float16 kernels on this CPU (they need AVX512-FP16 or AMX-FP16); "
-                "nn.LSTM has no float16 CPU kernel at all")
+    major = torch.cuda.get_device_capability()[0]
+    if precision == "tf32" and major < 8:
+        return f"TF32 needs an NVIDIA GPU of compute capability 8.0 or later, this one is {major}.x"
+    if precision == "bf16" and not torch.cuda.is_bf16_supported():
+        return "this GPU has no bfloat16 support (torch.cuda.is_bf16_supported() is False)"
     return None
 
 
@@ -850,7 +854,14 @@ class TorchAdapter(Adapter):
             forward = _with_autocast(forward, device.type, dtype)
             output_and_loss = _with_autocast(output_and_loss, device.type, dtype)
         inputs = _to_inputs(request.batch, device, memory_format)
-        dtypes = _probe_dtypes(net, forward, inputs)  # before compiling: the compiled code has no hooks
+        try:
+            dtypes = _probe_dtypes(net, forward, inputs)  # before compiling: the compiled code has no hooks
+        except RuntimeError as exc:
+            if autocast is None:
+                raise
+            # e.g. nn.LSTM under float16 autocast on a CPU whose oneDNN has no fp16 RNN primitive
+            raise CaseUnavailable(f"PyTorch has no {autocast} kernel for this network on {request.device}: "
+                                  f"{str(exc).splitlines()[0]}") from exc
         if request.precision == "tf32":
             dtypes["matmul"] = "tf32"
         if compiled:
