@@ -190,8 +190,10 @@ def test_unknown_variant_is_a_user_error(adapter: JaxAdapter) -> None:
         adapter.build(make_request("lenet", variant="pmap"))
 
 
-def test_other_precisions_are_unavailable(adapter: JaxAdapter) -> None:
-    with pytest.raises(CaseUnavailable, match="float32"):
+def test_gpu_only_precisions_are_unavailable_on_cpu_and_unknown_ones_are_errors(adapter: JaxAdapter) -> None:
+    with pytest.raises(CaseUnavailable, match="GPU"):
+        adapter.build(make_request("lenet", precision="tf32"))
+    with pytest.raises(DlbenchError, match="unknown precision 'bfloat16'"):
         adapter.build(make_request("lenet", precision="bfloat16"))
 
 

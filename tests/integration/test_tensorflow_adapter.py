@@ -144,7 +144,7 @@ def _child_main(outdir: Path, preimport: bool) -> None:
     lenet = adapter.build(request("lenet", "", "function"))
     results["errors"] = {
         "unknown_variant": _error_of(build_with(variant="graph")),
-        "float16": _error_of(build_with(variant="function", precision="float16")),
+        "tf32_on_cpu": _error_of(build_with(variant="function", precision="tf32")),
         "unknown_pass": _error_of(lambda: lenet.prepare("backward")),
         "bad_device": _error_of(lambda: adapter.initialize("tpu", THREADS)),
         "zero_threads": _error_of(lambda: adapter.initialize("cpu", 0)),
@@ -356,7 +356,7 @@ def test_framework_flops(child: tuple[dict[str, Any], dict[str, np.ndarray]]) ->
 def test_bad_input_is_reported_clearly(child: tuple[dict[str, Any], dict[str, np.ndarray]]) -> None:
     errors = child[0]["errors"]
     assert errors["unknown_variant"][0] == "SuiteError" and "graph" in errors["unknown_variant"][1]
-    assert errors["float16"][0] == "CaseUnavailable"
+    assert errors["tf32_on_cpu"][0] == "CaseUnavailable"
     assert errors["unknown_pass"][0] == "SuiteError"
     assert errors["bad_device"][0] == "SuiteError"  # checked once by the adapter base class
     assert errors["zero_threads"][0] == "SuiteError"

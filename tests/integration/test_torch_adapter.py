@@ -322,7 +322,9 @@ def test_bad_requests() -> None:
                 variant="eager", device="cpu")
     with pytest.raises(DlbenchError, match="variant"):
         ADAPTER.build(BuildRequest(**{**base, "variant": "xla"}))
-    with pytest.raises(CaseUnavailable, match="float32"):
+    with pytest.raises(CaseUnavailable, match="GPU"):
+        ADAPTER.build(BuildRequest(**{**base, "precision": "tf32"}))
+    with pytest.raises(DlbenchError, match="unknown precision"):
         ADAPTER.build(BuildRequest(**{**base, "precision": "float16"}))
     with pytest.raises(DlbenchError, match="phase"):
         ADAPTER.build(BuildRequest(**{**base, "phase": "pretrain1"}))
