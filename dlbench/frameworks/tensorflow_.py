@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dlbench.env import cpu_flags
 from dlbench.errors import DlbenchError
 from dlbench.frameworks.base import (
     Adapter,
@@ -44,6 +45,7 @@ from dlbench.frameworks.base import (
     Evaluation,
     RuntimeInfo,
 )
+from dlbench.precision import get_precision
 from dlbench.workloads import DROPOUT_RATE, PASSES, Batch, check_pass, get_workload, pretrain_level
 from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 
@@ -175,6 +177,10 @@ class _Network:
 
     def __init__(self, tf: ModuleType, request: BuildRequest) -> None:
         self.tf = tf
+        # Mixed precision the way Keras' mixed_bfloat16 / mixed_float16 policies do it: float32 variables
+        # (the master weights), each read cast to the compute dtype, layer inputs cast to it, and the
+        # loss (with its softmax) and reductions in float32. In float32 every tf.cast below is a no-op.
+        self.compute = tf.as_dtype(get_precision(request.precision).compute)
         phase = request.workload.phase(request.phase)
         self.trainable_names: tuple[str, ...] = phase.trainable
         self.variables: dict[str, Variable] = {
@@ -206,18 +212,28 @@ class _Network:
         return False
 
     # ----- shared pieces -----
+    def read(self, name: str) -> Tensor:
+        """A variable as the layers use it: cast to the compute dtype (Keras' AutoCastVariable)."""
+        return self.tf.cast(self.variables[name], self.compute)
+
+    def low(self, x: Tensor) -> Tensor:
+        """A layer input in the compute dtype (Keras casts the inputs of every layer under a policy)."""
+        return self.tf.cast(x, self.compute)
+
     def cross_entropy(self, logits: Tensor, labels: Tensor) -> Tensor:
         tf = self.tf
+        logits = tf.cast(logits, tf.float32)  # float32 softmax and loss, as Keras recommends
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 
     def dense(self, x: Tensor, name: str) -> Tensor:
         # bias_add (not +) is what Grappler's remapper fuses with MatMul (and a following ReLU).
-        v = self.variables
-        return self.tf.nn.bias_add(self.tf.matmul(x, v[f"{name}.kernel"]), v[f"{name}.bias"])
+        return self.tf.nn.bias_add(self.tf.matmul(self.low(x), self.read(f"{name}.kernel")),
+                                   self.read(f"{name}.bias"))
 
     def conv(self, x: Tensor, name: str, stride: int, padding: str) -> Tensor:
-        v, nn = self.variables, self.tf.nn
-        return nn.bias_add(nn.conv2d(x, v[f"{name}.kernel"], stride, padding), v[f"{name}.bias"])
+        nn = self.tf.nn
+        out = nn.conv2d(self.low(x), self.read(f"{name}.kernel"), stride, padding)
+        return nn.bias_add(out, self.read(f"{name}.bias"))
 
     def dropout(self, x: Tensor, training: bool) -> Tensor:
         return self.tf.nn.dropout(x, rate=DROPOUT_RATE) if training else x
@@ -273,8 +289,8 @@ class _Autoencoder(_Network):
     def reconstruct(self, h: Tensor) -> Tensor:
         tf, k = self.tf, self.level
         code = tf.sigmoid(self.dense(h, f"enc{k}"))
-        decoded = tf.matmul(code, self.variables[f"enc{k}.kernel"], transpose_b=True)
-        return tf.sigmoid(tf.nn.bias_add(decoded, self.variables[f"dec{k}.bias"]))
+        decoded = tf.matmul(code, self.read(f"enc{k}.kernel"), transpose_b=True)
+        return tf.sigmoid(tf.nn.bias_add(decoded, self.read(f"dec{k}.bias")))
 
     def forward(self, feeds: Feeds, training: bool) -> Tensor:
         if self.level:
@@ -287,7 +303,8 @@ class _Autoencoder(_Network):
         tf = self.tf
         target = self.encode(feeds[0], self.level - 1)
         rebuilt = self.reconstruct(target)
-        loss = tf.reduce_sum(tf.square(rebuilt - target)) / (2.0 * target.shape[0])
+        diff = tf.cast(rebuilt, tf.float32) - tf.cast(target, tf.float32)
+        loss = tf.reduce_sum(tf.square(diff)) / (2.0 * target.shape[0])
         return rebuilt, loss
 
 
@@ -315,11 +332,12 @@ class _Lstm(_Network):
         tokens, mask = feeds[0], feeds[1]
         n, steps = tokens.shape
         hidden = v["lstm.recurrent_kernel"].shape[0]
-        embedded = tf.nn.embedding_lookup(v["embedding.table"], tokens)
+        # Keras' Embedding looks up the float32 table and casts the rows it returns
+        embedded = self.low(tf.nn.embedding_lookup(v["embedding.table"], tokens))
         flat = tf.reshape(embedded, [n * steps, -1])
-        projected = tf.nn.bias_add(tf.matmul(flat, v["lstm.input_kernel"]), v["lstm.bias"])
+        projected = tf.nn.bias_add(tf.matmul(flat, self.read("lstm.input_kernel")), self.read("lstm.bias"))
         time_major = tf.transpose(tf.reshape(projected, [n, steps, 4 * hidden]), [1, 0, 2])
-        recurrent = v["lstm.recurrent_kernel"]
+        recurrent = self.read("lstm.recurrent_kernel")
 
         def step(carry: tuple[Tensor, Tensor], gates_in: Tensor) -> tuple[Tensor, Tensor]:
             h, c = carry
@@ -327,9 +345,10 @@ class _Lstm(_Network):
             c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
             return tf.sigmoid(o) * tf.tanh(c), c
 
-        zeros = tf.zeros([n, hidden])
+        zeros = tf.zeros([n, hidden], dtype=self.compute)
         states, _ = tf.scan(step, time_major, initializer=(zeros, zeros))
-        summed = tf.reduce_sum(states * tf.transpose(mask)[:, :, None], axis=0)
+        # the pooled sum over time in float32 (torch and JAX promote to the float32 mask's dtype here)
+        summed = tf.reduce_sum(tf.cast(states, tf.float32) * tf.transpose(mask)[:, :, None], axis=0)
         pooled = summed / tf.reduce_sum(mask, axis=1, keepdims=True)
         return self.dense(self.dropout(pooled, training), "classifier")
 
@@ -461,9 +480,11 @@ class TensorFlowCase(BuiltCase):
     """A canonical network built on TF variables, with its batch already on the device."""
 
     def __init__(
-        self, runtime: _Runtime, network: _Network, feeds: Feeds, variant: str, dropout: bool
+        self, runtime: _Runtime, network: _Network, feeds: Feeds, variant: str, dropout: bool,
+        loss_scale: float = 1.0,
     ) -> None:
         self._rt = runtime
+        self._loss_scale = loss_scale
         self._net = network
         self._feeds = feeds
         self._variant = variant
@@ -471,6 +492,7 @@ class TensorFlowCase(BuiltCase):
         self._trainable = [network.variables[name] for name in network.trainable_names]
         self._compiled = _Compiled()
         self._memory_counter = True
+        self._dtypes: dict[str, str] = {}
 
     @property
     def trainable_params(self) -> int:
@@ -480,17 +502,25 @@ class TensorFlowCase(BuiltCase):
     def _forward(self, *feeds: Tensor) -> Tensor:
         return self._net.forward(feeds, training=False)
 
+    def _scaled_gradient(self, feeds: Feeds, training: bool) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """(output, loss, gradients). With a loss scale (fp16) the tape differentiates the scaled loss and
+        the float32 gradients are unscaled, as Keras' LossScaleOptimizer does (without its dynamic
+        adjustment); IndexedSlices keep their sparse form."""
+        tf, scale = self._rt.tf, self._loss_scale
+        with tf.GradientTape() as tape:
+            output, loss = self._net.objective(feeds, training=training)
+            scaled = loss * scale if scale != 1.0 else loss
+        grads = tape.gradient(scaled, self._trainable)
+        if scale != 1.0:
+            grads = [_unscale(tf, g, 1.0 / scale) for g in grads]
+        return output, loss, grads
+
     def _gradient(self, *feeds: Tensor) -> list[Tensor]:
-        with self._rt.tf.GradientTape() as tape:
-            _, loss = self._net.objective(feeds, training=self._dropout)
-        return tape.gradient(loss, self._trainable)
+        return self._scaled_gradient(feeds, self._dropout)[2]
 
     def _evaluation(self, *feeds: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
-        tf = self._rt.tf
-        with tf.GradientTape() as tape:
-            output, loss = self._net.objective(feeds, training=False)
-        grads = tape.gradient(loss, self._trainable)
-        return output, loss, [tf.convert_to_tensor(g) for g in grads]
+        output, loss, grads = self._scaled_gradient(feeds, False)
+        return tf_float32(self._rt.tf, output), loss, [self._rt.tf.convert_to_tensor(g) for g in grads]
 
     def _python_pass(self, pass_: str) -> Callable[..., Any]:
         passes: dict[str, Callable[..., Any]] = {
@@ -526,6 +556,24 @@ class TensorFlowCase(BuiltCase):
         self._compiled.passes[pass_] = fn
         return fn
 
+    def note_dtype(self, what: str, dtype: str) -> None:
+        self._dtypes[what] = dtype
+
+    def probe_dtypes(self) -> None:
+        """Dtypes read from a throwaway trace of the forward pass (kept apart from the traces ``prepare``
+        makes, so that the first call still pays its own tracing): the output's, and the output dtype of
+        the graph's first convolution or matmul op."""
+        tf = self._rt.tf
+        fn = tf.function(self._forward, autograph=False)
+        with tf.device(self._rt.device_name):
+            graph_fn = fn.get_concrete_function(*self._feeds)
+        seen = {"output": graph_fn.structured_outputs.dtype.name}
+        for op in graph_fn.graph.get_operations():
+            if op.type in CONTRACTION_OPS:
+                seen["activation"] = op.outputs[0].dtype.name
+                break
+        self._dtypes = seen
+
     # ----- BuiltCase protocol -----
     def prepare(self, pass_: str) -> Callable[[], Any]:
         check_pass(pass_)
@@ -548,6 +596,9 @@ class TensorFlowCase(BuiltCase):
             gradients={name: np.asarray(g.numpy()).reshape(self._net.shapes[name])
                        for name, g in zip(names, grads, strict=True)},
         )
+
+    def dtypes(self) -> dict[str, str]:
+        return dict(self._dtypes)
 
     def reset_peak_memory(self) -> None:
         if not self._memory_counter:
@@ -612,6 +663,7 @@ class TensorFlowAdapter(Adapter):
     variants: ClassVar[tuple[str, ...]] = VARIANTS
     default_variant: ClassVar[str] = "function"
     variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {"keras_attention": ("transformer",)}
+    precisions: ClassVar[tuple[str, ...]] = ("float32", "tf32", "bf16", "fp16")
     variant_help: ClassVar[dict[str, str]] = {
         "function": "tf.function graphs (Grappler, oneDNN fusions): how TF 2 is normally run",
         "xla": "tf.function(jit_compile=True): XLA-compiled graphs",
@@ -670,10 +722,79 @@ class TensorFlowAdapter(Adapter):
         if network_type is None:
             raise CaseUnavailable(f"no TensorFlow implementation of workload {request.workload.name!r}")
         tf = runtime.tf
+        problem = _precision_problem(tf, request.precision, request.device)
+        if problem is not None:
+            raise CaseUnavailable(problem)
+        if request.device == "gpu":  # process-wide; the cases of a worker are built and run one at a time
+            tf.config.experimental.enable_tensor_float_32_execution(request.precision == "tf32")
         with tf.device(runtime.device_name):
             network = network_type(tf, request)
             feeds = tuple(tf.identity(tf.constant(a)) for a in network.feed_arrays(request.batch))
-        return TensorFlowCase(runtime, network, feeds, request.variant, request.dropout)
+        loss_scale = get_precision(request.precision).loss_scale
+        case = TensorFlowCase(runtime, network, feeds, request.variant, request.dropout, loss_scale)
+        try:
+            case.probe_dtypes()
+        except Exception as exc:  # noqa: BLE001  e.g. no kernel for a low-precision op on this device
+            if request.precision == "float32":
+                raise
+            raise CaseUnavailable(f"TensorFlow cannot build this network in {request.precision} on "
+                                  f"{request.device}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        if request.precision == "tf32":
+            case.note_dtype("matmul", "tf32")
+        return case
+
+
+CONTRACTION_OPS = ("Conv2D", "MatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum")
+
+
+def tf_float32(tf: ModuleType, x: Tensor) -> Tensor:
+    """``x`` as float32 for the host (NumPy has no bfloat16)."""
+    return tf.cast(x, tf.float32)
+
+
+def _unscale(tf: ModuleType, grad: Any, factor: float) -> Any:
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.IndexedSlices(grad.values * factor, grad.indices, grad.dense_shape)
+    return grad * factor
+
+
+# CPU features with which TensorFlow's oneDNN runs each low precision (TF's IsDataTypeSupportedByOneDNNOnThisCPU
+# in tensorflow/core/util/util.cc, which has no Python binding; the /proc/cpuinfo names of those features).
+ONEDNN_CPU_FEATURES: dict[str, tuple[str, ...]] = {
+    "bf16": ("avx512f", "avx_ne_convert", "amx_bf16"),
+    "fp16": ("avx512_fp16", "amx_fp16", "avx_ne_convert"),
+}
+
+
+def _precision_problem(tf: ModuleType, precision: str, device: str) -> str | None:
+    """Why this device cannot run ``precision`` in TensorFlow (None if it can).
+
+    CPU: without the CPU features oneDNN needs, TF falls back to Eigen kernels (it logs so); for float16
+    they made AlexNet's gradient 14x slower than float32 here, a cost no user would accept, so such a CPU
+    is reported as lacking the precision rather than measured."""
+    needs = ONEDNN_CPU_FEATURES.get(precision)
+    if device == "cpu" and needs is not None:
+        flags = set(cpu_flags())
+        if not flags & set(needs):
+            return (f"TensorFlow's oneDNN has {precision} kernels only on CPUs with {', '.join(needs)}; "
+                    "this CPU has none of them (TF would fall back to slow Eigen kernels)")
+        return None
+    if device == "gpu" and precision in ("tf32", "bf16"):
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        major = (details.get("compute_capability") or (0, 0))[0]
+        if major < 8:
+            return f"{precision} needs an NVIDIA GPU of compute capability 8.0 or later, this one is {major}.x"
+    return None
+
+
+def _check_weights(request: BuildRequest) -> None:
+    """Every canonical parameter must be present with its canonical shape: loading is a plain copy."""
+    for spec in request.workload.params:
+        weight = request.weights.get(spec.name)
+        if weight is None:
+            raise RuntimeError(f"weights for {request.workload.name} lack {spec.name!r}")
+        if tuple(weight.shape) != spec.shape:
+            raise RuntimeError(f"weight {spec.name!r} has shape {tuple(weight.shape)}, expected {spec.shape}")
 
 
 def gradient_shapes(handle: Sequence[Any]) -> list[tuple[int, ...]]:
