@@ -17,6 +17,7 @@ import click
 
 from dlbench.cli.options import CommaList, flatten
 from dlbench.process.placement import available_cores
+from dlbench.spec import PRECISIONS
 from dlbench.terminal import make_console
 from dlbench.verify.biases import BIAS_MODES, DEFAULT_BIASES
 from dlbench.verify.collect import ImplResult
@@ -47,6 +48,9 @@ TABLE_WIDTH = 160  # the error table has 11 columns: never squeeze it into a nar
                    "is caught (all-zero biases hide it). canonical: exactly the canonical initial weights of "
                    "the timed runs, zero biases.")
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
+              help="Precision recipe of every implementation (see docs/precision.md); the tolerances are "
+                   "derived from its unit roundoff.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="Threads per framework worker, pinned to that many cores as in run; 0 = every core here.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=1800.0, show_default=True,
@@ -61,6 +65,7 @@ def command(
     seed: int,
     biases: str,
     device: str,
+    precision: str,
     threads: int,
     timeout_s: float,
     fmt: str,
@@ -79,8 +84,9 @@ def command(
     canonical checks the exact zero-bias weights of the timed runs.
     """
     plan = make_plan(flatten(frameworks), flatten(workloads), flatten(variants))
-    results = collect(plan, batch_size, seed, device, threads or len(available_cores()), timeout_s, biases)
-    report = verify_all(plan.targets, results, batch_size, seed, device, plan.notes, biases)
+    results = collect(plan, batch_size, seed, device, threads or len(available_cores()), timeout_s, biases,
+                      precision)
+    report = verify_all(plan.targets, results, batch_size, seed, device, plan.notes, biases, precision)
     if fmt == "json":
         click.echo(to_json(report))
     else:
@@ -98,6 +104,7 @@ def collect(
     threads: int,
     timeout_s: float,
     biases: str = DEFAULT_BIASES,
+    precision: str = "float32",
 ) -> list[ImplResult]:
     """Each framework in its own worker, one after the other (progress on stderr, results on stdout)."""
     progress = make_console(stderr=True, highlight=False)
@@ -106,7 +113,8 @@ def collect(
         started = time.perf_counter()
         variants = "/".join(framework.variants)
         progress.print(
-            f"verify: {framework.name} ({variants}) on {len(plan.targets)} workload phases, {biases} biases ..."
+            f"verify: {framework.name} ({variants}) on {len(plan.targets)} workload phases, {biases} biases, "
+            f"{precision} ..."
         )
         results += evaluate_isolated(
             framework.name,
@@ -118,6 +126,7 @@ def collect(
             threads,
             timeout_s,
             biases,
+            precision,
         )
         progress.print(f"verify: {framework.name} done in {time.perf_counter() - started:.1f} s")
     return results

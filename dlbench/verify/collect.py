@@ -54,7 +54,8 @@ class ImplResult:
 
 
 def build_request(
-    target: Target, variant: str, batch_size: int, seed: int, device: str, biases: str = DEFAULT_BIASES
+    target: Target, variant: str, batch_size: int, seed: int, device: str, biases: str = DEFAULT_BIASES,
+    precision: str = "float32",
 ) -> BuildRequest:
     """The verification weights (canonical, biases per ``biases``) and the canonical batch of ``target``,
     with dropout off: every implementation and the reference then compute the same deterministic function."""
@@ -65,7 +66,7 @@ def build_request(
         weights=verification_weights(target.workload, seed, biases),
         variant=variant,
         device=device,
-        precision="float32",
+        precision=precision,
         dropout=False,
     )
 
@@ -79,11 +80,14 @@ def evaluate_case(
     device: str,
     version: str = "",
     biases: str = DEFAULT_BIASES,
+    precision: str = "float32",
 ) -> ImplResult:
-    """Build one case, evaluate it and read its counts; never raises for a framework failure."""
+    """Build one case, evaluate it and read its counts; never raises for a framework failure. A precision
+    the built case does not really compute in (see ``base.check_precision``) is unavailable, as in a run."""
     base = ImplResult(adapter.name, variant, target, ERROR, version=version, biases=biases)
     try:
-        built = adapter.build(build_request(target, variant, batch_size, seed, device, biases))
+        request = build_request(target, variant, batch_size, seed, device, biases, precision)
+        built = adapter.build(request)  # the base class checks the dtypes against the precision
     except CaseUnavailable as exc:
         return replace(base, status=UNAVAILABLE, error=one_line(exc))
     except ParamCountError as exc:  # the adapter base's check: the verdict shows it as a wrong count
@@ -111,6 +115,7 @@ def evaluate_adapter(
     threads: int = 1,
     on_result: Callable[[ImplResult], None] | None = None,
     biases: str = DEFAULT_BIASES,
+    precision: str = "float32",
 ) -> list[ImplResult]:
     """Initialise ``adapter`` in this process and evaluate every (variant, target) with the verification
     weights of bias mode ``biases``. ``on_result`` sees each result as soon as it exists (the worker writes it
@@ -135,7 +140,8 @@ def evaluate_adapter(
         for target in targets:
             if not adapter.applies(variant, target.workload):
                 continue  # a variant made for other workloads (e.g. an attention implementation)
-            emit(evaluate_case(adapter, target, variant, batch_size, seed, device, info.version, biases))
+            emit(evaluate_case(adapter, target, variant, batch_size, seed, device, info.version, biases,
+                               precision))
     return results
 
 

@@ -39,6 +39,7 @@ def evaluate_isolated(
     timeout_s: float = 1800.0,
     biases: str = DEFAULT_BIASES,
     python: str = sys.executable,
+    precision: str = "float32",
 ) -> list[ImplResult]:
     """Evaluate ``framework`` on every (variant, target) in a fresh worker process pinned to ``threads``
     cores, with the verification weights of bias mode ``biases``."""
@@ -50,7 +51,8 @@ def evaluate_isolated(
     adapter = get_adapter(framework)
     with tempfile.TemporaryDirectory(prefix="dlbench-verify-") as tmp:
         request = WorkerRequest(
-            framework, tuple(variants), tuple(targets), batch_size, seed, device, threads, tmp, biases
+            framework, tuple(variants), tuple(targets), batch_size, seed, device, threads, tmp, biases,
+            precision,
         )
         spec = ChildSpec(module=WORKER_MODULE, placement=placement, codec=CODEC,
                          env=adapter.worker_env(device, threads), python=python)

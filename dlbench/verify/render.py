@@ -153,7 +153,7 @@ def print_table(report: VerifyReport, console: Console) -> None:
     summary = (
         f"verify: {report.verdict.upper()} ({len(report.targets)} workload phases, batch {report.batch_size}"
     )
-    summary += f", seed {report.seed}, {report.device}, {report.biases} biases)"
+    summary += f", seed {report.seed}, {report.device}, {report.biases} biases, {report.precision})"
     if failed:
         summary += f"; not passing: {', '.join(failed)}"
     console.print(Text(summary, VERDICT_STYLE[report.verdict]))
@@ -230,6 +230,7 @@ def to_json(report: VerifyReport) -> str:
         "seed": report.seed,
         "device": report.device,
         "biases": report.biases,
+        "precision": report.precision,
         "notes": list(report.notes),
         "targets": [target_dict(t) for t in report.targets],
     }

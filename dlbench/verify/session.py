@@ -26,12 +26,13 @@ import numpy as np
 
 from dlbench.formatting import one_line
 from dlbench.frameworks.base import Evaluation
+from dlbench.precision import get_precision
 from dlbench.results import OK, UNAVAILABLE
 from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode
 from dlbench.verify.collect import ERROR, ImplResult, Target, build_request
 from dlbench.verify.compare import TensorError, compare_evaluations, failures
-from dlbench.verify.reference import Reference, reference_evaluate
-from dlbench.verify.tolerances import Tolerance, tolerance_for
+from dlbench.verify.reference import NOISE_FACTOR, Reference, reference_evaluate
+from dlbench.verify.tolerances import FLOAT32_BITS, Tolerance, tolerance_for
 from dlbench.workloads import PASSES, get_workload
 from dlbench.workloads.definitions import pass_flops
 
@@ -109,6 +110,7 @@ class VerifyReport:
     device: str
     notes: tuple[str, ...] = ()  # about the selection as a whole (skipped frameworks, nothing installed)
     biases: str = DEFAULT_BIASES  # the bias mode of the verification weights (see dlbench.verify.biases)
+    precision: str = "float32"  # of every implementation; the tolerances are derived for it
 
     @property
     def verdict(self) -> str:
@@ -136,12 +138,13 @@ def verify_target(
     seed: int = 0,
     reference: Reference | None = None,
     biases: str = DEFAULT_BIASES,
+    precision: str = "float32",
 ) -> TargetReport:
     """Compare ``implementations`` of ``target`` with the reference (computed here from the verification
     weights of bias mode ``biases`` unless given)."""
     check_bias_mode(biases)
     workload = get_workload(target.workload)
-    tolerance = tolerance_for(target.workload)
+    tolerance = tolerance_for(target.workload, precision)
     implementations = [_same_biases(i, biases) for i in implementations]
     reference_error = ""
     if reference is None:
@@ -153,7 +156,8 @@ def verify_target(
         (i.label, i.evaluation) for i in implementations if i.status == OK and i.evaluation is not None
     ]
     sides = ([(REFERENCE, reference.evaluation)] if reference is not None else []) + evaluated
-    comparisons = compare_pairs(sides, tolerance, reference.allowance if reference is not None else {})
+    allowance = scaled_allowance(reference.allowance, precision) if reference is not None else {}
+    comparisons = compare_pairs(sides, tolerance, allowance)
     canonical_params = workload.trainable_params(target.phase)
     canonical_macs = workload.macs(target.phase)
     ref_params = sum(g.size for g in reference.evaluation.gradients.values()) if reference else None
@@ -227,14 +231,29 @@ def verify_all(
     device: str = "cpu",
     notes: Sequence[str] = (),
     biases: str = DEFAULT_BIASES,
+    precision: str = "float32",
 ) -> VerifyReport:
     """One :class:`TargetReport` per target, from implementations of any framework mix, against the
-    reference computed from the verification weights of bias mode ``biases``."""
+    reference computed from the verification weights of bias mode ``biases``; tolerances for ``precision``."""
     reports = []
     for target in targets:
         mine = [i for i in implementations if i.target == target]
-        reports.append(verify_target(target, mine, batch_size, seed, biases=biases))
-    return VerifyReport(tuple(reports), batch_size, seed, device, tuple(notes), biases)
+        reports.append(verify_target(target, mine, batch_size, seed, biases=biases, precision=precision))
+    return VerifyReport(tuple(reports), batch_size, seed, device, tuple(notes), biases, precision)
+
+
+def scaled_allowance(allowance: Mapping[str, np.ndarray], precision: str) -> dict[str, np.ndarray]:
+    """The reference's float32 allowance, for ``precision``. Its noise part is rounding error, which scales
+    with the unit roundoff: for a low precision it is widened by u(precision) / u(float32) (65,536 for bf16)
+    and stripped of NOISE_FACTOR, the margin for float32 implementations that round a few times worse than
+    NumPy (under mixed precision the operand roundings, the same in every framework, dominate). A tensor
+    that is a near-cancelling sum in float32 is then below the low precision's resolution and is, rightly,
+    hardly judged; every other tensor keeps a budget of a few u. The near-tie envelope is scaled with it."""
+    recipe = get_precision(precision)
+    if recipe.significand_bits >= FLOAT32_BITS:
+        return dict(allowance)
+    factor = recipe.unit_roundoff / get_precision("float32").unit_roundoff / NOISE_FACTOR
+    return {name: value * factor for name, value in allowance.items()}
 
 
 def _count_problems(

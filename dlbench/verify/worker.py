@@ -32,6 +32,7 @@ class WorkerRequest:
     threads: int
     out_dir: str  # where the worker writes the arrays of its results (a directory the parent owns)
     biases: str = DEFAULT_BIASES  # which verification weights to build (see dlbench.verify.biases)
+    precision: str = "float32"  # see dlbench.precision
 
     def to_wire(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(vars(self))
@@ -77,4 +78,5 @@ def child_main(data: dict[str, Any], channel: Channel) -> None:
         request.threads,
         on_result=save,
         biases=request.biases,
+        precision=request.precision,
     )
