@@ -8,6 +8,11 @@ sized once at start-up), and killed with its parent. The child times ``a @ b`` w
 (:func:`dlbench.measure.timing.measure`: first call apart, warm-up, blocks, adaptive stop) and reports the
 median, its confidence interval and the best sample as GFLOP/s (2 n^3 FLOPs per product).
 
+Low precisions (``precision="bf16"`` or ``"fp16"``): NumPy has no bfloat16 and no float16 BLAS, so their
+child times the product with PyTorch (oneDNN/MKL kernels, ``torch.set_num_threads(N)``), and also times
+float32 with the same library, so that the bf16/float32 ratio compares kernels of one library. Stored apart
+from the float32 NumPy peak: ``environment["calibration_precisions"][precision][threads]``.
+
 This module is also the child's job module, so it imports nothing heavy at module level.
 """
 
@@ -41,11 +46,14 @@ class Calibrated(Message):
 
 
 CODEC = Codec(Calibrated)
+LOW_PRECISION_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 def calibrate(threads: list[int], size: int = DEFAULT_SIZE, measure: dict[str, Any] | None = None,
-              timeout_s: float = DEFAULT_TIMEOUT_S, python: str = sys.executable) -> dict[int, dict[str, Any]]:
-    """Measure the float32 matmul peak for each thread count, each in its own pinned child process.
+              timeout_s: float = DEFAULT_TIMEOUT_S, python: str = sys.executable,
+              precision: str = "float32") -> dict[int, dict[str, Any]]:
+    """Measure the matmul peak of ``precision`` (float32 with NumPy, or bf16/fp16 with PyTorch) for each
+    thread count, each in its own pinned child process.
 
     Returns ``{threads: {"gflops": median GFLOP/s, "gflops_ci_low", "gflops_ci_high", "gflops_best",
     "median_ms", "n_samples", "size", "dtype", "cores", "cpu_per_wall", "blas", "numpy"}}``; store it as
@@ -58,6 +66,9 @@ def calibrate(threads: list[int], size: int = DEFAULT_SIZE, measure: dict[str, A
         raise DlbenchError(f"thread counts must be positive integers, got {threads}")
     if size < 1:
         raise DlbenchError(f"matrix size must be positive, got {size}")
+    if precision != "float32" and precision not in LOW_PRECISION_DTYPES:
+        raise DlbenchError(f"no matmul calibration for precision {precision!r} "
+                           f"(float32, {', '.join(LOW_PRECISION_DTYPES)}; tf32 is GPU-only)")
     config = {**DEFAULT_MEASURE, **(measure or {})}
     results: dict[int, dict[str, Any]] = {}
     for n in counts:
@@ -65,15 +76,15 @@ def calibrate(threads: list[int], size: int = DEFAULT_SIZE, measure: dict[str, A
             placement = place(n)
         except ValueError as exc:
             raise DlbenchError(f"cannot calibrate {n} threads: {exc}") from None
-        results[n] = _run_child(placement, size, config, timeout_s, python)
+        results[n] = _run_child(placement, size, config, timeout_s, python, precision)
     return results
 
 
 def _run_child(placement: Placement, size: int, config: dict[str, Any], timeout_s: float,
-               python: str) -> dict[str, Any]:
+               python: str, precision: str = "float32") -> dict[str, Any]:
     threads = placement.threads
     spec = ChildSpec(module="dlbench.calibrate", placement=placement, codec=CODEC, python=python)
-    with Child(spec, {"size": size, "measure": config}) as child:
+    with Child(spec, {"size": size, "measure": config, "precision": precision}) as child:
         message = child.receive(time.monotonic() + timeout_s)
         ending = child.ending() if isinstance(message, Ended) else None
     if isinstance(message, Calibrated):
@@ -87,7 +98,11 @@ def _run_child(placement: Placement, size: int, config: dict[str, Any], timeout_
 
 def child_main(job: dict[str, Any], channel: Channel) -> None:
     """Entry point in the child (called by the kit's boot, already pinned): measure and report."""
-    channel.send(Calibrated(measure_matmul(int(job["size"]), dict(job["measure"]))))
+    precision = str(job.get("precision", "float32"))
+    if precision == "float32":
+        channel.send(Calibrated(measure_matmul(int(job["size"]), dict(job["measure"]))))
+    else:
+        channel.send(Calibrated(measure_low_precision_matmul(int(job["size"]), dict(job["measure"]), precision)))
 
 
 def measure_matmul(size: int, config: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +136,48 @@ def measure_matmul(size: int, config: dict[str, Any]) -> dict[str, Any]:
         "cpu_per_wall": round(timing.cpu_per_wall, 3), "size": size, "dtype": "float32",
         "cores": sorted(os.sched_getaffinity(0)), "blas": blas_name(), "numpy": np.__version__,
         "thread_env": {name: os.environ.get(name, "") for name in REPORTED_ENV},
+    }
+
+
+def measure_low_precision_matmul(size: int, config: dict[str, Any], precision: str) -> dict[str, Any]:
+    """In the child (pinned): import PyTorch and time ``a @ b`` in ``precision`` and in float32."""
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit(f"calibrating {precision} needs PyTorch (NumPy has no {precision} matmul)") from None
+
+    from dlbench.measure.timing import MeasureConfig, measure
+    from dlbench.stats import summarize
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    flop = 2.0 * size**3
+
+    def timed(dtype: Any) -> tuple[Any, Any]:
+        generator = torch.Generator().manual_seed(0)
+        a = torch.randn(size, size, generator=generator).to(dtype)
+        b = torch.randn(size, size, generator=generator).to(dtype)
+        out = torch.empty(size, size, dtype=dtype)
+
+        def product() -> Any:
+            return torch.matmul(a, b, out=out)  # CPU tensors: ready when it returns
+
+        timing = measure(lambda: product, lambda _: None, MeasureConfig(**config))
+        return timing, summarize(timing.samples_ms)
+
+    def gflops(ms: float) -> float:
+        return float(f"{flop / (ms / 1e3) / 1e9:.6g}")
+
+    timing, summary = timed(getattr(torch, LOW_PRECISION_DTYPES[precision]))
+    _, full = timed(torch.float32)
+    return {
+        "gflops": gflops(summary.median), "gflops_ci_low": gflops(summary.ci_high),
+        "gflops_ci_high": gflops(summary.ci_low), "gflops_best": gflops(summary.min),
+        "median_ms": float(f"{summary.median:.6g}"), "n_samples": summary.n,
+        "iterations_per_sample": timing.iterations_per_sample, "first_call_ms": round(timing.first_call_ms, 3),
+        "cpu_per_wall": round(timing.cpu_per_wall, 3), "size": size, "dtype": LOW_PRECISION_DTYPES[precision],
+        "precision": precision, "library": f"torch {torch.__version__}",
+        "float32_same_library_gflops": gflops(full.median),
+        "cores": sorted(os.sched_getaffinity(0)), "thread_env": {n: os.environ.get(n, "") for n in REPORTED_ENV},
     }
 
 

@@ -167,7 +167,10 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             if placement is not None or executor != "local":
                 raise DlbenchError(f"{store.directory} was run by the local executor; resume it without "
                                    "--executor, --address or --placement")
-            status = run_calibration(store, sorted({c.threads for c in cases}), quiet) if calibrate else "complete"
+            status = "complete"
+            if calibrate:
+                status = run_calibration(store, sorted({c.threads for c in cases}), quiet,
+                                         sorted({c.precision for c in cases if c.device == "cpu"}))
             if status != "interrupted":
                 status = execute(store, cases, memory, quiet)
     finally:
@@ -327,18 +330,29 @@ def execute(store: RunStore, cases: list[Case], memory_limit: float | None, quie
     return "complete"
 
 
-def run_calibration(store: RunStore, threads: list[int], quiet: bool) -> str:
-    """Calibrate into the run's environment; "interrupted" (and the run marked so) on Ctrl-C or SIGTERM."""
-    from dlbench.calibrate import calibrate
+def run_calibration(store: RunStore, threads: list[int], quiet: bool, precisions: list[str] | None = None) -> str:
+    """Calibrate into the run's environment: the float32 peak always, and the peak of every low precision
+    the run has on the CPU; "interrupted" (and the run marked so) on Ctrl-C or SIGTERM."""
+    from dlbench.calibrate import LOW_PRECISION_DTYPES, calibrate
 
     if not quiet:
         console.print(f"calibrating float32 matmul peak for threads {threads} ...")
     try:
         calibration = calibrate(threads)
+        store.record.environment["calibration"] = {str(k): v for k, v in calibration.items()}
+        for precision in [p for p in precisions or [] if p in LOW_PRECISION_DTYPES]:
+            if not quiet:
+                console.print(f"calibrating {precision} matmul peak for threads {threads} ...")
+            try:
+                measured = calibrate(threads, precision=precision)
+            except DlbenchError as exc:  # e.g. no PyTorch to time bf16 with: the run itself still goes on
+                console.print(plain(f"note: no {precision} peak: {exc}"))
+                continue
+            peaks = store.record.environment.setdefault("calibration_precisions", {})
+            peaks[precision] = {str(k): v for k, v in measured.items()}
     except KeyboardInterrupt:  # the calibration child is already killed (the process kit's Child saw to it)
         store.finish("interrupted")
         return "interrupted"
-    store.record.environment["calibration"] = {str(k): v for k, v in calibration.items()}
     store.flush()
     return "complete"
 

@@ -85,7 +85,7 @@ def assemble(runs: Sequence[LoadedRun], batch_size: int | None) -> Report:
     many_runs = len(runs) > 1
     timed = speedups.timed_at_chosen(frame, choices)
     found = (speedups.thread_speedups(timed, many_runs), speedups.gpu_speedups(timed, many_runs),
-             speedups.variant_speedups(timed, many_runs))
+             speedups.variant_speedups(timed, many_runs), speedups.precision_speedups(timed, many_runs))
     speedup_tables = tuple(t for t in found if t is not None)
     sections.append(Section(
         "speedups", "Speed-ups", items=speedup_tables,

@@ -56,11 +56,15 @@ class LoadedRun:
     def hostname(self) -> str:
         return str(lookup(self.record.environment, "host", "hostname") or "").strip()
 
-    def peak_gflops(self, device: str, threads: int) -> float | None:
-        """The calibrated float32 matrix-multiply peak for a CPU thread count, if the run recorded one."""
+    def peak_gflops(self, device: str, threads: int, precision: str = "float32") -> float | None:
+        """The calibrated matrix-multiply peak of ``precision`` for a CPU thread count, if the run recorded
+        one: GFLOP/s of a bf16 case are judged against the bf16 peak, never the float32 one."""
         if device != "cpu":
             return None
-        value = lookup(self.record.environment, "calibration", str(threads), "gflops")
+        if precision in ("", "float32"):
+            value = lookup(self.record.environment, "calibration", str(threads), "gflops")
+        else:
+            value = lookup(self.record.environment, "calibration_precisions", precision, str(threads), "gflops")
         return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
@@ -147,7 +151,7 @@ def results_frame(runs: Sequence[LoadedRun]) -> pd.DataFrame:
             setting=setting_label(case.device, case.threads),
             workload_label=workload_label(case.workload, case.phase),
             series=series_label(case.framework, case.variant, case.precision),
-            peak_gflops=run.peak_gflops(case.device, case.threads),
+            peak_gflops=run.peak_gflops(case.device, case.threads, case.precision),
         )
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -79,6 +79,25 @@ def _calibration(run: LoadedRun) -> str:
     return "; ".join(parts)
 
 
+def _precision_calibration(run: LoadedRun) -> str:
+    """The low-precision peaks (bf16, fp16: measured with PyTorch), with float32 of the same library."""
+    found = lookup(run.record.environment, "calibration_precisions")
+    if not isinstance(found, dict) or not found:
+        return "not calibrated"
+    parts = []
+    for precision, by_threads in sorted(found.items()):
+        if not isinstance(by_threads, dict):
+            continue
+        for threads, entry in sorted(by_threads.items(), key=lambda kv: (len(kv[0]), kv[0])):
+            gflops, same = lookup(entry, "gflops"), lookup(entry, "float32_same_library_gflops")
+            shown = f"{gflops:.1f}" if isinstance(gflops, int | float) else text(gflops)
+            versus = f" (float32 {same:.1f} with {text(lookup(entry, 'library'))})" if isinstance(
+                same, int | float) else ""
+            parts.append(f"{precision}, {threads} thread(s): {shown} GFLOP/s{versus}"
+                         f"{_busy(threads, lookup(entry, 'cpu_per_wall'))}")
+    return "; ".join(parts) or "not calibrated"
+
+
 def _busy(threads: str, cpu_per_wall: Any) -> str:
     """A calibration that got much less CPU than its threads (another process competed) understates the
     peak, and every "% of peak" with it: say so beside the number."""
@@ -107,6 +126,7 @@ FACTS: tuple[tuple[str, Fact], ...] = (
     ("dlbench", lambda run: text(lookup(run.record.environment, "dlbench"))),
     ("git commit", _git),
     ("matmul peak (float32)", _calibration),
+    ("matmul peak (low precision)", _precision_calibration),
 )
 
 

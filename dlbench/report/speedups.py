@@ -151,3 +151,43 @@ def variant_speedups(timed: pd.DataFrame, many_runs: bool) -> Table | None:
     caption = "Default-variant median / variant median in the same setting: above 1, the variant is faster."
     return Table("speedup-variants", "Speed-up: variant against the default variant", caption, header, rows,
                  long.drop(columns=["label"]))
+
+
+def precision_speedups(timed: pd.DataFrame, many_runs: bool) -> Table | None:
+    """Each low precision against float32 of the same framework variant and setting ("bf16 vs float32"):
+    float32 median / low-precision median, per framework, so that it shows which framework gains from
+    mixed precision on this machine (and which loses, where the hardware only emulates it)."""
+    match = ["run", "device", "threads", "workload", "phase", "batch_size", "pass", "framework", "variant"]
+    full = timed[timed["precision"] == "float32"].set_index(match)["median_ms"]
+    full = full[~full.index.duplicated()]
+    data: list[dict[str, object]] = []
+    for _, row in timed[timed["precision"] != "float32"].iterrows():
+        key = tuple(row[c] for c in match)
+        if key not in full.index:
+            continue
+        base_ms = float(full.loc[key])
+        data.append({
+            "run": row["run"], "setting": row["setting"], "workload": row["workload"], "phase": row["phase"],
+            "pass": row["pass"], "framework": row["framework"], "variant": row["variant"],
+            "precision": row["precision"], "batch_size": row["batch_size"], "float32_median_ms": base_ms,
+            "median_ms": row["median_ms"], "speedup": base_ms / row["median_ms"], "label": _case_label(row),
+        })
+    if not data:
+        return None
+    long = pd.DataFrame(data).sort_values(["precision", "framework", "workload", "phase", "pass"], kind="stable")
+    rows = tuple(
+        tuple(([Cell(str(r["run"]))] if many_runs else []) + [
+            Cell(f"{r['precision']} vs float32"), Cell(str(r["setting"])), Cell(str(r["label"])),
+            Cell(f"{r['framework']} [{r['variant']}]"), Cell(str(r["pass"])), Cell(fmt_ms(r["float32_median_ms"])),
+            Cell(fmt_ms(r["median_ms"])),
+            Cell(fmt_speedup(r["speedup"]), best=math.isfinite(r["speedup"]) and r["speedup"] > 1)])
+        for _, r in long.iterrows()
+    )
+    header = (("run",) if many_runs else ()) + (
+        "precision", "setting", "workload", "framework [variant]", "pass", "float32 ms", "low-precision ms",
+        "speed-up")
+    caption = ("float32 median / low-precision median of the same framework variant, setting and batch size: "
+               "above 1, mixed precision is faster. On CPUs without native bf16/fp16 arithmetic the casts "
+               "and emulation usually make it slower.")
+    return Table("speedup-precision", "Speed-up: low precision against float32", caption, header, rows,
+                 long.drop(columns=["label"]))

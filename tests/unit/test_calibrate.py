@@ -55,3 +55,16 @@ def test_a_child_that_fails_is_reported_with_its_last_error_line() -> None:
 def test_a_child_that_takes_too_long_is_stopped() -> None:
     with pytest.raises(DlbenchError, match="took longer than"):
         calibrate([1], size=32, measure=QUICK, timeout_s=0.01)
+
+
+def test_low_precision_peaks_are_timed_with_torch_beside_its_own_float32() -> None:
+    pytest.importorskip("torch")
+    (entry,) = calibrate([1], size=64, measure=QUICK, precision="bf16").values()
+    assert entry["dtype"] == "bfloat16" and entry["precision"] == "bf16" and entry["library"].startswith("torch")
+    assert entry["gflops"] > 0 and entry["float32_same_library_gflops"] > 0
+    assert entry["cores"] == sorted(os.sched_getaffinity(0))[:1]
+
+
+def test_precisions_without_a_cpu_matmul_are_refused() -> None:
+    with pytest.raises(DlbenchError, match="tf32 is GPU-only"):
+        calibrate([1], size=32, measure=QUICK, precision="tf32")
