@@ -89,7 +89,7 @@ def test_biases_option_reaches_the_workers_the_reference_and_the_json(
     asked: list[str] = []
 
     def in_process(framework: str, targets: Any, variants: Any, batch_size: int, seed: int, device: str,
-                   threads: int, timeout_s: float, biases: str) -> list[ImplResult]:
+                   threads: int, timeout_s: float, biases: str, precision: str = "float32") -> list[ImplResult]:
         asked.append(biases)
         adapter = NumpyAdapter(framework, weights_in=weights_in, variants=tuple(variants))
         return evaluate_adapter(adapter, targets, variants, batch_size, seed, device, threads, biases=biases)
