@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from dlbench.errors import SuiteError
 from dlbench.spec import PRECISIONS
 
@@ -108,3 +110,23 @@ def dtype_problem(name: str, seen: Mapping[str, str]) -> str | None:
     if output not in (precision.compute, "float32"):
         return f"{name} requested but the output is {output}"
     return None
+
+
+def round_to_precision(values: np.ndarray, name: str) -> np.ndarray:
+    """``values`` rounded (to nearest, ties to even) to the storage of precision ``name``'s compute dtype and
+    returned as float32; unchanged for float32 and TF32 (whose storage is float32) and for integer arrays.
+
+    Verification uses it for the reference: every framework casts the same float32 weights and inputs to
+    bf16/fp16 first, so the float64 reference of *those* operands is what they all approximate; what is left
+    is the rounding of the intermediate results, which the derived tolerances bound.
+    """
+    compute = get_precision(name).compute
+    array = np.asarray(values)
+    if compute == "float32" or array.dtype.kind != "f":
+        return array
+    single = np.ascontiguousarray(array, dtype=np.float32)
+    if compute == "float16":
+        return single.astype(np.float16).astype(np.float32)
+    bits = single.view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return rounded.view(np.float32)

@@ -335,7 +335,10 @@ class _Lstm(_Network):
         # Keras' Embedding looks up the float32 table and casts the rows it returns
         embedded = self.low(tf.nn.embedding_lookup(v["embedding.table"], tokens))
         flat = tf.reshape(embedded, [n * steps, -1])
-        projected = tf.nn.bias_add(tf.matmul(flat, self.read("lstm.input_kernel")), self.read("lstm.bias"))
+        # bias added in float32 and the sum rounded once (as JAX's float32 accumulation does): the bias
+        # gradient is then a float32 sum over all N x T steps, not a bf16 one that loses the small total
+        summed_in = tf.matmul(flat, self.read("lstm.input_kernel"))
+        projected = self.low(tf.nn.bias_add(tf.cast(summed_in, tf.float32), v["lstm.bias"]))
         time_major = tf.transpose(tf.reshape(projected, [n, steps, 4 * hidden]), [1, 0, 2])
         recurrent = self.read("lstm.recurrent_kernel")
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from dlbench.formatting import one_line
 from dlbench.frameworks.base import Evaluation
-from dlbench.precision import get_precision
+from dlbench.precision import get_precision, round_to_precision
 from dlbench.results import OK, UNAVAILABLE
 from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode
 from dlbench.verify.collect import ERROR, ImplResult, Target, build_request
@@ -126,9 +126,15 @@ class VerifyReport:
         return 0 if self.verdict == PASS else 1
 
 
-def compute_reference(target: Target, batch_size: int, seed: int, biases: str = DEFAULT_BIASES) -> Reference:
+def compute_reference(target: Target, batch_size: int, seed: int, biases: str = DEFAULT_BIASES,
+                      precision: str = "float32") -> Reference:
+    """The float64 reference. For a low precision its operands (weights and input features) are first
+    rounded to that precision, exactly as every framework's casts round them (see
+    :func:`dlbench.precision.round_to_precision`)."""
     request = build_request(target, "reference", batch_size, seed, "cpu", biases)
-    return reference_evaluate(target.workload, target.phase, request.batch, request.weights)
+    weights = {name: round_to_precision(value, precision) for name, value in request.weights.items()}
+    batch = replace(request.batch, x=round_to_precision(request.batch.x, precision))
+    return reference_evaluate(target.workload, target.phase, batch, weights)
 
 
 def verify_target(
@@ -149,7 +155,7 @@ def verify_target(
     reference_error = ""
     if reference is None:
         try:
-            reference = compute_reference(target, batch_size, seed, biases)
+            reference = compute_reference(target, batch_size, seed, biases, precision)
         except Exception as exc:  # noqa: BLE001 - a reference bug is reported, not raised
             reference_error = f"NumPy reference failed: {one_line(exc)}"
     evaluated = [

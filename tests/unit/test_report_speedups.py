@@ -80,3 +80,36 @@ def test_variant_without_a_default_to_compare_is_left_out(tmp_path: Path) -> Non
     failures = {c.key: (FAILED, "x") for c in all_cases if c.variant == "default"}
     timed = timed_frame(make_run(tmp_path / "r", all_cases, failures=failures))
     assert speedups.variant_speedups(timed, many_runs=False) is None
+
+
+def test_precision_speedups_pair_each_low_precision_row_with_its_float32_twin(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    full = cases(batches=(64,), threads=(1,))
+    low = [replace(c, precision="bf16") for c in full if c.framework == "alpha"]
+    timed = timed_frame(make_run(tmp_path / "r", full + low))
+    table = speedups.precision_speedups(timed, many_runs=False)
+    assert table is not None
+    assert len(table.data) == 2 and set(table.data["framework"]) == {"alpha"}  # beta has no bf16 rows
+    row = table.data[table.data["pass"] == "gradient"].iloc[0]
+    assert row["float32_median_ms"] == pytest.approx(cost_ms("alpha", "gradient", 64, 1))
+    assert row["speedup"] == pytest.approx(1.0)  # the fixture's medians do not depend on the precision
+    assert table.rows[0][0].text == "bf16 vs float32"
+
+
+def test_no_precision_table_without_a_low_precision(tmp_path: Path) -> None:
+    timed = timed_frame(make_run(tmp_path / "r", cases(threads=(1,))))
+    assert speedups.precision_speedups(timed, many_runs=False) is None
+
+
+def test_gflops_of_a_bf16_case_are_judged_against_the_bf16_peak(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    environment = make_environment()
+    environment["calibration"] = {"1": {"gflops": 100.0}}
+    environment["calibration_precisions"] = {"bf16": {"1": {"gflops": 400.0}}}
+    full = cases(batches=(64,), threads=(1,), frameworks=("alpha",))
+    run = make_run(tmp_path / "r", full + [replace(c, precision="bf16") for c in full], environment=environment)
+    frame = results_frame(load_runs([run]))
+    peaks = dict(zip(frame["precision"], frame["peak_gflops"], strict=True))
+    assert peaks == {"float32": 100.0, "bf16": 400.0}
