@@ -76,8 +76,16 @@ def test_a_request_naming_no_case_is_a_suite_error(fake: FakeAdapter, changes: d
         fake.build(request(**changes))
 
 
-def test_another_precision_is_unavailable_not_an_error(fake: FakeAdapter) -> None:
-    with pytest.raises(CaseUnavailable, match="runs float32 only, not bfloat16"):
+def test_another_precision_is_unavailable_not_an_error(fake: FakeAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FakeAdapter, "precisions", ("float32",))
+    with pytest.raises(CaseUnavailable, match="runs float32 only, not bf16"):
+        fake.build(request(precision="bf16"))
+    with pytest.raises(CaseUnavailable, match="GPU tensor-core mode"):  # checked before the adapter's list
+        fake.build(request(precision="tf32"))
+
+
+def test_an_unknown_precision_is_a_suite_error(fake: FakeAdapter) -> None:
+    with pytest.raises(SuiteError, match="unknown precision 'bfloat16'"):
         fake.build(request(precision="bfloat16"))
 
 
