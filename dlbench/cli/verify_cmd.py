@@ -126,7 +126,7 @@ def collect(
             threads,
             timeout_s,
             biases,
-            precision,
+            precision=precision,
         )
         progress.print(f"verify: {framework.name} done in {time.perf_counter() - started:.1f} s")
     return results

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.frameworks.base import Evaluation
+from dlbench.precision import round_to_precision
 from dlbench.verify.layers import (
     ALEXNET,
     LENET,
@@ -65,6 +66,18 @@ class Reference:
 Outcome = tuple[Array, float, Grads, TieAllowance | None]
 
 
+# The precision whose storage the sequential networks round each layer's output to (float32: no rounding).
+# Set only for the duration of one reference_evaluate call; see its ``precision`` argument.
+_activation_precision = "float32"
+
+
+def _stored(h: Array) -> Array:
+    """``h`` as a low-precision framework stores it between layers (unchanged for float32)."""
+    if _activation_precision == "float32":
+        return h
+    return np.asarray(round_to_precision(h, _activation_precision), dtype=h.dtype)
+
+
 def _sequential_classifier(
     layers: Sequence[Layer], params: Params, batch: Batch, macs: MacCounter, gradients: bool, ties: bool
 ) -> Outcome:
@@ -73,6 +86,7 @@ def _sequential_classifier(
     for layer in layers:
         inputs.append(h)
         h, cache = layer.forward(h, params, macs)
+        h = _stored(h)
         caches.append(cache)
     loss, dh = softmax_cross_entropy(h, batch.y)
     grads: Grads = {}
@@ -401,17 +415,28 @@ def reference_evaluate(
     weights: Mapping[str, Array],
     gradients: bool = True,
     calibrate: bool = True,
+    precision: str = "float32",
 ) -> Reference:
     """Forward output, loss and (unless ``gradients`` is False) the gradient of every trainable parameter of
     ``workload``/``phase``, computed in float64 from the canonical weights and batch.
+
+    With a low ``precision``, the ReLU / max-pool networks (LeNet, AlexNet) round each layer's output to that
+    precision's storage, as every framework's bf16/fp16 activations are: their ReLU and max-pool decisions
+    (exact ties of rounded values included) are then the frameworks' decisions, which a float64 activation
+    would not reproduce. The arithmetic itself stays float64.
 
     With ``calibrate``, the same computation also runs in float32 and the near-ties of the ReLU / max-pool
     networks are analysed; :attr:`Reference.allowance` then holds, per tensor, the float32 allowance (a
     scalar noise level plus the elementwise near-tie envelope) that comparisons subtract from the absolute
     difference before the workload's relative tolerance judges."""
-    evaluation, macs, ties = _run(
-        workload, phase, batch, weights, np.float64, gradients, calibrate and gradients
-    )
+    global _activation_precision
+    _activation_precision = precision
+    try:
+        evaluation, macs, ties = _run(
+            workload, phase, batch, weights, np.float64, gradients, calibrate and gradients
+        )
+    finally:
+        _activation_precision = "float32"
     allowance: dict[str, Array] = {}
     if calibrate:
         shadow, _, _ = _run(workload, phase, batch, weights, np.float32, gradients, False)

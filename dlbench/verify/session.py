@@ -134,7 +134,7 @@ def compute_reference(target: Target, batch_size: int, seed: int, biases: str = 
     request = build_request(target, "reference", batch_size, seed, "cpu", biases)
     weights = {name: round_to_precision(value, precision) for name, value in request.weights.items()}
     batch = replace(request.batch, x=round_to_precision(request.batch.x, precision))
-    return reference_evaluate(target.workload, target.phase, batch, weights)
+    return reference_evaluate(target.workload, target.phase, batch, weights, precision=precision)
 
 
 def verify_target(
