@@ -230,9 +230,9 @@ def _lstm(params: Params, phase: str, batch: Batch, macs: MacCounter, gradients:
         i, f = sigmoid(z[:, :hidden]), sigmoid(z[:, hidden : 2 * hidden])
         g, o = np.tanh(z[:, 2 * hidden : 3 * hidden]), sigmoid(z[:, 3 * hidden :])
         c_prev, h_prev = c, h
-        c = f * c_prev + i * g
+        c = _stored(f * c_prev + i * g)  # the recurrent state as a low-precision framework stores it
         tanh_c = np.tanh(c)
-        h = o * tanh_c
+        h = _stored(o * tanh_c)
         tape.append((i, f, g, o, c_prev, h_prev, tanh_c))
         pooled += mask[:, t, None] * h
     logits, loss, grads, dpooled = _mean_pooled_classifier(pooled, mask, params, batch, macs, gradients)
@@ -423,7 +423,9 @@ def reference_evaluate(
     With a low ``precision``, the ReLU / max-pool networks (LeNet, AlexNet) round each layer's output to that
     precision's storage, as every framework's bf16/fp16 activations are: their ReLU and max-pool decisions
     (exact ties of rounded values included) are then the frameworks' decisions, which a float64 activation
-    would not reproduce. The arithmetic itself stays float64.
+    would not reproduce. The LSTM likewise stores its state (h, c) rounded at every step, as the frameworks
+    do; over 100 steps float64 states would drift away from every bf16 recurrence. The arithmetic itself
+    stays float64.
 
     With ``calibrate``, the same computation also runs in float32 and the near-ties of the ReLU / max-pool
     networks are analysed; :attr:`Reference.allowance` then holds, per tensor, the float32 allowance (a
