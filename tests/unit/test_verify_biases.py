@@ -189,4 +189,4 @@ def test_the_bias_mode_is_in_the_json_and_the_table_header(biases: str) -> None:
     print_table(report, Console(file=out, width=200, color_system=None))
     lines = out.getvalue().splitlines()
     assert f"(--biases {biases})" in lines[0]  # the first line says which weights every table is about
-    assert lines[-1].startswith("verify: PASS") and f"{biases} biases)" in lines[-1]
+    assert lines[-1].startswith("verify: PASS") and f"{biases} biases, float32)" in lines[-1]
