@@ -23,6 +23,9 @@ import numpy as np
 from dlbench.errors import SuiteError
 from dlbench.spec import PRECISIONS
 
+# The workloads whose adapters implement the bf16/fp16 recipes (the transformer's layer norms and attention
+# softmax would need their float32 islands written out first); others are unavailable in those precisions.
+MIXED_PRECISION_WORKLOADS: tuple[str, ...] = ("lenet", "alexnet", "autoencoder", "lstm")
 FP16_LOSS_SCALE = 1024.0  # static; fp16's largest value is 65504, so a loss of ~2.3 scaled stays far below it
 
 

@@ -26,8 +26,8 @@ HERE = "tests/unit/test_layering.py"
 # Lowest first. To add a module: put its top-level name in the layer whose modules it needs at most.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # Vocabulary and general-purpose helpers: know nothing of workloads, frameworks or runs.
-    ("foundation", frozenset({"dlbench", "errors", "spec", "formatting", "terminal", "files", "stats", "gpu",
-                              "process"})),
+    ("foundation", frozenset({"dlbench", "errors", "spec", "precision", "formatting", "terminal", "files",
+                              "stats", "gpu", "process"})),
     # The canonical work and what a measured case produced.
     ("model", frozenset({"workloads", "results"})),
     # Building, timing and storing one thing at a time: adapters, measurement, persistence, inputs.
