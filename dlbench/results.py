@@ -53,6 +53,19 @@ class Memory:
 
 
 @dataclass(frozen=True)
+class Round:
+    """One worker process's share of a case measured in rounds (``dlbench run --repeat R``).
+
+    Its samples are the next ``n`` of the result's ``samples_ms``, which keeps every sample in round order.
+    """
+
+    n: int
+    started_at: str = ""
+    cpu_per_wall: float | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
 class CaseResult:
     """The outcome of one case. ``samples_ms`` are per-iteration times of whole timed blocks."""
 
@@ -76,13 +89,43 @@ class CaseResult:
     host: str = ""  # the machine that ran the case (hostname)
     node_id: str = ""  # on a Ray cluster: the node that ran it (several nodes may share one hostname)
     retries: int = 0  # times the case was placed again because its node died while running it
+    rounds: tuple[Round, ...] = ()  # empty: one round, all of samples_ms
+    environment: str = ""  # the --python environment (A/B runs); "" for the interpreter running dlbench
 
     @property
     def ok(self) -> bool:
         return self.status == OK
 
+    @property
+    def round_count(self) -> int:
+        return len(self.rounds) if self.rounds else (1 if self.samples_ms else 0)
+
+    def round_samples(self) -> list[tuple[float, ...]]:
+        """The samples of each round, in the order the rounds were measured."""
+        if not self.rounds:
+            return [self.samples_ms] if self.samples_ms else []
+        found, start = [], 0
+        for entry in self.rounds:
+            found.append(self.samples_ms[start:start + entry.n])
+            start += entry.n
+        return found
+
     def summary(self) -> Summary | None:
-        return summarize(self.samples_ms) if self.samples_ms else None
+        """Headline statistics; with two rounds or more they rest on the round medians."""
+        if not self.samples_ms:
+            return None
+        if len(self.rounds) < 2:
+            return summarize(self.samples_ms)
+        from dlbench.round_stats import summarize_rounds  # scipy: only where rounds exist, not in workers
+
+        return summarize_rounds(self.round_samples())
+
+    def add_round(self, other: CaseResult) -> CaseResult:
+        """This result with ``other``'s samples appended as one more round (both must be ok)."""
+        own = self.rounds or (Round(len(self.samples_ms), self.started_at, self.cpu_per_wall,
+                                    self.duration_s),)
+        new = Round(len(other.samples_ms), other.started_at, other.cpu_per_wall, other.duration_s)
+        return replace(self, samples_ms=self.samples_ms + other.samples_ms, rounds=(*own, new))
 
     def with_status(self, status: str, error: str) -> CaseResult:
         return replace(self, status=status, error=error)
@@ -103,6 +146,7 @@ class CaseResult:
         values["samples_ms"] = tuple(data.get("samples_ms", ()))
         values["affinity"] = tuple(data.get("affinity", ()))
         values["dtypes"] = dict(data.get("dtypes") or {})
+        values["rounds"] = tuple(Round(**r) for r in data.get("rounds", ()))
         return cls(**values)
 
 

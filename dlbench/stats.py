@@ -2,6 +2,11 @@
 
 The median is the headline (on shared machines the mean is dragged by preemptions); its confidence
 interval is distribution-free, from the binomial distribution of order statistics, as in asv.
+
+A case measured in several **rounds** (separately launched worker processes) has two levels of noise:
+samples within a process, and the luck each process draws (memory layout, core, cache and frequency
+state, neighbours). Only the round level tells how far another run would land, so with two rounds or
+more the headline and its interval come from the round medians (:mod:`dlbench.round_stats`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ class Summary:
     std: float
     min: float
     max: float
+    rounds: int = 1  # worker processes the samples came from
+    round_cv: float | None = None  # coefficient of variation of the round medians (2 rounds or more)
 
     @property
     def noisy(self) -> bool:
@@ -102,7 +109,7 @@ def median_ci_coverage(n: int, confidence: float = 0.95) -> float:
     return _coverage(n, order_statistic_cut(n, confidence))
 
 
-def summarize(samples_ms: Sequence[float], confidence: float = 0.95) -> Summary:
+def summarize(samples_ms: Sequence[float] | np.ndarray[Any, Any], confidence: float = 0.95) -> Summary:
     x = np.asarray(samples_ms, dtype=float)
     if x.size == 0:
         raise ValueError("no samples")
@@ -119,3 +126,4 @@ def summarize(samples_ms: Sequence[float], confidence: float = 0.95) -> Summary:
         min=float(x.min()),
         max=float(x.max()),
     )
+

@@ -13,7 +13,6 @@ import fcntl
 import io
 import json
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from dlbench.errors import StoreError
 from dlbench.files import atomic_write, read_regular_text
-from dlbench.results import CaseResult
+from dlbench.results import INTERRUPTED, OK, CaseResult
 from dlbench.spec import WorkerKey
 from dlbench.workloads.definitions import pass_flops
 
@@ -32,9 +31,11 @@ LOCK_FILE = ".lock"
 RUN_FILE_LIMIT = 1024 * 2**20  # far above any real sweep's raw samples; stops a runaway read
 
 CSV_COLUMNS = (
-    "run_id", "key", "workload", "phase", "framework", "framework_version", "variant", "device", "threads",
+    "run_id", "environment", "key", "workload", "phase", "framework", "framework_version", "variant", "device",
+    "threads",
     "batch_size", "pass", "precision", "status", "median_ms", "iqr_ms", "ci_low_ms", "ci_high_ms", "mean_ms",
-    "std_ms", "min_ms", "n_samples", "iterations_per_sample", "noisy", "first_call_ms", "samples_per_s",
+    "std_ms", "min_ms", "n_samples", "rounds", "round_cv", "iterations_per_sample", "noisy", "first_call_ms",
+    "samples_per_s",
     "params", "macs", "flops", "gflops_per_s", "framework_flops", "peak_rss_mb", "rss_rise_mb",
     "framework_peak_mb", "device_peak_mb", "threads_effective", "affinity", "cpu_per_wall", "host", "node_id",
     "retries", "started_at", "duration_s", "error",
@@ -57,7 +58,8 @@ def result_row(run_id: str, result: CaseResult, framework_version: str = "") -> 
     """One CSV row: the case's axes, its status and statistics derived from its raw samples."""
     case = result.case
     row: dict[str, Any] = {
-        "run_id": run_id, "key": case.key, "workload": case.workload, "phase": case.phase,
+        "run_id": run_id, "environment": result.environment, "key": case.key, "workload": case.workload,
+        "phase": case.phase,
         "framework": case.framework, "framework_version": framework_version, "variant": case.variant,
         "device": case.device, "threads": case.threads, "batch_size": case.batch_size, "pass": case.pass_,
         "precision": case.precision, "status": result.status, "error": result.error,
@@ -78,19 +80,23 @@ def result_row(run_id: str, result: CaseResult, framework_version: str = "") -> 
         row.update(
             median_ms=_round(summary.median), iqr_ms=_round(summary.iqr), ci_low_ms=_round(summary.ci_low),
             ci_high_ms=_round(summary.ci_high), mean_ms=_round(summary.mean), std_ms=_round(summary.std),
-            min_ms=_round(summary.min), n_samples=summary.n, noisy=summary.noisy,
+            min_ms=_round(summary.min), n_samples=summary.n, noisy=summary.noisy, rounds=summary.rounds,
+            round_cv=_round(summary.round_cv),
             samples_per_s=_round(case.batch_size / (summary.median / 1e3), 2),
             flops=flops, gflops_per_s=_round(flops / (summary.median / 1e3) / 1e9, 3),
         )
     return {col: ("" if row.get(col) is None else row.get(col)) for col in CSV_COLUMNS}
 
 
-def csv_text(run_id: str, results: Iterable[CaseResult], versions: dict[str, str]) -> str:
+def csv_text(record: RunRecord) -> str:
+    """``results.csv``: one row per case (per environment in an A/B run), with that environment's versions."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for result in results:
-        writer.writerow(result_row(run_id, result, versions.get(result.case.framework, "")))
+    versions = {name: record.framework_versions(name) for name in {"", *record.environment_names()}}
+    for result in record.results:
+        version = versions.get(result.environment, {}).get(result.case.framework, "")
+        writer.writerow(result_row(record.run_id, result, version))
     return out.getvalue()
 
 
@@ -108,8 +114,16 @@ class RunRecord:
     status: str = "running"  # running | complete | interrupted
     schema_version: int = SCHEMA_VERSION
 
-    def framework_versions(self) -> dict[str, str]:
-        frameworks = self.environment.get("frameworks", {})
+    def environment_names(self) -> list[str]:
+        """The ``--python`` environments of an A/B run, in the order given ([] for an ordinary run)."""
+        return [str(e["name"]) for e in self.config.get("environments", []) if isinstance(e, dict)]
+
+    def framework_versions(self, environment: str = "") -> dict[str, str]:
+        section = self.environment
+        if environment:
+            found = self.environment.get("environments", {}).get(environment, {})
+            section = found if isinstance(found, dict) else {}
+        frameworks = section.get("frameworks", {})
         if not isinstance(frameworks, dict):
             return {}
         return {str(name): str(info.get("version", "")) for name, info in frameworks.items()
@@ -254,20 +268,56 @@ class RunStore:
             self._lock_handle.close()
             self._lock_handle = None
 
+    def find(self, environment: str, key: str) -> CaseResult | None:
+        return next((r for r in self.record.results
+                     if r.environment == environment and r.case.key == key), None)
+
     def done_keys(self) -> set[str]:
         """Keys of cases that need not be measured again on resume (everything but interrupted ones)."""
-        return {r.case.key for r in self.record.results if r.status != "interrupted"}
+        return {r.case.key for r in self.record.results if r.status != INTERRUPTED}
+
+    def rounds_done(self, environment: str, key: str, wanted: int) -> int:
+        """How many of the ``wanted`` rounds of a case need not be measured (again): the finished rounds of
+        an ok or interrupted result; all of them once a round failed (its status says why)."""
+        result = self.find(environment, key)
+        if result is None:
+            return 0
+        if result.status in (OK, INTERRUPTED):
+            return result.round_count if result.samples_ms else 0
+        return wanted
 
     def add(self, result: CaseResult) -> None:
         """Store a finished case (replacing an earlier result of the same case) and persist at once."""
-        self.record.results = [r for r in self.record.results if r.case.key != result.case.key]
+        self.record.results = [r for r in self.record.results
+                               if (r.environment, r.case.key) != (result.environment, result.case.key)]
         self.record.results.append(result)
         self.flush()
 
-    def set_framework_info(self, worker: WorkerKey, info: dict[str, Any]) -> None:
-        """Keep what a worker's framework reported: per worker (threads differ) and, once, per framework."""
-        self.record.environment.setdefault("workers", {})[worker.label] = info
-        self.record.environment.setdefault("frameworks", {}).setdefault(worker.framework, info)
+    def add_round(self, result: CaseResult) -> None:
+        """Store one more round of a case: appended to the rounds already stored when both are ok; a round
+        that failed or was interrupted sets the status but keeps the samples of the earlier rounds."""
+        stored = self.find(result.environment, result.case.key)
+        if stored is None or not stored.samples_ms:
+            self.add(result)
+        elif result.ok:
+            self.add(stored.with_status(OK, "").add_round(result))
+        else:
+            prefix = f"round {stored.round_count + 1}: "
+            self.add(stored.with_status(result.status, prefix + result.error))
+
+    def set_framework_info(self, worker: WorkerKey, info: dict[str, Any], environment: str = "") -> None:
+        """Keep what a worker's framework reported: per worker (threads differ) and, once, per framework;
+        for a ``--python`` environment under ``environments[name]``."""
+        target = self.record.environment
+        if environment:
+            target = target.setdefault("environments", {}).setdefault(environment, {})
+        target.setdefault("workers", {})[worker.label] = info
+        target.setdefault("frameworks", {}).setdefault(worker.framework, info)
+        self.flush()
+
+    def add_control(self, entry: dict[str, Any]) -> None:
+        """Keep one round's control reading (see :mod:`dlbench.control`)."""
+        self.record.environment.setdefault("control", []).append(entry)
         self.flush()
 
     def finish(self, status: str) -> None:
@@ -280,7 +330,7 @@ class RunStore:
             atomic_write(self.directory / RUN_FILE, self.record.to_json())
             atomic_write(
                 self.directory / CSV_FILE,
-                csv_text(self.record.run_id, self.record.results, self.record.framework_versions()),
+                csv_text(self.record),
             )
         except OSError as exc:
             raise StoreError(f"cannot write results into {self.directory}: {exc.strerror}") from None

@@ -17,6 +17,7 @@ from dlbench.files import write_text
 from dlbench.regress.render import render_json, render_markdown, table_renderable
 from dlbench.regress.threshold import parse_alpha, parse_threshold
 from dlbench.regress.verdict import Policy, compare_runs
+from dlbench.regress.within import split_run
 from dlbench.store import load_run
 from dlbench.terminal import stdout_console
 
@@ -26,8 +27,8 @@ FilePath = NonEmptyPath(path_type=Path, dir_okay=False)
 
 
 @click.command("compare")
-@click.argument("baseline", type=RunPath)
-@click.argument("current", type=RunPath)
+@click.argument("baseline")
+@click.argument("current")
 @click.option("--threshold", default="5%", show_default=True,
               help="Relative change of the median time that counts: 5% or 0.05.")
 @click.option("--alpha", default="0.01", show_default=True,
@@ -44,11 +45,18 @@ FilePath = NonEmptyPath(path_type=Path, dir_okay=False)
 @click.option("--strict", is_flag=True, help="Also exit 1 when a case newly failed or is missing.")
 @click.option("--allow-empty", is_flag=True,
               help="Exit 0 even when nothing could be compared (no case has a timing in both runs).")
+@click.option("--normalize", type=click.Choice(("none", "control")), default="none", show_default=True,
+              help="control: scale the current times by the drift control's speed ratio (both runs need it; "
+                   "sound for compute-bound cases on one CPU whose speed changed uniformly).")
+@click.option("--within", "within", type=RunPath,
+              help="An A/B run (dlbench run --python NAME=PATH ...): BASELINE and CURRENT are then the names "
+                   "of two of its environments, e.g. --within results/ab base head.")
 @click.pass_context
-def command(ctx: click.Context, baseline: Path, current: Path, threshold: str, alpha: str,
+def command(ctx: click.Context, baseline: str, current: str, threshold: str, alpha: str,
             memory_threshold: str, memory_floor: float, format_: str, markdown_file: Path | None,
-            json_file: Path | None, strict: bool, allow_empty: bool) -> None:
-    """Compare CURRENT against BASELINE (run directories or their run.json), case by case.
+            json_file: Path | None, strict: bool, allow_empty: bool, normalize: str, within: Path | None) -> None:
+    """Compare CURRENT against BASELINE (run directories or their run.json), case by case; with --within
+    RUN, two environments of one A/B run.
 
     A case regresses when its median time grew beyond the threshold AND the samples differ significantly,
     or when a memory reading grew beyond the memory threshold. Take both runs on the same machine:
@@ -61,11 +69,18 @@ def command(ctx: click.Context, baseline: Path, current: Path, threshold: str, a
         alpha=parse_alpha(alpha),
         memory_threshold=parse_threshold(memory_threshold, "memory threshold"),
         memory_floor_bytes=int(memory_floor * 2**20),
+        normalize_control=normalize == "control",
     )
+    if within is not None:
+        base_run, cur_run = split_run(load_run(within), baseline, current)
+        inputs = [within]
+    else:
+        base_run, cur_run = load_run(Path(baseline)), load_run(Path(current))
+        inputs = [Path(baseline), Path(current)]
     for option, path in (("--markdown", markdown_file), ("--json", json_file)):
         if path is not None:
-            check_output_file(path, [baseline, current], option)
-    comparison = compare_runs(load_run(baseline), load_run(current), policy)
+            check_output_file(path, inputs, option)
+    comparison = compare_runs(base_run, cur_run, policy)
     if markdown_file is not None:
         write_text(markdown_file, render_markdown(comparison))
     if json_file is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
+import shutil
 import signal
 import sys
 from collections.abc import Iterator
@@ -21,6 +24,7 @@ from dlbench import env as environment
 from dlbench.cli.options import CommaList, flatten
 from dlbench.cli.paths import NonEmptyPath
 from dlbench.console import console, describe, out, progress_bar, summary_table
+from dlbench.control import measure_control
 from dlbench.errors import DlbenchError
 from dlbench.fleet.driver import connect
 from dlbench.fleet.nodes import EACH_NODE, PLACEMENTS, SPREAD
@@ -33,11 +37,11 @@ from dlbench.fleet.session import (
     run_fleet,
 )
 from dlbench.frameworks.registry import get_adapter
-from dlbench.measure.timing import MeasureConfig
+from dlbench.measure.timing import MAX_REPEATS, MeasureConfig
 from dlbench.plan import make_plan
 from dlbench.process.placement import available_cores
 from dlbench.results import CRASHED, FAILED, OOM, TIMEOUT, UNAVAILABLE, CaseResult, failed_result
-from dlbench.runner.isolate import LocalExecutor
+from dlbench.runner.isolate import Executor, LocalExecutor
 from dlbench.runner.schedule import RunLoop
 from dlbench.spec import Case
 from dlbench.store import RunRecord, RunStore, now_iso
@@ -58,9 +62,32 @@ def new_run_id() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
-def measure_overrides(max_time: float | None, min_samples: int | None, timeout: float | None) -> dict[str, Any]:
-    given = {"max_time_s": max_time, "min_samples": min_samples, "timeout_s": timeout}
+def measure_overrides(max_time: float | None, min_samples: int | None, timeout: float | None,
+                      repeat: int | None = None) -> dict[str, Any]:
+    given = {"max_time_s": max_time, "min_samples": min_samples, "timeout_s": timeout, "repeats": repeat}
     return {k: v for k, v in given.items() if v is not None}
+
+
+ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def parse_environments(specs: tuple[str, ...]) -> list[dict[str, str]]:
+    """``--python NAME=PATH`` options as ``[{"name", "python"}]``; a one-line error for anything wrong."""
+    found: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        name = name.strip()
+        if not sep or not path:
+            raise DlbenchError(f"bad --python {spec!r}: write NAME=/path/to/python, e.g. base=venvA/bin/python")
+        if not ENV_NAME.match(name):
+            raise DlbenchError(f"bad --python name {name!r}: letters, digits, '_', '.', '-' (at most 32)")
+        if name in found:
+            raise DlbenchError(f"--python {name!r} is given twice")
+        resolved = shutil.which(path) if os.sep not in path else path
+        if resolved is None or not os.path.isfile(resolved) or not os.access(resolved, os.X_OK):
+            raise DlbenchError(f"--python {name}: {path!r} is not an executable file")
+        found[name] = os.path.abspath(resolved)
+    return [{"name": name, "python": python} for name, python in found.items()]
 
 
 @click.command("run")
@@ -84,6 +111,15 @@ def measure_overrides(max_time: float | None, min_samples: int | None, timeout: 
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per case before it is killed.")
 @click.option("--max-time", type=click.FloatRange(min=0, min_open=True), help="Sampling budget per case (s).")
 @click.option("--min-samples", type=click.IntRange(min=3), help="Samples per case at the least.")
+@click.option("--repeat", type=click.IntRange(min=1, max=MAX_REPEATS),
+              help="Rounds: measure every case in this many separately launched worker processes, rounds "
+                   "interleaved (default: the suite's measure.repeats, else 1). 3 or more for compare.")
+@click.option("--control/--no-control", "control", default=None,
+              help="Measure a fixed drift control (a pinned matmul) at the start of every round [default: on "
+                   "with --repeat 2 or more]; compare reports how much the machine moved.")
+@click.option("--python", "pythons", multiple=True, metavar="NAME=PATH",
+              help="Run every case with this interpreter too (repeatable, e.g. base=venvA/bin/python "
+                   "head=venvB/bin/python): an A/B run, judged with dlbench compare --within RUN base head.")
 @click.option("--memory-limit", type=click.FloatRange(min=1), help="Kill a worker above this RSS (MB): status oom.")
 @click.option("--seed", type=int, default=None, help="Seed of inputs and weights (default: the suite's).")
 @click.option("--report", "make_report", is_flag=True, help="Also write an HTML report into OUTPUT/report.")
@@ -102,10 +138,10 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             devices: tuple[tuple[str, ...], ...], threads: tuple[tuple[int, ...], ...],
             batch_sizes: tuple[tuple[int, ...], ...], precisions: tuple[tuple[str, ...], ...],
             output: Path | None, resume: Path | None,
-            timeout: float | None, max_time: float | None, min_samples: int | None,
-            memory_limit: float | None, seed: int | None, make_report: bool, calibrate: bool,
-            skip_missing_cores: bool, quiet: bool, executor: str, address: str | None,
-            placement: str | None) -> None:
+            timeout: float | None, max_time: float | None, min_samples: int | None, repeat: int | None,
+            control: bool | None, pythons: tuple[str, ...], memory_limit: float | None, seed: int | None,
+            make_report: bool, calibrate: bool, skip_missing_cores: bool, quiet: bool, executor: str,
+            address: str | None, placement: str | None) -> None:
     """Measure forward and gradient time and memory of the suite's cases.
 
     Exit codes: 0 every case ok (or unavailable here), 1 some case failed, crashed, timed out or ran out of
@@ -130,7 +166,8 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             frameworks=flatten(frameworks), workloads=flatten(workloads), passes=flatten(passes),
             variants=flatten(variants), devices=flatten(devices), threads=flatten(threads),
             batch_sizes=flatten(batch_sizes), precisions=flatten(precisions),
-            measure=measure_overrides(max_time, min_samples, timeout))
+            measure=measure_overrides(max_time, min_samples, timeout, repeat))
+        environments = parse_environments(pythons)
         plan = make_plan(suite, overrides, fleet=executor == "ray")
         run_id = new_run_id()
         directory = output or Path("results") / run_id
@@ -140,9 +177,13 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             config={"cases": [c.to_dict() for c in plan.cases], "measure": measure.to_dict(),
                     "default_variants": {fw: get_adapter(fw).default_variant for fw in plan.frameworks},
                     "seed": plan.suite.seed if seed is None else seed, "memory_limit_mb": memory_limit,
-                    "command": sys.argv[1:]})
+                    "environments": environments,
+                    "control": measure.repeats > 1 if control is None else control, "command": sys.argv[1:]})
         options = None
         if executor == "ray":
+            if environments or plan.suite.measure.repeats > 1:
+                raise DlbenchError("--python and --repeat run on this machine; they do not combine with "
+                                   "--executor ray")
             if calibrate:
                 raise DlbenchError("--calibrate measures this machine; it does not combine with --executor ray")
             options = FleetOptions(address=address or "auto", placement=placement or SPREAD,
@@ -202,7 +243,7 @@ def finish(stores: list[RunStore], status: str, quiet: bool, make_report: bool, 
 
 # What a run's record fixes: on --resume these options would change the run, so they are refused.
 FIXED_ON_RESUME = ("suite", "frameworks", "workloads", "passes", "variants", "devices", "threads", "batch_sizes",
-                   "timeout", "max_time", "min_samples", "memory_limit", "seed")
+                   "timeout", "max_time", "min_samples", "memory_limit", "seed", "repeat", "pythons", "control")
 
 
 def refuse_changes_on_resume(ctx: click.Context) -> None:
@@ -311,11 +352,14 @@ def execute(store: RunStore, cases: list[Case], memory_limit: float | None, quie
     """Run what is pending; returns the run's final status (complete or interrupted)."""
     config = store.record.config
     measure = MeasureConfig(**config["measure"])
-    executor = LocalExecutor(memory_limit_mb=memory_limit)
+    environments = config.get("environments") or [{"name": "", "python": sys.executable}]
+    executors: dict[str, Executor] = {
+        str(e["name"]): LocalExecutor(memory_limit_mb=memory_limit, python=str(e["python"])) for e in environments
+    }
     with progress_bar(quiet) as bar:
-        loop = RunLoop(store=store, executor=executor, measure=measure, seed=int(config.get("seed", 0)))
-        pending = loop.pending(cases)
-        task = bar.add_task(f"run {store.record.run_id}", total=len(pending), last="")
+        loop = RunLoop(store=store, executors=executors, measure=measure, seed=int(config.get("seed", 0)),
+                       control=measure_control if config.get("control") else None)
+        task = bar.add_task(f"run {store.record.run_id}", total=loop.pending_count(cases), last="")
 
         def advance(result: CaseResult) -> None:
             bar.update(task, advance=1, last=describe(result))

@@ -23,6 +23,7 @@ from typing import Any
 from dlbench.stats import summarize
 
 ABSOLUTE_MIN_SAMPLES = 3  # fewer cannot give a median and an IQR worth printing
+MAX_REPEATS = 100  # rounds per case; more is a typo, not a plan
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class MeasureConfig:
     max_time_s: float = 10.0
     target_rel_ci: float = 0.02
     timeout_s: float = 900.0  # per case, enforced by the parent process
+    repeats: int = 1  # rounds: separately launched worker processes per case (``--repeat``)
 
     def __post_init__(self) -> None:
         if self.min_samples < ABSOLUTE_MIN_SAMPLES:
@@ -48,6 +50,8 @@ class MeasureConfig:
             raise ValueError("times must not be negative")
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
+        if not 1 <= self.repeats <= MAX_REPEATS:
+            raise ValueError(f"repeats must lie between 1 and {MAX_REPEATS}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dlbench.formatting import fmt_change, fmt_mib, fmt_ms, fmt_ratio_change
-from dlbench.regress.significance import CI_OVERLAP, RATIO_CONFIDENCE
+from dlbench.regress.significance import CI_OVERLAP, RATIO_CONFIDENCE, ROUND_T
 from dlbench.regress.verdict import (
     FAILED,
     IMPROVED,
@@ -90,11 +90,21 @@ def counts_line(comparison: Comparison) -> str:
     return ", ".join(f"{n} {verdict}" for verdict, n in comparison.counts().items() if n)
 
 
+def _test_names(comparison: Comparison) -> str:
+    methods = {c.timing.method for c in comparison.cases if c.timing is not None}
+    names = []
+    if ROUND_T in methods:
+        names.append("t-test on the log round medians")
+    if methods - {ROUND_T}:
+        names.append("Mann-Whitney U on the samples")
+    return ", ".join(names) or "Mann-Whitney U on the samples"
+
+
 def policy_line(comparison: Comparison) -> str:
     p = comparison.policy
     return (
         f"threshold {p.threshold:.1%} on the median time, significance level {p.alpha:g}"
-        f" (two-sided Mann-Whitney U); memory threshold {p.memory_threshold:.0%}"
+        f" (two-sided {_test_names(comparison)}); memory threshold {p.memory_threshold:.0%}"
         f" and at least {fmt_mib(p.memory_floor_bytes)}"
     )
 
@@ -138,7 +148,8 @@ def table_renderable(comparison: Comparison) -> RenderableType:
         f"baseline {comparison.baseline_id} → current {comparison.current_id}; {policy_line(comparison)}"
     )
     warnings = [plain(f"warning: {w}", "yellow") for w in comparison.warnings]
-    return Group(head, *warnings, table)
+    caveats = [plain(f"note: {c}", "yellow") for c in comparison.caveats()]
+    return Group(head, *warnings, *caveats, table)
 
 
 def render_text(comparison: Comparison, width: int = 160) -> str:
@@ -195,13 +206,16 @@ def render_markdown(comparison: Comparison) -> str:
         "",
         f"Baseline {md_code(comparison.baseline_id)} → current {md_code(comparison.current_id)}: "
         f"{md_cell(counts_line(comparison) or 'no cases')}.",
-        f"<sub>{md_cell(policy_line(comparison))}. Median times; the change interval is a conservative "
-        f"{RATIO_CONFIDENCE:.0%} interval of the ratio of medians.</sub>",
+        f"<sub>{md_cell(policy_line(comparison))}. Median times (cases measured in rounds: the geometric "
+        f"mean of the round medians); the change interval is a {RATIO_CONFIDENCE:.0%} interval of the "
+        f"ratio of medians.</sub>",
         "",
     ]
     for warning in comparison.warnings:
         lines.append(f"> ⚠️ **Environment differs:** {md_cell(warning)}")
-    if comparison.warnings:
+    for caveat in comparison.caveats():
+        lines.append(f"> ℹ️ **One round:** {md_cell(caveat)}")
+    if comparison.warnings or comparison.caveats():
         lines.append("")
     notable = [c for c in ordered(comparison) if c.verdict != UNCHANGED]
     if notable:
@@ -230,6 +244,8 @@ def _timing_json(case: CaseComparison) -> dict[str, Any] | None:
     return {
         "verdict": case.timing_verdict, "baseline_median_ms": t.baseline.median,
         "current_median_ms": t.current.median, "baseline_n": t.baseline.n, "current_n": t.current.n,
+        "baseline_rounds": t.baseline.rounds, "current_rounds": t.current.rounds,
+        "baseline_round_cv": _finite(t.baseline.round_cv), "current_round_cv": _finite(t.current.round_cv),
         "ratio": _finite(t.ratio), "ratio_low": _finite(t.ratio_low), "ratio_high": _finite(t.ratio_high),
         "ratio_confidence": RATIO_CONFIDENCE, "p_value": t.p_value, "method": t.method,
         "significant": t.significant,
@@ -255,9 +271,11 @@ def render_json(comparison: Comparison, strict: bool = False, allow_empty: bool 
     data = {
         "schema": JSON_SCHEMA, "baseline": comparison.baseline_id, "current": comparison.current_id,
         "policy": {"threshold": p.threshold, "alpha": p.alpha, "memory_threshold": p.memory_threshold,
-                   "memory_floor_bytes": p.memory_floor_bytes, "strict": strict, "allow_empty": allow_empty},
+                   "memory_floor_bytes": p.memory_floor_bytes, "strict": strict, "allow_empty": allow_empty,
+                   "normalize": "control" if p.normalize_control else "none"},
         "exit_code": comparison.exit_code(strict, allow_empty), "nothing_compared": comparison.nothing_compared,
-        "counts": comparison.counts(),
-        "warnings": list(comparison.warnings), "cases": [case_json(c) for c in ordered(comparison)],
+        "counts": comparison.counts(), "control_shift": _finite(comparison.control_shift),
+        "warnings": list(comparison.warnings), "caveats": comparison.caveats(),
+        "cases": [case_json(c) for c in ordered(comparison)],
     }
-    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    return json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"

@@ -16,20 +16,33 @@ separately, on the raw per-iteration samples:
   non-overlap of the two medians' ``1 - alpha`` confidence intervals, which for such small samples are
   their full ranges: "every current sample is slower than every baseline sample". That fallback is
   weaker than its nominal level and the output names the method used, so a reader can see it.
+
+Both of the above look at the samples *within* one worker process per run, so they answer "did these
+two processes differ?". A process draws its own luck (memory layout, core, frequency, neighbours), so
+when **both runs measured the case in two rounds or more** (``dlbench run --repeat R``) the question is
+answered one level up, on the round medians (:mod:`dlbench.round_stats`): Student's two-sample t-test on
+their logarithms (pooled variance: on a log scale a slow-down shifts and does not stretch, so both sides
+share one spread; df = R1 + R2 - 2), and the ratio interval is its ``RATIO_CONFIDENCE`` t-interval of
+the difference of mean log round medians, exponentiated; the ratio is the ratio of the geometric means
+of the round medians. With one round on either side the sample-level test above decides and the
+comparison says that between-process variation is unaccounted for.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 from scipy import stats as sps
 
+from dlbench.round_stats import round_medians, summarize_rounds
 from dlbench.stats import Summary, median_ci, summarize
 
 MANN_WHITNEY = "mann-whitney"
 CI_OVERLAP = "ci-overlap"
+ROUND_T = "round-t"  # Student's t on log round medians
 RATIO_CONFIDENCE = 0.95
 
 
@@ -42,9 +55,14 @@ class TimingChange:
     ratio: float  # median(current) / median(baseline): above 1 is slower
     ratio_low: float  # RATIO_CONFIDENCE interval of the ratio (see module docstring)
     ratio_high: float
-    p_value: float | None  # two-sided Mann-Whitney p-value; None when the CI-overlap fallback decided
-    method: str  # MANN_WHITNEY or CI_OVERLAP
+    p_value: float | None  # two-sided p-value; None when the CI-overlap fallback decided
+    method: str  # MANN_WHITNEY, CI_OVERLAP (samples of one process per side) or ROUND_T (round medians)
     significant: bool
+
+    @property
+    def between_rounds(self) -> bool:
+        """True when the verdict rests on round-level (between-process) variation."""
+        return self.method == ROUND_T
 
     @property
     def change(self) -> float:
@@ -99,4 +117,43 @@ def timing_change(baseline: Sequence[float], current: Sequence[float], alpha: fl
         p_value=p_value,
         method=method,
         significant=significant,
+    )
+
+
+def round_test(
+    baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]],
+    confidence: float = RATIO_CONFIDENCE,
+) -> tuple[float, float, float, float]:
+    """``(ratio, ratio_low, ratio_high, p_value)`` from the round medians of two runs (two rounds or more
+    each): Student's pooled two-sample t-test on the log round medians (see the module docstring)."""
+    base = np.log(round_medians(baseline_rounds))
+    cur = np.log(round_medians(current_rounds))
+    if base.size < 2 or cur.size < 2:
+        raise ValueError("a round-level test needs two rounds or more on each side")
+    result = sps.ttest_ind(cur, base, equal_var=True)
+    p_value = float(result.pvalue)
+    low, high = result.confidence_interval(confidence)
+    if math.isnan(p_value):  # no spread at all on either side
+        p_value = 1.0 if cur.mean() == base.mean() else 0.0
+        low = high = float(cur.mean() - base.mean())
+    return (float(np.exp(cur.mean() - base.mean())), float(np.exp(low)), float(np.exp(high)), p_value)
+
+
+def rounds_change(
+    baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]], alpha: float
+) -> TimingChange:
+    """Compare two cases measured in rounds: at round level when both have two rounds or more, otherwise
+    on the pooled samples with :func:`timing_change` (between-process variation then unaccounted for)."""
+    base = [list(r) for r in baseline_rounds if len(r)]
+    cur = [list(r) for r in current_rounds if len(r)]
+    if len(base) < 2 or len(cur) < 2:
+        change = timing_change([x for r in base for x in r], [x for r in cur for x in r], alpha)
+        if len(base) < 2 and len(cur) < 2:
+            return change
+        # one side has rounds: keep its round-level headline, but the test is the sample-level one
+        return replace(change, baseline=summarize_rounds(base), current=summarize_rounds(cur))
+    ratio, low, high, p_value = round_test(base, cur)
+    return TimingChange(
+        baseline=summarize_rounds(base), current=summarize_rounds(cur), ratio=ratio, ratio_low=low,
+        ratio_high=high, p_value=p_value, method=ROUND_T, significant=p_value < alpha,
     )

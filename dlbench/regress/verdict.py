@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from dlbench.regress.control import case_mark, control_shift, control_warning, normalized
 from dlbench.regress.environment import environment_differences
-from dlbench.regress.significance import TimingChange, timing_change
+from dlbench.regress.significance import TimingChange, rounds_change
 from dlbench.results import MEMORY_METRICS, OK, UNAVAILABLE, CaseResult, Memory
 from dlbench.spec import Case
 from dlbench.store import RunRecord
@@ -46,6 +47,8 @@ class Policy:
     alpha: float = 0.01  # significance level of the two-sided test on the samples
     memory_threshold: float = 0.10  # relative memory change
     memory_floor_bytes: int = 8 * 2**20  # and at least this many bytes
+    control_tolerance: float = 0.03  # relative move of the drift control that marks a changed machine
+    normalize_control: bool = False  # scale current times by the control's speed ratio
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,23 @@ class Comparison:
     policy: Policy
     cases: tuple[CaseComparison, ...]
     warnings: tuple[str, ...]
+    control_shift: float | None = None  # relative move of the drift control's speed (None: not measured)
+
+    def single_round(self) -> list[CaseComparison]:
+        """Cases judged on the samples of one process per side: between-process variation unaccounted for."""
+        return [c for c in self.cases if c.timing is not None and not c.timing.between_rounds]
+
+    def caveats(self) -> list[str]:
+        """What the reader must know about the strength of the verdicts (empty when nothing)."""
+        single = self.single_round()
+        if not single:
+            return []
+        return [
+            f"{len(single)} of {sum(c.timing is not None for c in self.cases)} timed case(s) were measured in"
+            " one round (one worker process) in at least one run: their test sees only the variation within"
+            " a process, not between processes, and can flag a difference of luck as a regression; measure"
+            " both runs with --repeat 3 or more"
+        ]
 
     def counts(self) -> dict[str, int]:
         found = Counter(c.verdict for c in self.cases)
@@ -173,7 +193,7 @@ def _compare_ok(baseline: CaseResult, current: CaseResult, policy: Policy) -> Ca
     """Both runs measured the case: judge its timing and memory."""
     timing, timing_verdict = None, None
     if baseline.samples_ms and current.samples_ms:
-        timing = timing_change(baseline.samples_ms, current.samples_ms, policy.alpha)
+        timing = rounds_change(baseline.round_samples(), current.round_samples(), policy.alpha)
         timing_verdict = classify_ratio(timing.ratio, timing.significant, policy.threshold)
     memory = memory_changes(baseline.memory, current.memory, policy)
     verdicts = [m.verdict for m in memory] + ([timing_verdict] if timing_verdict else [])
@@ -201,11 +221,23 @@ def compare_results(
 
 
 def compare_runs(baseline: RunRecord, current: RunRecord, policy: Policy) -> Comparison:
-    """Match both runs' cases by key and judge each; keys in only one run are ``new`` or ``missing``."""
+    """Match both runs' cases by key and judge each; keys in only one run are ``new`` or ``missing``.
+
+    When both runs measured the drift control, its move is reported, and beyond the tolerance every timed
+    case is marked; with ``policy.normalize_control`` the current times are first scaled by it.
+    """
+    shift = control_shift(baseline, current)
+    if policy.normalize_control:
+        current = normalized(current, shift)
     base_by_key = {r.case.key: r for r in baseline.results}
     cur_by_key = {r.case.key: r for r in current.results}
     keys = sorted(set(base_by_key) | set(cur_by_key))
     cases = tuple(compare_results(base_by_key.get(k), cur_by_key.get(k), policy) for k in keys)
     frameworks = {c.case.framework for c in cases}
-    warnings = tuple(environment_differences(baseline, current, frameworks))
-    return Comparison(baseline.run_id, current.run_id, policy, cases, warnings)
+    warnings = environment_differences(baseline, current, frameworks)
+    moved = None if shift is None else control_warning(shift, policy.control_tolerance)
+    if moved is not None and shift is not None:
+        warnings.append(moved + ("; current times normalised by it" if policy.normalize_control else ""))
+        cases = tuple(replace(c, notes=(*c.notes, case_mark(shift))) if c.timing is not None else c
+                      for c in cases)
+    return Comparison(baseline.run_id, current.run_id, policy, cases, tuple(warnings), control_shift=shift)

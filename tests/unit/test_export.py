@@ -33,7 +33,8 @@ def test_github_action_benchmark_custom_smaller_is_better() -> None:
     lenet = entries[0]
     summary = summarize(SAMPLES)
     assert lenet["unit"] == "ms" and lenet["value"] == pytest.approx(summary.median)
-    assert lenet["range"] == f"± {(summary.ci_high - summary.ci_low) / 2:.4g}"
+    below, above = summary.median - summary.ci_low, summary.ci_high - summary.median
+    assert lenet["range"] == f"-{below:.3g} / +{above:.3g} (95% CI)"
     assert "n=8 samples" in lenet["extra"] and "torch 2.13.0" in lenet["extra"]
     assert entries[1] == {"name": f"{LENET.key} [rss-rise]", "unit": "MiB", "value": 40.0,
                           "extra": f"rss-rise of {LENET.key} in run run-1"}
@@ -51,9 +52,12 @@ def test_bencher_metric_format() -> None:
     data = json.loads(bencher(record))
     assert set(data) == {LENET.key, LSTM.key}
     summary = summarize(SAMPLES)
-    assert data[LENET.key] == {"latency": {"value": pytest.approx(summary.median * 1e6),
-                                           "lower_value": pytest.approx(summary.ci_low * 1e6),
-                                           "upper_value": pytest.approx(summary.ci_high * 1e6)}}
+    assert data[LENET.key]["latency"] == {"value": pytest.approx(summary.median * 1e6),
+                                          "lower_value": pytest.approx(summary.ci_low * 1e6),
+                                          "upper_value": pytest.approx(summary.ci_high * 1e6)}
+    assert data[LENET.key]["throughput"] == {"value": pytest.approx(64e3 / summary.median),
+                                             "lower_value": pytest.approx(64e3 / summary.ci_high),
+                                             "upper_value": pytest.approx(64e3 / summary.ci_low)}
     assert data[LSTM.key]["framework-peak"] == {"value": 5 * MiB}
 
 
@@ -91,3 +95,44 @@ def test_export_command_bad_input_exits_two(tmp_path: Path, monkeypatch: pytest.
     run_dir = write_run(tmp_path / "run", sample_run())
     assert run_export("export", str(run_dir), "--format", "csv", monkeypatch=monkeypatch) == 2
     assert "csv" in capsys.readouterr().err
+
+
+def test_the_range_states_an_asymmetric_interval_as_it_is() -> None:
+    skewed = [1.0, 1.0, 1.01, 1.02, 1.02, 1.03, 1.5, 1.9, 2.5, 3.0]  # CI far longer above the median
+    record = make_run("run-s", [make_result(LENET, skewed)])
+    entry = json.loads(github_action_benchmark(record, memory=False))[0]
+    summary = summarize(skewed)
+    assert summary.ci_high - summary.median > 5 * (summary.median - summary.ci_low)
+    assert entry["range"] == (f"-{summary.median - summary.ci_low:.3g} / +{summary.ci_high - summary.median:.3g}"
+                              " (95% CI)")
+
+
+def test_throughput_is_a_bigger_is_better_metric() -> None:
+    entries = json.loads(github_action_benchmark(sample_run(), metric="throughput"))
+    assert [e["name"] for e in entries] == [LENET.key, LSTM.key]  # no memory: more is not better there
+    summary = summarize(SAMPLES)
+    assert entries[0]["unit"] == "samples/s"
+    assert entries[0]["value"] == pytest.approx(64 / (summary.median / 1e3), abs=1e-3)
+    rate, low, high = 64e3 / summary.median, 64e3 / summary.ci_high, 64e3 / summary.ci_low
+    assert entries[0]["range"] == f"-{rate - low:.3g} / +{high - rate:.3g} (95% CI)"
+
+
+def test_strict_json_non_finite_environment_values_become_null() -> None:
+    record = sample_run()
+    record.environment["calibration"] = {"1": {"gflops": float("nan")}, "2": {"gflops": float("inf")}}
+    data = json.loads(generic(record))  # json.loads accepts NaN; the text must not contain it
+    assert data["environment"]["calibration"] == {"1": {"gflops": None}, "2": {"gflops": None}}
+    assert "NaN" not in generic(record) and "Infinity" not in generic(record)
+
+
+@pytest.mark.parametrize("format_", ["github-action-benchmark", "bencher", "json"])
+def test_a_run_with_no_timed_case_is_refused_with_one_line(
+    format_: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = write_run(tmp_path / "run", make_run("run-f", [make_result(ALEX, status=FAILED, error="boom")]))
+    target = tmp_path / "bench.json"
+    assert run_export("export", str(run_dir), "--format", format_, "-o", str(target),
+                      monkeypatch=monkeypatch) == 2
+    err = capsys.readouterr().err.strip()
+    assert "run-f has no timed case to export (1 case(s), status failed)" in err
+    assert len(err.splitlines()) == 1 and not target.exists()

@@ -27,11 +27,12 @@ HERE = "tests/unit/test_layering.py"
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # Vocabulary and general-purpose helpers: know nothing of workloads, frameworks or runs.
     ("foundation", frozenset({"dlbench", "errors", "spec", "precision", "formatting", "terminal", "files",
-                              "stats", "gpu", "process"})),
+                              "stats", "gpu", "process", "round_stats"})),
     # The canonical work and what a measured case produced.
     ("model", frozenset({"workloads", "results"})),
     # Building, timing and storing one thing at a time: adapters, measurement, persistence, inputs.
-    ("machinery", frozenset({"frameworks", "measure", "store", "env", "suite", "calibrate"})),
+    ("machinery", frozenset({"frameworks", "measure", "store", "env", "suite", "calibrate",
+                             "control"})),
     # Deciding what runs where, and running it.
     ("orchestration", frozenset({"plan", "runner", "fleet"})),
     # Reading what was measured: verification, reports, regressions, exports, the run's terminal display.

@@ -1,0 +1,138 @@
+"""False alarms and power of dlbench's verdicts, measured end to end with a noisy neighbour.
+
+Runs ``--pairs`` trials. Each trial is either one interleaved A/B run (``--layout ab``: ``dlbench run
+--python base=PY --python head=PY2 --repeat R`` then ``dlbench compare --within RUN base head``) or two
+separate runs compared with each other (``--layout pairs``: ``dlbench run`` twice, then ``dlbench compare``).
+While they run, a noisy neighbour works on the core the workers are not pinned to: a busy loop and a
+memory-bandwidth hog (a large array copied over and over), as on a shared CI runner.
+
+* A/A (default): both sides run the same interpreter; every ``regressed`` verdict is a false alarm.
+* ``--slowdown 0.10``: the head side runs through a wrapper that sets ``DLBENCH_FAKE_SCALE=1.10``, so the
+  fake adapter's cost model is 10% slower there; ``regressed`` verdicts are then the power. This knob only
+  affects ``--framework fake``; real frameworks give A/A figures only.
+
+Counts of verdicts over all case comparisons are printed at the end. The issue's target is at most 1%
+regressed in A/A and at least 90% found with a 10% slow-down, at the default policy.
+
+    python benchmarks/ab_calibration.py --pairs 5 -- --suite default --threads 1 --repeat 3
+    python benchmarks/ab_calibration.py --pairs 3 --slowdown 0.10 -- --suite smoke --framework fake --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import multiprocessing
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def busy_loop(core: int) -> None:
+    os.sched_setaffinity(0, {core})
+    while True:
+        pass
+
+
+def bandwidth_hog(core: int) -> None:
+    import numpy as np
+
+    os.sched_setaffinity(0, {core})
+    source = np.ones(16 * 2**20, dtype=np.float32)  # 64 MiB, far beyond the caches
+    target = np.empty_like(source)
+    while True:
+        np.copyto(target, source)
+
+
+def neighbour_core() -> int | None:
+    """The core the workers do not use (they take the lowest cores first)."""
+    cores = sorted(os.sched_getaffinity(0))
+    return cores[-1] if len(cores) > 1 else None
+
+
+def slow_wrapper(directory: Path, python: str, slowdown: float) -> str:
+    """An executable that runs ``python`` with the fake cost model scaled by 1 + slowdown."""
+    base = float(os.environ.get("DLBENCH_FAKE_SCALE", "1.0"))
+    path = directory / "python-slow"
+    path.write_text(f'#!/bin/sh\nDLBENCH_FAKE_SCALE={base * (1 + slowdown)!r} exec "{python}" "$@"\n')
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return str(path)
+
+
+def dlbench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dlbench", *args], capture_output=True, text=True, env=env)
+
+
+def verdicts(compare_args: list[str]) -> list[str]:
+    proc = dlbench("compare", *compare_args, "--format", "json")
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"dlbench compare failed: {proc.stderr.strip()}")
+    return [c["timing"]["verdict"] for c in json.loads(proc.stdout)["cases"] if c["timing"]]
+
+
+def trial(work: Path, number: int, layout: str, head_python: str, slowdown: float,
+          run_args: list[str]) -> list[str]:
+    if layout == "ab":
+        out = work / f"ab-{number}"
+        proc = dlbench("run", *run_args, "--quiet", "--python", f"base={sys.executable}",
+                       "--python", f"head={head_python}", "--output", str(out))
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"dlbench run failed: {proc.stderr.strip()}")
+        return verdicts(["--within", str(out), "base", "head"])
+    sides = []
+    for side in ("base", "head"):
+        out = work / f"{side}-{number}"
+        env = dict(os.environ)
+        if side == "head" and slowdown:
+            env["DLBENCH_FAKE_SCALE"] = repr(float(env.get("DLBENCH_FAKE_SCALE", "1.0")) * (1 + slowdown))
+        proc = dlbench("run", *run_args, "--quiet", "--output", str(out), env=env)
+        if proc.returncode not in (0, 1):
+            raise SystemExit(f"dlbench run failed: {proc.stderr.strip()}")
+        sides.append(str(out))
+    return verdicts(sides)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--layout", choices=("ab", "pairs"), default="ab")
+    parser.add_argument("--slowdown", type=float, default=0.0, help="injected slow-down of the head side")
+    parser.add_argument("--no-neighbour", action="store_true", help="run without the noisy neighbour")
+    parser.add_argument("run_args", nargs="*", help="dlbench run arguments (after --)")
+    args = parser.parse_args()
+    run_args = args.run_args or ["--suite", "smoke", "--framework", "fake", "--threads", "1", "--repeat", "3"]
+    neighbours = []
+    core = neighbour_core()
+    if core is not None and not args.no_neighbour:
+        neighbours = [multiprocessing.Process(target=f, args=(core,), daemon=True) for f in (busy_loop, bandwidth_hog)]
+        for process in neighbours:
+            process.start()
+    counts: collections.Counter[str] = collections.Counter()
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="dlbench-ab-") as tmp:
+            work = Path(tmp)
+            head = slow_wrapper(work, sys.executable, args.slowdown) if args.slowdown else sys.executable
+            for number in range(args.pairs):
+                found = trial(work, number, args.layout, head, args.slowdown, run_args)
+                counts.update(found)
+                print(f"trial {number + 1}/{args.pairs}: {dict(collections.Counter(found))}", flush=True)
+    finally:
+        for process in neighbours:
+            process.terminate()
+    total = sum(counts.values())
+    what = f"{args.slowdown:.0%} slow-down in head" if args.slowdown else "A/A (identical sides)"
+    print(f"\n{what}, layout {args.layout}, neighbour on core {core if neighbours else 'none'}, "
+          f"run args: {' '.join(run_args)}; {time.monotonic() - started:.0f} s")
+    for verdict in ("regressed", "improved", "unchanged"):
+        print(f"  {verdict:>9}: {counts.get(verdict, 0):>4} of {total} case comparisons"
+              f" ({counts.get(verdict, 0) / max(total, 1):.1%})")
+
+
+if __name__ == "__main__":
+    main()

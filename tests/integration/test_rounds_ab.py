@@ -1,0 +1,36 @@
+"""Rounds and the A/B environment axis with a real framework: ``--repeat 2`` and two ``--python``
+environments (the same interpreter twice), then ``compare --within``."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_torch_repeat_two_in_two_environments_then_compare_within(tmp_path: Path) -> None:
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed")
+    out = tmp_path / "ab"
+    proc = run_cli("run", "--suite", "smoke", "--framework", "torch", "--device", "cpu", "--workload", "lenet",
+                   "--pass", "forward", "--repeat", "2", "--python", f"base={sys.executable}",
+                   "--python", f"head={sys.executable}", "--max-time", "0.5", "--quiet", "--output", str(out),
+                   timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((out / "run.json").read_text())
+    results = record["results"]
+    assert sorted(r["environment"] for r in results) == ["base", "head"]
+    assert all(r["status"] == "ok" and len(r["rounds"]) == 2 for r in results)
+    for name in ("base", "head"):  # each environment's framework version, from its own workers
+        assert record["environment"]["environments"][name]["frameworks"]["torch"]["version"]
+    assert [c["round"] for c in record["environment"]["control"]] == [1, 2]
+    proc = run_cli("compare", "--within", str(out), "base", "head", "--format", "json")
+    assert proc.returncode in (0, 1), proc.stderr
+    verdicts = json.loads(proc.stdout)
+    assert [c["timing"]["method"] for c in verdicts["cases"]] == ["round-t"]
+    assert verdicts["control_shift"] == 0.0  # one shared control: the sides cannot differ in it
