@@ -150,3 +150,17 @@ def test_a_failing_release_does_not_hide_the_wrong_count() -> None:
 
     with pytest.raises(ParamCountError):
         BrokenClose(extra=1).build(request())
+
+
+def test_mixed_precision_is_unavailable_for_workloads_without_the_recipe(fake: FakeAdapter) -> None:
+    with pytest.raises(CaseUnavailable, match="not implemented for the transformer"):
+        fake.build(request("transformer", precision="bf16"))
+    assert fake.build(request("lstm", precision="bf16")).dtypes() == {"activation": "bfloat16",
+                                                                      "output": "bfloat16"}
+
+
+def test_a_case_whose_dtypes_contradict_the_precision_is_released_and_unavailable(
+        fake: FakeAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLBENCH_FAKE_FAULTS", "float32:*")  # the model silently computes in float32
+    with pytest.raises(CaseUnavailable, match="computed in float32"):
+        fake.build(request(precision="bf16", case_key="lenet/-/forward/fake/default/cpu/t1/b2/bf16"))
