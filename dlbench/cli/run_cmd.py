@@ -21,7 +21,7 @@ from click.core import ParameterSource
 from rich.progress import Progress, TaskID
 
 from dlbench import env as environment
-from dlbench.cli.options import CommaList, flatten
+from dlbench.cli.options import CommaList, Number, flatten
 from dlbench.cli.paths import NonEmptyPath
 from dlbench.console import console, describe, out, progress_bar, summary_table
 from dlbench.control import measure_control
@@ -108,9 +108,9 @@ def parse_environments(specs: tuple[str, ...]) -> list[dict[str, str]]:
               help="float32 (default), tf32 (GPU), bf16, fp16 (mixed precision), e.g. float32,bf16.")
 @click.option("--output", "-o", type=NonEmptyPath(path_type=Path), help="Results directory [results/<run-id>].")
 @click.option("--resume", type=NonEmptyPath(path_type=Path), help="Finish the interrupted run in this directory.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per case before it is killed.")
-@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), help="Sampling budget per case (s).")
-@click.option("--min-samples", type=click.IntRange(min=3), help="Samples per case at the least.")
+@click.option("--timeout", type=Number(0, 7 * 24 * 3600.0, above=True), help="Seconds per case before it is killed.")
+@click.option("--max-time", type=Number(0, 7 * 24 * 3600.0, above=True), help="Sampling budget per case (s).")
+@click.option("--min-samples", type=Number(3, 1_000_000, integer=True), help="Samples per case at the least.")
 @click.option("--repeat", type=click.IntRange(min=1, max=MAX_REPEATS),
               help="Rounds: measure every case in this many separately launched worker processes, rounds "
                    "interleaved (default: the suite's measure.repeats, else 1). 3 or more for compare.")
@@ -120,8 +120,9 @@ def parse_environments(specs: tuple[str, ...]) -> list[dict[str, str]]:
 @click.option("--python", "pythons", multiple=True, metavar="NAME=PATH",
               help="Run every case with this interpreter too (repeatable, e.g. base=venvA/bin/python "
                    "head=venvB/bin/python): an A/B run, judged with dlbench compare --within RUN base head.")
-@click.option("--memory-limit", type=click.FloatRange(min=1), help="Kill a worker above this RSS (MB): status oom.")
-@click.option("--seed", type=int, default=None, help="Seed of inputs and weights (default: the suite's).")
+@click.option("--memory-limit", type=Number(1, 2.0**30), help="Kill a worker above this RSS (MB): status oom.")
+@click.option("--seed", type=Number(0, 2**32 - 1, integer=True), default=None,
+              help="Seed of inputs and weights (default: the suite's).")
 @click.option("--report", "make_report", is_flag=True, help="Also write an HTML report into OUTPUT/report.")
 @click.option("--calibrate", is_flag=True, help="Measure the machine's matmul peak first (for GFLOP/s fractions).")
 @click.option("--skip-missing-cores", is_flag=True,
