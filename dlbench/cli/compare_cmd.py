@@ -71,6 +71,10 @@ def command(ctx: click.Context, baseline: str, current: str, threshold: str, alp
         memory_floor_bytes=int(memory_floor * 2**20),
         normalize_control=normalize == "control",
     )
+    for name, value in (("BASELINE", baseline), ("CURRENT", current)):
+        if not value:
+            raise click.BadParameter("an empty path names nothing (write . for the current directory)",
+                                     param_hint=name)
     if within is not None:
         base_run, cur_run = split_run(load_run(within), baseline, current)
         inputs = [within]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dlbench.errors import DlbenchError
@@ -57,7 +57,7 @@ def evaluate_isolated(
         spec = ChildSpec(module=WORKER_MODULE, placement=placement, codec=CODEC,
                          env=adapter.worker_env(device, threads), python=python)
         delivered, failure = run_worker(spec, request, timeout_s)
-    return _fill_missing(request, delivered, failure)
+    return _fill_missing(request, delivered, failure, adapter.applies)
 
 
 def run_worker(spec: ChildSpec, request: WorkerRequest, timeout_s: float) -> tuple[list[ImplResult], str]:
@@ -89,13 +89,18 @@ def describe_failure(ending: Ending, timeout_s: float) -> str:
     return f"{reason}: {last}" if last else reason
 
 
-def _fill_missing(request: WorkerRequest, delivered: list[ImplResult], failure: str) -> list[ImplResult]:
-    """Every requested (variant, target) gets exactly one result, in request order."""
+def _fill_missing(request: WorkerRequest, delivered: list[ImplResult], failure: str,
+                  applies: Callable[[str, str], bool]) -> list[ImplResult]:
+    """Every requested (variant, target) that the variant applies to gets exactly one result, in request
+    order; the worker skips a variant made for other workloads (e.g. an attention implementation on LeNet),
+    so such a pair is not missing."""
     found = {(r.variant, r.target): r for r in delivered}
     reason = failure or "worker finished without delivering this result"
     results = []
     for variant in request.variants:
         for target in request.targets:
+            if not applies(variant, target.workload):
+                continue
             result = found.get((variant, target))
             missing = ImplResult(request.framework, variant, target, ERROR, reason, biases=request.biases)
             results.append(result or missing)

@@ -103,7 +103,7 @@ def test_missing_results_are_filled_in_request_order() -> None:
     )
     request = replace(request, biases="canonical")
     delivered = [ImplResult("tensorflow", "xla", Target("lenet"), OK, biases="canonical")]
-    results = _fill_missing(request, delivered, "worker crashed (SIGSEGV)")
+    results = _fill_missing(request, delivered, "worker crashed (SIGSEGV)", lambda variant, workload: True)
     assert {r.biases for r in results} == {"canonical"}
     assert [(r.variant, r.target.workload, r.status) for r in results] == [
         ("function", "lenet", ERROR),
@@ -112,6 +112,15 @@ def test_missing_results_are_filled_in_request_order() -> None:
         ("xla", "lstm", ERROR),
     ]
     assert results[0].error == "worker crashed (SIGSEGV)"
+
+
+def test_a_variant_made_for_other_workloads_is_not_missing() -> None:
+    """The worker skips a variant that does not apply to a workload (an attention implementation on LeNet):
+    the parent must not report that pair as undelivered."""
+    request = WorkerRequest("torch", ("eager", "plain_attention"), (Target("lenet"),), 2, 0, "cpu", 1, "")
+    delivered = [ImplResult("torch", "eager", Target("lenet"), OK)]
+    results = _fill_missing(request, delivered, "", lambda variant, workload: variant != "plain_attention")
+    assert [(r.variant, r.status) for r in results] == [("eager", OK)]
 
 
 def test_isolated_fake_framework_reports_an_error_per_case(monkeypatch: pytest.MonkeyPatch) -> None:
