@@ -188,3 +188,18 @@ class NumpyAdapter(Adapter):
 
 def _raise() -> Evaluation:
     raise ValueError("evaluation exploded")
+
+
+def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Central finite differences of ``f`` at ``x``, every coordinate (the reference's backprop is checked
+    against it)."""
+    grad = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        old = x[index]
+        x[index] = old + eps
+        up = f(x)
+        x[index] = old - eps
+        down = f(x)
+        x[index] = old
+        grad[index] = (up - down) / (2 * eps)
+    return grad

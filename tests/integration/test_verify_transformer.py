@@ -11,9 +11,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from click.testing import CliRunner
@@ -42,16 +43,6 @@ def test_every_framework_and_variant_passes() -> None:
     assert evaluated == {(n, v) for n in FRAMEWORKS for v in get_adapter(n).variants
                          if get_adapter(n).applies(v, "transformer")}
     assert all(i["status"] == "ok" and i["trainable_params"] == 5_752_834 for i in target["implementations"])
-
-
-@contextmanager
-def patched(module: object, name: str, value: object) -> Iterator[None]:
-    old = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, old)
 
 
 class WrongCase(BuiltCase):
@@ -109,9 +100,9 @@ def torch_wrong_models() -> dict[str, Callable[[], AbstractContextManager[None]]
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
     return {
-        "noscale": lambda: patched(torch_, "fused_attention", no_scale),
-        "querymask": lambda: patched(torch_, "fused_attention", query_mask),
-        "tanhgelu": lambda: patched(torch_, "gelu", lambda x: F.gelu(x, approximate="tanh")),
+        "noscale": lambda: patch.object(torch_, "fused_attention", no_scale),
+        "querymask": lambda: patch.object(torch_, "fused_attention", query_mask),
+        "tanhgelu": lambda: patch.object(torch_, "gelu", lambda x: F.gelu(x, approximate="tanh")),
     }
 
 

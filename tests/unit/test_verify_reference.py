@@ -8,8 +8,6 @@ from ``workloads.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 
@@ -25,6 +23,7 @@ from dlbench.verify.layers import (
 )
 from dlbench.verify.reference import reference_evaluate
 from dlbench.workloads import Batch, get_workload, initial_weights, make_batch
+from tests.verify_fixtures import numeric_gradient
 
 RNG = np.random.default_rng(1234)
 TARGETS = [
@@ -35,19 +34,6 @@ TARGETS = [
     ("autoencoder", "finetune"),
     ("lstm", ""),
 ]
-
-
-def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        old = x[index]
-        x[index] = old + eps
-        up = f(x)
-        x[index] = old - eps
-        down = f(x)
-        x[index] = old
-        grad[index] = (up - down) / (2 * eps)
-    return grad
 
 
 def check_layer(layer: Layer, x: np.ndarray, params: dict[str, np.ndarray]) -> None:

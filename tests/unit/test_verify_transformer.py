@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 from scipy.special import erf
@@ -29,21 +27,9 @@ from dlbench.verify.layers import (
 )
 from dlbench.verify.reference import reference_evaluate
 from dlbench.workloads import Batch, get_workload, initial_weights, make_batch
+from tests.verify_fixtures import numeric_gradient
 
 RNG = np.random.default_rng(2024)
-
-
-def numeric(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        old = x[index]
-        x[index] = old + eps
-        up = f(x)
-        x[index] = old - eps
-        down = f(x)
-        x[index] = old
-        grad[index] = (up - down) / (2 * eps)
-    return grad
 
 
 def test_layer_norm_gradients_match_finite_differences() -> None:
@@ -51,12 +37,13 @@ def test_layer_norm_gradients_match_finite_differences() -> None:
     r = RNG.standard_normal((2, 3, 6))
     y, cache = layer_norm(x, gamma, beta)
     dx, dgamma, dbeta = layer_norm_backward(r, cache, gamma)
-    np.testing.assert_allclose(dx, numeric(lambda v: float((layer_norm(v, gamma, beta)[0] * r).sum()), x.copy()),
-                               rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(
-        dgamma, numeric(lambda v: float((layer_norm(x, v, beta)[0] * r).sum()), gamma.copy()), rtol=1e-6)
+        dx, numeric_gradient(lambda v: float((layer_norm(v, gamma, beta)[0] * r).sum()), x.copy()),
+        rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(
-        dbeta, numeric(lambda v: float((layer_norm(x, gamma, v)[0] * r).sum()), beta.copy()), rtol=1e-6)
+        dgamma, numeric_gradient(lambda v: float((layer_norm(x, v, beta)[0] * r).sum()), gamma.copy()), rtol=1e-6)
+    np.testing.assert_allclose(
+        dbeta, numeric_gradient(lambda v: float((layer_norm(x, gamma, v)[0] * r).sum()), beta.copy()), rtol=1e-6)
 
 
 def test_layer_norm_uses_epsilon_1e_minus_5() -> None:
@@ -73,7 +60,7 @@ def test_gelu_is_exact_and_its_gradient_matches_finite_differences() -> None:
     tanh_form = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
     assert np.abs(gelu(x) - tanh_form).max() > 1e-4  # the approximation is a different function
     r = RNG.standard_normal(x.shape)
-    np.testing.assert_allclose(gelu_backward(r, x), numeric(lambda v: float((gelu(v) * r).sum()), x.copy()),
+    np.testing.assert_allclose(gelu_backward(r, x), numeric_gradient(lambda v: float((gelu(v) * r).sum()), x.copy()),
                                rtol=1e-6, atol=1e-9)
 
 
@@ -93,7 +80,7 @@ def test_masked_attention_gradients_match_finite_differences() -> None:
             args[index] = x
             return float((attention(*args, bias, heads)[0] * r).sum())
 
-        np.testing.assert_allclose(grads[index], numeric(loss, value.copy()), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(grads[index], numeric_gradient(loss, value.copy()), rtol=1e-6, atol=1e-8)
     # padded keys get probability 0, and their keys and values no gradient
     probs = cache[3]
     assert (probs[1, :, :, 3:] == 0).all()

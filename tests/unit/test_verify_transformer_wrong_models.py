@@ -11,8 +11,9 @@ tested in tests/integration/test_verify_transformer.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -36,20 +37,10 @@ def query_padding_bias(mask: np.ndarray) -> np.ndarray:
     return ((1.0 - mask) * MASK_VALUE)[:, None, :, None]
 
 
-@contextmanager
-def patched(module: object, name: str, value: object) -> Iterator[None]:
-    old = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, old)
-
-
 WRONG: dict[str, Callable[[], AbstractContextManager[None]]] = {
-    "noscale": lambda: patched(layers, "attention_scale", lambda head_dim: 1.0),
-    "querymask": lambda: patched(reference, "key_padding_bias", query_padding_bias),
-    "tanhgelu": lambda: patched(reference, "gelu", tanh_gelu),
+    "noscale": lambda: patch.object(layers, "attention_scale", lambda head_dim: 1.0),
+    "querymask": lambda: patch.object(reference, "key_padding_bias", query_padding_bias),
+    "tanhgelu": lambda: patch.object(reference, "gelu", tanh_gelu),
 }
 
 
