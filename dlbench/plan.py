@@ -6,12 +6,15 @@ registered and installed, which variants they offer, whether a GPU is usable, ho
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from dlbench.errors import DlbenchError, SuiteError
 from dlbench.frameworks.base import Adapter
 from dlbench.frameworks.registry import get_adapter, installed_adapters
-from dlbench.gpu import nvml_gpus
+from dlbench.gpu import describe_processes, gpu_processes, nvml_gpus
+from dlbench.gpu_probe import ProbeResult, probe_gpu
 from dlbench.process.placement import available_cores
 from dlbench.spec import Case
 from dlbench.suite import Overrides, Suite, apply_overrides, expand, load_suite
@@ -28,6 +31,7 @@ class Plan:
     suite: Suite
     frameworks: dict[str, tuple[str, ...]]  # framework -> variants
     cases: list[Case]
+    gpu_probes: dict[str, dict[str, Any]] = field(default_factory=dict)  # framework -> what its GPU probe found
 
 
 def resolve_frameworks(names: tuple[str, ...]) -> list[Adapter]:
@@ -74,39 +78,88 @@ def resolve_variants(adapters: list[Adapter], requested: tuple[str, ...],
     return {fw: vs for fw, vs in chosen.items() if vs}
 
 
-def check_gpu(suite: Suite, adapters: list[Adapter], explicit: bool) -> Suite:
-    """``--device gpu`` without a usable GPU is an error; a suite's GPU section is skipped with a note."""
+@dataclass(frozen=True)
+class GpuCheck:
+    """What the GPU checks decided: the suite (GPU section kept or dropped, with notes), the frameworks whose
+    GPU cases are left out, and what each probed framework reported (for the environment record)."""
+
+    suite: Suite
+    cpu_only: frozenset[str] = frozenset()
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def check_gpu(suite: Suite, adapters: list[Adapter], explicit: bool, named: frozenset[str] = frozenset(),
+              probe: Callable[[Adapter], ProbeResult] | None = None) -> GpuCheck:
+    """Which frameworks can run the suite's GPU cases here.
+
+    A framework that cannot (NVML sees no GPU, a CPU-only build, a probe that failed) loses its GPU cases with
+    a note; the others keep theirs. It is an error only when the user asked for something impossible: a GPU
+    run (``--device gpu``, ``explicit``) where no framework can use the GPU, or a framework named on the
+    command line (``named``) that cannot. A framework whose build looks GPU-capable is probed in a child
+    process (``probe``, :func:`dlbench.gpu_probe.probe_gpu`); under ``--device gpu`` its failure is a refusal
+    with the framework's own error, since a broken GPU stack is what the user must hear about.
+    """
     if "gpu" not in suite.devices:
-        return suite
+        return GpuCheck(suite)
     gpus = list(nvml_gpus())
-    unusable = [a.name for a in adapters if not a.gpu_usable(gpus)]
-    if not unusable:
-        return suite
-    why = "no GPU found by NVML" if not gpus else "installed build has no GPU support"
-    if explicit:
-        raise DlbenchError(f"--device gpu: no usable GPU for {', '.join(unusable)} ({why})")
-    devices = {d: s for d, s in suite.devices.items() if d != "gpu"}
-    if not devices:
-        raise DlbenchError(f"suite {suite.name!r} runs on GPU only, and there is no usable GPU ({why})")
-    note = f"gpu cases skipped: no usable GPU for {', '.join(unusable)} ({why})"
-    return replace(suite, devices=devices, notes=(*suite.notes, note))
+    reasons: dict[str, str] = {}
+    for adapter in adapters:
+        if not adapter.gpu_usable(gpus):
+            reasons[adapter.name] = "no GPU found by NVML" if not gpus else "installed build has no GPU support"
+    refused = sorted(named & set(reasons)) if explicit else []
+    if refused:
+        raise DlbenchError(f"--device gpu: no usable GPU for {refused[0]} ({reasons[refused[0]]})")
+    probes: dict[str, dict[str, Any]] = {}
+    for adapter in adapters:
+        if adapter.name in reasons or probe is None:
+            continue
+        result = probe(adapter)
+        if result.ok:
+            probes[adapter.name] = result.info
+            continue
+        if explicit:
+            raise DlbenchError(f"--device gpu: {adapter.name} fails on the GPU: {result.error}")
+        reasons[adapter.name] = f"GPU probe failed: {result.error}"
+    usable = [a.name for a in adapters if a.name not in reasons]
+    why = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
+    if not usable:
+        if explicit:
+            raise DlbenchError(f"--device gpu: no usable GPU ({why})")
+        devices = {d: s for d, s in suite.devices.items() if d != "gpu"}
+        if not devices:
+            raise DlbenchError(f"suite {suite.name!r} runs on GPU only, and there is no usable GPU ({why})")
+        note = f"gpu cases skipped: no usable GPU ({why})"
+        return GpuCheck(replace(suite, devices=devices, notes=(*suite.notes, note)), probes=probes)
+    notes = list(suite.notes)
+    if reasons:
+        notes.append(f"gpu cases of {', '.join(reasons)} left out ({why}); {', '.join(usable)} run on the GPU")
+    busy = gpu_processes()
+    if busy:
+        notes.append(f"warning: other processes are using the GPU, they share it with the measurement "
+                     f"({describe_processes(busy)})")
+    return GpuCheck(replace(suite, notes=tuple(notes)), frozenset(reasons), probes)
 
 
-def make_plan(suite_name: str, overrides: Overrides, fleet: bool = False) -> Plan:
+def make_plan(suite_name: str, overrides: Overrides, fleet: bool = False,
+              probe: Callable[[Adapter], ProbeResult] | None = probe_gpu) -> Plan:
     """The cases to run. For a ``fleet`` the nodes, not this machine, decide what is possible: thread counts
     are not limited to the cores here and GPU cases stay (a node without a GPU is not given them)."""
     cores = FLEET_CORES if fleet else len(available_cores())
     suite = apply_overrides(load_suite(suite_name), overrides, cores)
     adapters = resolve_frameworks(suite.frameworks)
+    gpu = GpuCheck(suite)
     if not fleet:
-        suite = check_gpu(suite, adapters, explicit="gpu" in overrides.devices)
+        gpu = check_gpu(suite, adapters, explicit="gpu" in overrides.devices,
+                        named=frozenset(overrides.frameworks), probe=probe)
+        suite = gpu.suite
     frameworks = resolve_variants(adapters, overrides.variants, dict(suite.variants))
     if not frameworks:
         raise SuiteError("no framework offers the requested variants")
     by_name = {a.name: a for a in adapters}
     # a variant made for one workload (e.g. an attention implementation) is not run on the others
-    cases = [c for c in expand(suite, frameworks) if by_name[c.framework].applies(c.variant, c.workload)]
+    cases = [c for c in expand(suite, frameworks) if by_name[c.framework].applies(c.variant, c.workload)
+             and not (c.device == "gpu" and c.framework in gpu.cpu_only)]
     if len(cases) > MAX_CASES:
         raise SuiteError(f"the plan has {len(cases):,} cases, more than the {MAX_CASES:,} one run takes; narrow it "
                          "(--workload, --threads, --batch-size, --variant) or split the suite")
-    return Plan(suite=suite, frameworks=frameworks, cases=cases)
+    return Plan(suite=suite, frameworks=frameworks, cases=cases, gpu_probes=gpu.probes)

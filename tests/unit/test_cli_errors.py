@@ -70,3 +70,13 @@ def test_list_and_env_commands() -> None:
     env = run_cli("env", "--json", "--no-frameworks")
     assert env.returncode == 0
     assert '"cpu_model"' in env.stdout and '"python"' in env.stdout
+
+
+def test_explicit_gpu_run_with_a_broken_gpu_stack_is_refused_by_the_probe(tmp_path: Path) -> None:
+    """The metadata check passes (the simulated GPU), the framework fails to start on it: exit 2, one line,
+    the framework's own error, and nothing written."""
+    proc = run_cli("run", "--suite", "smoke", "--framework", "fake", "--device", "gpu", "--workload", "lenet",
+                   "--quiet", "--output", str(tmp_path / "g"),
+                   env={"DLBENCH_FAKE_GPU": "1", "DLBENCH_FAKE_FAULTS": "import:*"})
+    assert_one_line_error(proc, "fake fails on the GPU: ImportError: fake adapter: simulated broken installation")
+    assert not (tmp_path / "g").exists()

@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # The canonical work and what a measured case produced.
     ("model", frozenset({"workloads", "results"})),
     # Building, timing and storing one thing at a time: adapters, measurement, persistence, inputs.
-    ("machinery", frozenset({"frameworks", "measure", "store", "env", "suite", "calibrate",
+    ("machinery", frozenset({"frameworks", "measure", "store", "env", "suite", "calibrate", "gpu_probe",
                              "control"})),
     # Deciding what runs where, and running it.
     ("orchestration", frozenset({"plan", "runner", "fleet"})),
