@@ -98,6 +98,21 @@ class Evaluation:
     gradients: dict[str, np.ndarray]  # canonical parameter name -> gradient in canonical layout
 
 
+class DeviceTimer(ABC):
+    """Times work on the device with the framework's own events (CUDA events), beside the host's clock:
+    ``start`` and ``stop`` enqueue an event on the device's stream around the work, ``elapsed_ms`` waits
+    for the second and returns the device time between them."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def elapsed_ms(self) -> float: ...
+
+
 class BuiltCase(ABC):
     """A model built for one (workload, phase, batch size, variant, device), ready to be timed."""
 
@@ -134,6 +149,24 @@ class BuiltCase(ABC):
         and then only float32 cases can run.
         """
         return {}
+
+    def traits(self) -> dict[str, str]:
+        """How this case is implemented, where frameworks differ in ways a reader must know to compare them,
+        read from the built case and recorded in its result row:
+
+        * ``layout``: the memory layout of the image activations in effect (``NCHW``, ``NHWC`` or
+          ``channels_last``, PyTorch's NCHW-indexed tensors stored NHWC); conv nets only.
+        * ``recurrence``: ``fused`` when the LSTM runs as one framework op over all steps (cuDNN's RNN
+          kernel on a GPU), ``unfused`` when it is a loop of per-step ops (``tf.scan``, ``lax.scan``, a Python
+          loop over a cell).
+
+        Empty where none applies."""
+        return {}
+
+    def device_timer(self) -> DeviceTimer | None:
+        """A timer on the device's own clock, where the framework has one (PyTorch's ``torch.cuda.Event``
+        on a GPU); None elsewhere (CPUs, and TensorFlow and JAX, which expose no device events)."""
+        return None
 
     def reset_peak_memory(self) -> None:
         """Reset the framework's own peak-memory counter, if it has one."""
@@ -211,6 +244,11 @@ class Adapter(ABC):
     def worker_env(self, device: str, threads: int) -> dict[str, str]:
         """Environment variables the worker must have before the framework is imported."""
         return {}
+
+    def device_memory_in_use(self, device: str) -> int | None:
+        """Bytes the framework's allocator holds on ``device`` now (GPU workers; None where there is no
+        such counter). Read before each case is built: what earlier cases left behind shows as a rise."""
+        return None
 
     # ----- in the worker: the contract, checked here once for every adapter -----
     @final

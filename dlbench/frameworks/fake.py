@@ -11,10 +11,17 @@ Behaviour is steered through environment variables, which the runner passes on t
   the case key (``lenet/-/gradient/fake/default/cpu/t1/b2/float32``). Faults: ``crash`` (SIGSEGV),
   ``hang``, ``oom`` (allocates until the worker's memory limit is hit, or raises MemoryError past 4 GiB),
   ``raise`` (an exception while building), ``abort`` (SIGABRT while running), ``float32`` (the case
-  silently computes in float32 whatever precision was asked: the precision check must catch it).
+  silently computes in float32 whatever precision was asked: the precision check must catch it),
+  ``cublas`` (the first call raises cuBLAS's ``CUBLAS_STATUS_ALLOC_FAILED``, a GPU out-of-memory),
+  ``leak`` (on the simulated GPU the case's memory stays allocated after it ends).
   ``import:*`` makes ``initialize`` fail like a broken framework install.
 * ``DLBENCH_FAKE_SCALE``: multiplies every cost (default 1.0: a LeNet b64 forward well under a millisecond).
-* ``DLBENCH_FAKE_GPU=1``: pretend a GPU is present (GPU cases then use a simulated device counter).
+* ``DLBENCH_FAKE_GPU=1``: pretend a GPU is present. GPU cases then have a simulated device: an allocator
+  whose peak counts the batch four times, plus an "autotuning" scratch of :data:`AUTOTUNE_SCRATCH` batches in
+  the first call only; an in-use counter that a ``leak`` fault leaves raised after the case; event timing
+  that reads :data:`DEVICE_BUSY` of each call's wall time.
+* ``DLBENCH_FAKE_SYNC_US``: microseconds of busy-waiting per ``sync`` (default 0), to simulate a framework
+  whose synchronisation is costly.
 
 Precisions: ``bf16`` costs :data:`PRECISION_FACTORS` of float32 everywhere; ``fp16`` and ``tf32`` run only on
 the simulated GPU (like a CPU without float16 kernels, and TF32 which is GPU-only by definition).
@@ -36,6 +43,7 @@ from dlbench.frameworks.base import (
     BuildRequest,
     BuiltCase,
     CaseUnavailable,
+    DeviceTimer,
     Evaluation,
     RuntimeInfo,
 )
@@ -52,6 +60,14 @@ NOISE_SIGMA = 0.02
 PRECISION_FACTORS = {"float32": 1.0, "tf32": 0.5, "bf16": 0.6, "fp16": 0.4}
 OOM_CHUNK = 64 * 2**20
 OOM_CAP = 4 * 2**30
+AUTOTUNE_SCRATCH = 10  # batches of scratch the simulated first call takes (cuDNN autotuning, compilation)
+DEVICE_BUSY = 0.9  # share of a call's wall time that the simulated device's events report
+
+
+class SimulatedDevice:
+    """The fake GPU's allocator, shared by the cases of one worker (like a real device's)."""
+
+    in_use = 0
 
 
 def parse_faults(text: str) -> list[tuple[str, str]]:
@@ -98,6 +114,9 @@ class FakeBuiltCase(BuiltCase):
         self._units = workload.macs(phase) * request.batch.x.shape[0] * UNITS_PER_MAC * scale * factor / threads
         self._rng = np.random.default_rng(derive_seed("fake", workload.name, phase, request.variant))
         self._device_peak = 0
+        self._sync_s = float(os.environ.get("DLBENCH_FAKE_SYNC_US", "0")) / 1e6
+        self._held = request.batch.x.nbytes if request.device == "gpu" else 0
+        SimulatedDevice.in_use += self._held
 
     @property
     def trainable_params(self) -> int:
@@ -106,6 +125,7 @@ class FakeBuiltCase(BuiltCase):
     def prepare(self, pass_: str) -> Callable[[], Any]:
         units = self._units * (GRADIENT_FACTOR if pass_ == "gradient" else 1.0)
         spin(3 * (BASE_UNITS + int(units)))  # "compilation": the first call is visibly slower than the rest
+        first = [True]
 
         def run() -> int:
             if self.fault == "hang":
@@ -116,14 +136,29 @@ class FakeBuiltCase(BuiltCase):
                 os.abort()
             if self.fault == "oom":
                 allocate_until_oom()
+            if self.fault == "cublas":
+                raise RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")
             noise = float(self._rng.lognormal(0.0, NOISE_SIGMA))
-            self._device_peak = max(self._device_peak, self.request.batch.x.nbytes * 4)
+            scratch = AUTOTUNE_SCRATCH if first[0] else 0
+            first[0] = False
+            self._device_peak = max(self._device_peak, self.request.batch.x.nbytes * (4 + scratch))
             return spin(BASE_UNITS + int(units * noise))
 
         return run
 
     def sync(self, handle: Any) -> None:
-        return None
+        if self._sync_s:
+            end = time.perf_counter() + self._sync_s
+            while time.perf_counter() < end:
+                pass
+
+    def device_timer(self) -> DeviceTimer | None:
+        return SimulatedEvents() if self.request.device == "gpu" else None
+
+    def close(self) -> None:
+        if self.fault != "leak":
+            SimulatedDevice.in_use -= self._held
+        self._held = 0
 
     def dtypes(self) -> dict[str, str]:
         compute = "float32" if self.fault == "float32" else get_precision(self.request.precision).compute
@@ -132,11 +167,30 @@ class FakeBuiltCase(BuiltCase):
     def evaluate(self) -> Evaluation:
         raise NotImplementedError("the fake adapter computes no real model")
 
+    def traits(self) -> dict[str, str]:
+        return {"layout": "NHWC"} if self.request.workload.name in ("lenet", "alexnet") else {}
+
     def reset_peak_memory(self) -> None:
         self._device_peak = 0
 
     def peak_memory_bytes(self, pass_: str) -> int | None:
         return self._device_peak if self.request.device == "gpu" else None
+
+
+class SimulatedEvents(DeviceTimer):
+    """Device events of the simulated GPU: :data:`DEVICE_BUSY` of the wall time between them."""
+
+    def __init__(self) -> None:
+        self._begin = self._end = 0.0
+
+    def start(self) -> None:
+        self._begin = time.perf_counter()
+
+    def stop(self) -> None:
+        self._end = time.perf_counter()
+
+    def elapsed_ms(self) -> float:
+        return (self._end - self._begin) * 1e3 * DEVICE_BUSY
 
 
 class FakeAdapter(Adapter):
@@ -163,6 +217,9 @@ class FakeAdapter(Adapter):
 
     def gpu_usable(self, gpus: list[dict[str, Any]]) -> bool:
         return self.supports_gpu_build()  # no NVML needed: the fake GPU is simulated
+
+    def device_memory_in_use(self, device: str) -> int | None:
+        return SimulatedDevice.in_use if device == "gpu" and self.supports_gpu_build() else None
 
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         if any(fault == "import" for fault, _ in parse_faults(os.environ.get("DLBENCH_FAKE_FAULTS", ""))):

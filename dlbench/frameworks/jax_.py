@@ -79,6 +79,13 @@ MATMUL_PRECISION = "highest"
 # TF32 where asked for; for bf16/fp16 operands the "default" lets XLA use the native low-precision units.
 MATMUL_PRECISIONS: dict[str, str] = {"float32": "highest", "tf32": "tensorfloat32"}
 CUDA_PLUGIN_DISTRIBUTIONS = ("jax-cuda13-plugin", "jax-cuda12-plugin")
+# The share of GPU memory JAX's allocator may use. Without preallocation JAX still caps its BFC allocator at
+# 75% of the device, while PyTorch's caching allocator and TensorFlow (memory growth) may take nearly all of
+# it: at 0.95 a case that does not fit is ``oom`` at about the same size in all three. The name is JAX's
+# current one; the deprecated XLA_PYTHON_CLIENT_MEM_FRACTION is blanked, since jaxlib refuses both at once.
+GPU_MEMORY_FRACTION = "0.95"
+GPU_MEMORY_ENV: dict[str, str] = {"XLA_CLIENT_MEM_FRACTION": GPU_MEMORY_FRACTION,
+                                  "XLA_PYTHON_CLIENT_MEM_FRACTION": ""}
 _WHILE_LOOP = re.compile(r"\bwhile\(")  # an HLO while instruction in Compiled.as_text()
 # jax.random's scopes in HLO metadata op_names: the threefry bit generator loops inside them
 _PRNG_SCOPE = re.compile(r"threefry|random_bits|jit\(_uniform\)|jit\(_bernoulli\)")
@@ -412,6 +419,19 @@ def _first_contraction_dtype(jaxpr: Any) -> str | None:
     return None
 
 
+CONV_WORKLOADS = ("lenet", "alexnet")
+
+
+def jax_traits(workload: str) -> dict[str, str]:
+    """The convolutions take NHWC arrays (``CONV_DIMS``; XLA may choose another physical layout on a GPU),
+    and the LSTM is a ``lax.scan`` loop: unfused (see BuiltCase.traits)."""
+    if workload in CONV_WORKLOADS:
+        return {"layout": CONV_DIMS[0]}
+    if workload == "lstm":
+        return {"recurrence": "unfused"}
+    return {}
+
+
 class JaxBuiltCase(BuiltCase):
     """A canonical network with its parameters, batch and dropout key resident on one JAX device."""
 
@@ -425,8 +445,7 @@ class JaxBuiltCase(BuiltCase):
         self._network = network
         self._pool = POOLS[request.variant]
         self._device = device
-        self._on_gpu = request.device == "gpu"
-        self._gpu_peak_mark = self._gpu_peak()  # before our buffers exist (see peak_memory_bytes)
+        self._traits = jax_traits(request.workload.name)
         phase = request.workload.phase(request.phase)
         self._trainable_names = phase.trainable
         trainable = {name: np.asarray(request.weights[name], dtype=np.float32) for name in phase.trainable}
@@ -513,6 +532,9 @@ class JaxBuiltCase(BuiltCase):
         return seen
 
     # ----- BuiltCase -----
+    def traits(self) -> dict[str, str]:
+        return dict(self._traits)
+
     @property
     def trainable_params(self) -> int:
         return sum(int(np.prod(a.shape)) for a in self._trainable.values())
@@ -550,31 +572,15 @@ class JaxBuiltCase(BuiltCase):
             gradients={name: np.asarray(host_grads[name]) for name in self._trainable_names},
         )
 
-    def _gpu_peak(self) -> int | None:
-        if not self._on_gpu:
-            return None
-        stats = self._device.memory_stats() or {}
-        peak = stats.get("peak_bytes_in_use")
-        return int(peak) if peak is not None else None
-
-    def reset_peak_memory(self) -> None:
-        """JAX cannot reset its allocator's high-water mark; remember it instead (see peak_memory_bytes)."""
-        self._gpu_peak_mark = self._gpu_peak()
-
     def peak_memory_bytes(self, pass_: str) -> int | None:
-        """GPU: the allocator's ``peak_bytes_in_use``. It is a process-lifetime high-water mark that cannot
-        be reset, so it is reported only when it rose since the last mark (then it *is* this pass's peak,
-        all live device buffers included); otherwise an earlier, larger case set it and None is returned
-        rather than a number that belongs to another case.
+        """XLA's static buffer assignment of the compiled executable, on every device: argument + output +
+        temporary bytes minus aliased bytes, i.e. the device memory the pass needs while it runs.
 
-        CPU (no allocator counter): XLA's static buffer assignment of the compiled executable, argument +
-        output + temporary bytes minus aliased bytes, i.e. the device memory the pass needs while it runs.
-        """
-        if self._on_gpu:
-            peak = self._gpu_peak()
-            if peak is None or self._gpu_peak_mark is None or peak <= self._gpu_peak_mark:
-                return None
-            return peak
+        Not the allocator's ``peak_bytes_in_use`` on a GPU: that is a process-lifetime high-water mark that
+        JAX cannot reset, so after the first large case of a worker every later, smaller case would have no
+        reading of its own. The static figure is the same on every run and every device order, includes the
+        live parameters and batch (the arguments), and excludes what the allocator adds (fragmentation,
+        cuDNN/cuBLAS workspaces that XLA does not assign)."""
         try:
             stats = self._compile(pass_).memory_analysis()
         except Exception:  # an optional counter must never fail a case
@@ -678,11 +684,24 @@ class JaxAdapter(Adapter):
         """No thread flag (JAX ignores them; the runner pins affinity). No preallocation, so that GPU
         memory is measurable; only the requested platform, so that a CPU run on a GPU machine does not
         initialise CUDA; fp32 matmuls in full precision."""
-        return {
+        env = {
             "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
             "JAX_PLATFORMS": _jax_platforms(device),
             "JAX_DEFAULT_MATMUL_PRECISION": MATMUL_PRECISION,
         }
+        if device == "gpu":
+            env.update(GPU_MEMORY_ENV)
+        return env
+
+    def device_memory_in_use(self, device: str) -> int | None:
+        """The GPU allocator's ``bytes_in_use`` (``Device.memory_stats()``; None on a CPU)."""
+        if device != "gpu":
+            return None
+        import jax
+
+        stats = jax.devices("gpu")[0].memory_stats() or {}
+        value = stats.get("bytes_in_use")
+        return int(value) if value is not None else None
 
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         import jax
@@ -718,6 +737,8 @@ class JaxAdapter(Adapter):
         }
         if platform == "gpu":
             settings["preallocate"] = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE", "true (JAX default)")
+            settings["memory_fraction"] = (os.environ.get("XLA_CLIENT_MEM_FRACTION")
+                                           or os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION") or "0.75 (JAX default)")
         return RuntimeInfo("jax", jax.__version__, affinity, tuple(seen), backends, settings)
 
     def _build(self, request: BuildRequest) -> BuiltCase:

@@ -45,6 +45,7 @@ from dlbench.frameworks.base import (
     Evaluation,
     RuntimeInfo,
 )
+from dlbench.frameworks.cuda_arch import kernel_binaries
 from dlbench.precision import get_precision
 from dlbench.workloads import DROPOUT_RATE, PASSES, Batch, check_pass, get_workload, pretrain_level
 from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
@@ -54,7 +55,10 @@ Tensor = Any
 Variable = Any
 Feeds = tuple[Tensor, ...]
 
-VARIANTS: tuple[str, ...] = ("function", "xla", "eager", "keras_attention")
+VARIANTS: tuple[str, ...] = ("function", "xla", "eager", "keras_attention", "keras_lstm")
+KERAS_LSTM = "keras_lstm"
+# Op types of cuDNN's fused RNN kernel in a traced graph: their presence is what makes an LSTM "fused".
+CUDNN_RNN_OPS = ("CudnnRNN", "CudnnRNNV2", "CudnnRNNV3")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -136,6 +140,17 @@ def _onednn_enabled(tf: ModuleType) -> bool:
         return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").lower() not in ("0", "false")
 
 
+def _kernel_binaries(tf: ModuleType, build: Any) -> str:
+    """Native kernels for this GPU, or PTX compiled at first use (see :mod:`dlbench.frameworks.cuda_arch`):
+    TensorFlow's pip wheels carry cubins for a few capabilities and PTX for the newest only."""
+    try:
+        gpu = tf.config.list_physical_devices("GPU")[0]
+        major, minor = tf.config.experimental.get_device_details(gpu)["compute_capability"]
+    except (IndexError, KeyError, TypeError, ValueError):
+        return "unknown"
+    return kernel_binaries((int(major), int(minor)), build.get("cuda_compute_capabilities") or ())
+
+
 def _runtime_info(tf: ModuleType, device: str, jax_blocked: bool) -> RuntimeInfo:
     build = tf.sysconfig.get_build_info()
     backends = {"onednn": "on" if _onednn_enabled(tf) else "off"}
@@ -151,6 +166,7 @@ def _runtime_info(tf: ModuleType, device: str, jax_blocked: bool) -> RuntimeInfo
     if device == "gpu":
         settings["tf32"] = "off" if not tf.config.experimental.tensor_float_32_execution_enabled() else "on"
         settings["memory_growth"] = "on"
+        settings["kernel_binaries"] = _kernel_binaries(tf, build)
     devices = ("cpu", "gpu") if tf.config.get_visible_devices("GPU") else ("cpu",)
     return RuntimeInfo(
         framework="tensorflow",
@@ -318,6 +334,33 @@ class _Lstm(_Network):
     optimizer consumes); ``evaluate`` densifies it.
     """
 
+    def __init__(self, tf: ModuleType, request: BuildRequest) -> None:
+        super().__init__(tf, request)
+        self.keras_lstm: Any = None
+        if request.variant == KERAS_LSTM:
+            self._use_keras_lstm(request)
+
+    def _use_keras_lstm(self, request: BuildRequest) -> None:
+        """``keras.layers.LSTM`` with its defaults (tanh/sigmoid, no recurrent dropout, not unrolled, with
+        bias), the configuration for which Keras runs cuDNN's fused kernel on a GPU and its own loop on a
+        CPU. Its kernel ``[in, 4H]``, recurrent kernel ``[H, 4H]`` and bias ``[4H]`` have the canonical
+        shapes and gate order (i, f, c, o), so the canonical weights load unchanged; the tf.Variables it
+        reads replace ours in ``variables``, so that the tape and the parameter count see them. Mixed
+        precision is the layer's own dtype policy (``mixed_bfloat16``/``mixed_float16``)."""
+        import keras  # noqa: PLC0415  (only in the worker, only for this variant)
+
+        extra = request.workload.extra
+        compute = get_precision(request.precision).compute
+        policy = "float32" if compute == "float32" else f"mixed_{compute}"
+        layer = keras.layers.LSTM(extra["hidden"], return_sequences=True, dtype=policy, name="keras_lstm")
+        n, steps = request.batch.x.shape
+        layer.build((n, steps, extra["embed_dim"]))
+        for name, variable in (("input_kernel", layer.cell.kernel), ("recurrent_kernel", layer.cell.recurrent_kernel),
+                               ("bias", layer.cell.bias)):
+            variable.assign(np.asarray(request.weights[f"lstm.{name}"], np.float32))
+            self.variables[f"lstm.{name}"] = variable.value
+        self.keras_lstm = layer
+
     def feed_arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:
         if batch.mask is None:
             raise DlbenchError("the lstm workload needs a batch with sequence lengths")
@@ -328,6 +371,8 @@ class _Lstm(_Network):
         return True
 
     def forward(self, feeds: Feeds, training: bool) -> Tensor:
+        if self.keras_lstm is not None:
+            return self._keras_forward(feeds, training)
         tf, v = self.tf, self.variables
         tokens, mask = feeds[0], feeds[1]
         n, steps = tokens.shape
@@ -352,6 +397,17 @@ class _Lstm(_Network):
         states, _ = tf.scan(step, time_major, initializer=(zeros, zeros))
         # the pooled sum over time in float32 (torch and JAX promote to the float32 mask's dtype here)
         summed = tf.reduce_sum(tf.cast(states, tf.float32) * tf.transpose(mask)[:, :, None], axis=0)
+        pooled = summed / tf.reduce_sum(mask, axis=1, keepdims=True)
+        return self.dense(self.dropout(pooled, training), "classifier")
+
+    def _keras_forward(self, feeds: Feeds, training: bool) -> Tensor:
+        """All T steps through the Keras layer (no Keras mask: as in the other variants the mask only
+        selects what is averaged, and a mask would also keep cuDNN from running), then the same pooling."""
+        tf = self.tf
+        tokens, mask = feeds[0], feeds[1]
+        embedded = self.low(tf.nn.embedding_lookup(self.variables["embedding.table"], tokens))
+        states = self.keras_lstm(embedded)  # [N, T, H]
+        summed = tf.reduce_sum(tf.cast(states, tf.float32) * mask[:, :, None], axis=1)
         pooled = summed / tf.reduce_sum(mask, axis=1, keepdims=True)
         return self.dense(self.dropout(pooled, training), "classifier")
 
@@ -496,6 +552,7 @@ class TensorFlowCase(BuiltCase):
         self._compiled = _Compiled()
         self._memory_counter = True
         self._dtypes: dict[str, str] = {}
+        self._traits: dict[str, str] = {}
 
     @property
     def trainable_params(self) -> int:
@@ -565,17 +622,21 @@ class TensorFlowCase(BuiltCase):
     def probe_dtypes(self) -> None:
         """Dtypes read from a throwaway trace of the forward pass (kept apart from the traces ``prepare``
         makes, so that the first call still pays its own tracing): the output's, and the output dtype of
-        the graph's first convolution or matmul op."""
+        the graph's first convolution or matmul op. The same trace gives the traits (BuiltCase.traits): the
+        convolutions' ``data_format`` as written, and whether the LSTM is cuDNN's fused RNN op (which Keras
+        chooses on a GPU, inside its layer, and which a fallback would silently replace by a loop)."""
         tf = self._rt.tf
         fn = tf.function(self._forward, autograph=False)
         with tf.device(self._rt.device_name):
             graph_fn = fn.get_concrete_function(*self._feeds)
         seen = {"output": graph_fn.structured_outputs.dtype.name}
-        for op in graph_fn.graph.get_operations():
+        operations = graph_fn.graph.get_operations()
+        for op in operations:
             if op.type in CONTRACTION_OPS:
                 seen["activation"] = op.outputs[0].dtype.name
                 break
         self._dtypes = seen
+        self._traits = graph_traits(graph_fn.graph, isinstance(self._net, _Lstm))
 
     # ----- BuiltCase protocol -----
     def prepare(self, pass_: str) -> Callable[[], Any]:
@@ -602,6 +663,9 @@ class TensorFlowCase(BuiltCase):
 
     def dtypes(self) -> dict[str, str]:
         return dict(self._dtypes)
+
+    def traits(self) -> dict[str, str]:
+        return dict(self._traits)
 
     def reset_peak_memory(self) -> None:
         if not self._memory_counter:
@@ -665,7 +729,8 @@ class TensorFlowAdapter(Adapter):
     )
     variants: ClassVar[tuple[str, ...]] = VARIANTS
     default_variant: ClassVar[str] = "function"
-    variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {"keras_attention": ("transformer",)}
+    variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {"keras_attention": ("transformer",),
+                                                               KERAS_LSTM: ("lstm",)}
     precisions: ClassVar[tuple[str, ...]] = ("float32", "tf32", "bf16", "fp16")
     variant_help: ClassVar[dict[str, str]] = {
         "function": "tf.function graphs (Grappler, oneDNN fusions): how TF 2 is normally run",
@@ -673,6 +738,8 @@ class TensorFlowAdapter(Adapter):
         "eager": "op-by-op eager execution, no tf.function",
         "keras_attention": "transformer only: tf.function with keras.layers.MultiHeadAttention for the "
                            "attention instead of plain tf ops",
+        KERAS_LSTM: "lstm only: tf.function with keras.layers.LSTM, which runs cuDNN's fused kernel on a GPU "
+                    "(the default tf.scan loop is unfused) and Keras' own loop on a CPU",
     }
 
     def __init__(self) -> None:
@@ -705,6 +772,15 @@ class TensorFlowAdapter(Adapter):
             env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
         return env
 
+    def device_memory_in_use(self, device: str) -> int | None:
+        """``get_memory_info(device)["current"]``: bytes TensorFlow's allocator has handed out now."""
+        if device != "gpu" or self._runtime is None:
+            return None
+        try:
+            return int(self._runtime.tf.config.experimental.get_memory_info(self._runtime.memory_device)["current"])
+        except ValueError:
+            return None
+
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         jax_blocked = _block_jax_import()  # must precede the TensorFlow import
         import tensorflow as tf  # noqa: PLC0415  (heavy: only ever in the worker)
@@ -732,7 +808,8 @@ class TensorFlowAdapter(Adapter):
             tf.config.experimental.enable_tensor_float_32_execution(request.precision == "tf32")
         with tf.device(runtime.device_name):
             network = network_type(tf, request)
-            feeds = tuple(tf.identity(tf.constant(a)) for a in network.feed_arrays(request.batch))
+            feeds = tuple(tf.identity(tf.constant(a))
+                          for a in device_feed_arrays(network.feed_arrays(request.batch), request.device))
         loss_scale = get_precision(request.precision).loss_scale
         case = TensorFlowCase(runtime, network, feeds, request.variant, request.dropout, loss_scale)
         try:
@@ -748,6 +825,40 @@ class TensorFlowAdapter(Adapter):
 
 
 CONTRACTION_OPS = ("Conv2D", "MatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum")
+
+
+def graph_op_types(graph: Any) -> set[str]:
+    """The op types of a traced graph and of every function it calls (loop bodies, Keras' cuDNN branch)."""
+    types = {op.type for op in graph.get_operations()}
+    for function in getattr(graph, "_functions", {}).values():
+        definition = getattr(function, "definition", None)
+        if definition is not None:
+            types.update(node.op for node in definition.node_def)
+    return types
+
+
+def graph_traits(graph: Any, recurrent: bool) -> dict[str, str]:
+    """``layout`` of the convolutions as traced (``data_format``; on a GPU Grappler's layout optimizer may
+    still run them as NCHW) and, for the LSTM, ``recurrence``: fused when cuDNN's RNN op is in the graph."""
+    traits: dict[str, str] = {}
+    for op in graph.get_operations():
+        if op.type == "Conv2D":
+            traits["layout"] = op.get_attr("data_format").decode()
+            break
+    if recurrent:
+        fused = bool(graph_op_types(graph) & set(CUDNN_RNN_OPS))
+        traits["recurrence"] = "fused" if fused else "unfused"
+    return traits
+
+
+def device_feed_arrays(arrays: Sequence[np.ndarray], device: str) -> tuple[np.ndarray, ...]:
+    """The batch arrays as they are placed on ``device``: on a GPU, integer arrays (labels, token ids)
+    become int64. TensorFlow keeps int32 tensors in host memory even under ``/GPU:0`` (a legacy of its
+    shape tensors), so int32 labels and token ids would be copied to the device inside every timed call;
+    int64 ones live on the GPU. On a CPU there is no copy either way and the canonical int32 stays."""
+    if device != "gpu":
+        return tuple(arrays)
+    return tuple(a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) else a for a in arrays)
 
 
 def tf_float32(tf: ModuleType, x: Tensor) -> Tensor:

@@ -36,9 +36,11 @@ from dlbench.frameworks.base import (
     BuildRequest,
     BuiltCase,
     CaseUnavailable,
+    DeviceTimer,
     Evaluation,
     RuntimeInfo,
 )
+from dlbench.frameworks.cuda_arch import kernel_binaries
 from dlbench.precision import get_precision
 from dlbench.workloads import AUTOENCODER_SIZES, DROPOUT_RATE, Batch, Workload, check_pass, pretrain_level
 from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
 
 # Variants that only change the transformer's attention (other workloads: unavailable).
 ATTENTION_VARIANTS: tuple[str, ...] = ("plain_attention",)
+# The LSTM as a loop over nn.LSTMCell (the unfused strategy); only the lstm workload has it.
+LSTM_CELL_VARIANT = "lstm_cell"
 # The one place where dlbench's device names meet PyTorch's.
 TORCH_DEVICES: dict[str, str] = {"cpu": "cpu", "gpu": "cuda"}
 
@@ -153,6 +157,7 @@ class _Options:
     dropout: bool  # dropout active in the gradient pass (False for verification)
     flatten_hwc: bool  # flatten feature maps by permuting to N,H,W,C (free in channels_last)
     fused_attention: bool = True  # the transformer's attention: F.scaled_dot_product_attention, else plain
+    lstm_cell: bool = False  # the LSTM as a Python loop over nn.LSTMCell instead of the fused nn.LSTM
 
 
 # (inputs, training) -> output, and (inputs, training) -> (output, loss)
@@ -313,18 +318,36 @@ def _autoencoder(workload: Workload, opts: _Options) -> _Net:
 
 def _lstm(workload: Workload, opts: _Options) -> _Net:
     """``nn.LSTM`` (gate order i, f, g, o like the canonical layout) with the canonical bias in ``bias_ih``;
-    ``bias_hh`` has no binding, so the loader zeroes and freezes it."""
+    ``bias_hh`` has no binding, so the loader zeroes and freezes it.
+
+    The ``lstm_cell`` variant loops an ``nn.LSTMCell`` over the steps in Python instead: the same
+    parameters (named ``weight_ih``/``weight_hh``/``bias_ih``/``bias_hh`` without the ``_l0``), one small
+    kernel launch group per step. ``nn.LSTM`` is a single fused kernel (cuDNN on a GPU, one oneDNN
+    primitive on a CPU); the cell loop is the unfused strategy that TensorFlow's ``tf.scan`` and JAX's
+    ``lax.scan`` follow, so the pair compares frameworks at equal strategy."""
+    import torch
     import torch.nn.functional as F
     from torch import nn
 
     vocab, dim, hidden = workload.extra["vocab"], workload.extra["embed_dim"], workload.extra["hidden"]
     embedding = nn.Embedding(vocab, dim)
-    lstm = nn.LSTM(dim, hidden, batch_first=True)
+    cell_loop = opts.lstm_cell
+    lstm: nn.Module = nn.LSTMCell(dim, hidden) if cell_loop else nn.LSTM(dim, hidden, batch_first=True)
     classifier = nn.Linear(hidden, workload.num_classes)
     dropout = opts.dropout
 
+    def run_cells(embedded: torch.Tensor) -> torch.Tensor:
+        h = c = embedded.new_zeros(embedded.shape[0], hidden)
+        states = []
+        for step in embedded.unbind(1):
+            h, c = lstm(step, (h, c))
+            states.append(h)
+        return torch.stack(states, 1)
+
     def forward(inputs: _Inputs, training: bool) -> torch.Tensor:
-        states, _ = lstm(embedding(inputs.x))  # all T steps; the mask only selects what is averaged
+        embedded = embedding(inputs.x)
+        # all T steps; the mask only selects what is averaged
+        states = run_cells(embedded) if cell_loop else lstm(embedded)[0]
         mask = inputs.mask
         assert mask is not None
         pooled = (states * mask).sum(1) / mask.sum(1)
@@ -332,16 +355,18 @@ def _lstm(workload: Workload, opts: _Options) -> _Net:
         return classifier(pooled)
 
     layers = nn.ModuleDict({"embedding": embedding, "lstm": lstm, "classifier": classifier})
+    suffix = "" if cell_loop else "_l0"
     bindings = (
         _Binding("embedding.table", "embedding.weight"),
-        _Binding("lstm.input_kernel", "lstm.weight_ih_l0", _transpose, _transpose),
-        _Binding("lstm.recurrent_kernel", "lstm.weight_hh_l0", _transpose, _transpose),
-        _Binding("lstm.bias", "lstm.bias_ih_l0"),
+        _Binding("lstm.input_kernel", f"lstm.weight_ih{suffix}", _transpose, _transpose),
+        _Binding("lstm.recurrent_kernel", f"lstm.weight_hh{suffix}", _transpose, _transpose),
+        _Binding("lstm.bias", f"lstm.bias_ih{suffix}"),
         *_dense_bindings("classifier"),
     )
-    # The CPU LSTM is one fused aten op that FlopCounterMode does not count: it would report only the
-    # classifier (2,048 FLOPs of ~13 million), so the count is withheld rather than wrong.
-    return _Net(layers, bindings, forward, _with_cross_entropy(forward), flops_visible=False)
+    # The fused LSTM is one aten op that FlopCounterMode does not count: it would report only the
+    # classifier (2,048 FLOPs of ~13 million), so the count is withheld rather than wrong. The cell loop's
+    # matmuls are ordinary addmm calls, which it counts.
+    return _Net(layers, bindings, forward, _with_cross_entropy(forward), flops_visible=cell_loop)
 
 
 def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -449,7 +474,7 @@ BUILDERS: dict[str, Callable[[Workload, _Options], _Net]] = {
 # Precision: autocast (mixed precision as the PyTorch AMP guide recommends), TF32 flags, the dtype probe
 # ----------------------------------------------------------------------------------------------------
 AUTOCAST_DTYPES: dict[str, str] = {"bf16": "bfloat16", "fp16": "float16"}
-PROBED_LAYERS: tuple[str, ...] = ("Conv2d", "Linear", "LSTM", "MultiheadAttention")
+PROBED_LAYERS: tuple[str, ...] = ("Conv2d", "Linear", "LSTM", "LSTMCell", "MultiheadAttention")
 
 
 def _with_autocast(fn: Callable[[_Inputs, bool], Any], device_type: str, dtype: torch.dtype
@@ -590,14 +615,35 @@ class _State:
     output_and_loss: LossFn
 
 
+class CudaEventTimer(DeviceTimer):
+    """Two ``torch.cuda.Event(enable_timing=True)`` recorded on the current stream around the work;
+    ``elapsed_time`` is the device time between them in milliseconds, after the end event completed."""
+
+    def __init__(self, torch: Any) -> None:
+        self._begin = torch.cuda.Event(enable_timing=True)
+        self._end = torch.cuda.Event(enable_timing=True)
+
+    def start(self) -> None:
+        self._begin.record()
+
+    def stop(self) -> None:
+        self._end.record()
+
+    def elapsed_ms(self) -> float:
+        self._end.synchronize()
+        return float(self._begin.elapsed_time(self._end))
+
+
 class TorchCase(BuiltCase):
     """One built PyTorch model with its batch on the device."""
 
     def __init__(self, state: _State, device: torch.device, compiled: bool, trainable_params: int,
-                 loss_scale: float = 1.0, dtypes: dict[str, str] | None = None) -> None:
+                 loss_scale: float = 1.0, dtypes: dict[str, str] | None = None,
+                 traits: dict[str, str] | None = None) -> None:
         import torch
 
         self._torch = torch
+        self._traits = dict(traits or {})
         self._loss_scale = loss_scale
         self._dtypes = dict(dtypes or {})
         self._state: _State | None = state
@@ -677,6 +723,12 @@ class TorchCase(BuiltCase):
     def dtypes(self) -> dict[str, str]:
         return dict(self._dtypes)
 
+    def traits(self) -> dict[str, str]:
+        return dict(self._traits)
+
+    def device_timer(self) -> DeviceTimer | None:
+        return CudaEventTimer(self._torch) if self._cuda else None
+
     def reset_peak_memory(self) -> None:
         if self._cuda:
             self._torch.cuda.reset_peak_memory_stats(self._device)
@@ -739,6 +791,8 @@ def _backends(torch: Any, cuda: bool) -> dict[str, str]:
     if torch.version.cuda:
         info["cuda"] = str(torch.version.cuda)
     if cuda:
+        major, minor = torch.cuda.get_device_capability(0)
+        info["kernel_binaries"] = kernel_binaries((major, minor), torch.cuda.get_arch_list())
         cudnn = torch.backends.cudnn.version()
         if cudnn is not None:
             info["cudnn"] = str(cudnn)
@@ -753,9 +807,9 @@ class TorchAdapter(Adapter):
     display_name = "PyTorch"
     module = "torch"
     distributions = ("torch",)
-    variants = ("channels_last", "eager", "compile", "plain_attention")
+    variants = ("channels_last", "eager", "compile", "plain_attention", LSTM_CELL_VARIANT)
     default_variant = "channels_last"
-    variant_workloads = {v: ("transformer",) for v in ATTENTION_VARIANTS}
+    variant_workloads = {**{v: ("transformer",) for v in ATTENTION_VARIANTS}, LSTM_CELL_VARIANT: ("lstm",)}
     precisions = ("float32", "tf32", "bf16", "fp16")
     variant_help = {
         "channels_last": "eager PyTorch, conv nets in channels_last memory format (fast oneDNN path on CPU); "
@@ -764,6 +818,8 @@ class TorchAdapter(Adapter):
         "compile": "channels_last model under torch.compile (inductor); compilation is in the first call",
         "plain_attention": "transformer only: eager, attention as matmul, masked softmax, matmul "
                            "instead of F.scaled_dot_product_attention",
+        LSTM_CELL_VARIANT: "lstm only: eager, a Python loop over nn.LSTMCell (unfused: kernels per step) "
+                           "instead of the fused nn.LSTM (one cuDNN kernel on a GPU)",
     }
 
     def supports_gpu_build(self) -> bool:
@@ -778,6 +834,15 @@ class TorchAdapter(Adapter):
         """Inductor caches compiled kernels on disk across processes; with caches the ``compile`` variant's
         first call would depend on what ran on this machine before. Disabled for reproducible numbers."""
         return {"TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"}
+
+    def device_memory_in_use(self, device: str) -> int | None:
+        """``torch.cuda.memory_allocated()``: bytes in live tensors (the cache the allocator keeps is not
+        counted: it is reusable, not leaked)."""
+        import torch
+
+        if device != "gpu" or not torch.cuda.is_available():
+            return None
+        return int(torch.cuda.memory_allocated())
 
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         import torch
@@ -832,7 +897,7 @@ class TorchAdapter(Adapter):
         phase = workload.phase(request.phase)
 
         opts = _Options(phase=request.phase, dropout=request.dropout, flatten_hwc=variant != "eager",
-                        fused_attention=variant not in ATTENTION_VARIANTS)
+                        fused_attention=variant not in ATTENTION_VARIANTS, lstm_cell=variant == LSTM_CELL_VARIANT)
         device = torch.device(TORCH_DEVICES[request.device])
         # Built on the meta device and allocated uninitialised on the target: PyTorch's own random
         # initialisation (slow for AlexNet's 62M weights) would be overwritten by the canonical weights anyway.
@@ -870,7 +935,21 @@ class TorchAdapter(Adapter):
             output_and_loss = torch.compile(output_and_loss, dynamic=False)
         state = _State(net, inputs, trainable, params, forward, output_and_loss)
         loss_scale = get_precision(request.precision).loss_scale
-        return TorchCase(state, device, compiled, count, loss_scale, dtypes)
+        return TorchCase(state, device, compiled, count, loss_scale, dtypes, _traits(torch, net, workload.name))
+
+
+def _traits(torch: Any, net: _Net, workload: str) -> dict[str, str]:
+    """The layout in effect, read from the convolution weights themselves (a 1-channel input tensor is
+    contiguous in both formats and says nothing), and the LSTM's strategy (see BuiltCase.traits)."""
+    traits: dict[str, str] = {}
+    kernels = [p for p in net.layers.parameters() if p.dim() == 4]
+    if kernels:
+        nhwc = all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+        traits["layout"] = "channels_last" if nhwc and not all(p.is_contiguous() for p in kernels) else "NCHW"
+    if workload == "lstm":
+        cell = any(type(m).__name__ == "LSTMCell" for m in net.layers.modules())
+        traits["recurrence"] = "unfused" if cell else "fused"
+    return traits
 
 
 def _has_triton() -> bool:

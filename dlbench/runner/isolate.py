@@ -29,6 +29,12 @@ from dlbench.runner import protocol
 from dlbench.spec import Case, WorkerKey
 
 MIN_STARTUP_S = 30.0  # importing a framework can take seconds even when the case timeout is tiny
+# A GPU worker's start-up includes its warm-up on the GPU, where loading CUDA, cuDNN and cuBLAS takes seconds
+# and a framework without native kernels for the GPU's compute capability compiles them from PTX, which
+# can take many minutes (TensorFlow's documentation warns of 30 and more) until CUDA's cache holds them.
+MIN_GPU_STARTUP_S = 1800.0
+PTX_HINT = ("; GPU workers are allowed this long because a framework without native kernels for the GPU "
+            "compiles them from PTX at start-up (see the worker's kernel_binaries setting)")
 WORKER_MODULE = "dlbench.runner.worker"
 
 
@@ -79,6 +85,13 @@ class LocalExecutor:
                          python=self.python, memory_limit_mb=self.memory_limit_mb)
 
 
+def startup_timeout(job: protocol.WorkerJob) -> float:
+    """How long a worker may take outside a case (import, warm-up, between cases): the case timeout, at
+    least :data:`MIN_STARTUP_S`, and on a GPU at least :data:`MIN_GPU_STARTUP_S`."""
+    floor = MIN_GPU_STARTUP_S if job.device == "gpu" else MIN_STARTUP_S
+    return max(job.measure.timeout_s, floor)
+
+
 class WorkerProcess:
     """One worker process and the bookkeeping to attribute what happens to the right case."""
 
@@ -91,8 +104,7 @@ class WorkerProcess:
         self.case_deadline = 0.0
         self.late = False  # the running case's result came after its deadline
         self.pid = 0
-        # outside a case (import, warm-up, between cases) the worker gets the case timeout, at least 30 s
-        self.startup_timeout_s = max(job.measure.timeout_s, MIN_STARTUP_S)
+        self.startup_timeout_s = startup_timeout(job)
 
     def _trace(self, event: str) -> None:
         if self.executor.trace is not None:
@@ -157,7 +169,8 @@ class WorkerProcess:
                 # died before any case started (import crash): every case of the job fails the same way
                 if ending.cause is Cause.TIMEOUT:
                     status = TIMEOUT
-                    reason = f"worker did not start its first case within {self.startup_timeout_s:g} s; killed"
+                    hint = PTX_HINT if self.job.device == "gpu" else ""
+                    reason = f"worker did not start its first case within {self.startup_timeout_s:g} s; killed{hint}"
                 elif ending.cause is Cause.MEMORY_LIMIT:
                     status = OOM
                     reason = f"worker exceeded the memory limit of {limit:g} MB (--memory-limit) before its first case"

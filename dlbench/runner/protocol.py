@@ -25,6 +25,7 @@ class WorkerJob:
     cases: tuple[Case, ...]
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     seed: int = 0
+    gpu: str = ""  # GPU workers: the one GPU they see (CUDA_VISIBLE_DEVICES); "" = the default GPU
 
     @property
     def framework(self) -> str:
@@ -40,17 +41,17 @@ class WorkerJob:
 
     @property
     def placement(self) -> Placement:
-        return Placement(self.key.threads, self.cores)
+        return Placement(self.key.threads, self.cores, self.key.device, self.gpu if self.key.device == "gpu" else "")
 
     def to_wire(self) -> dict[str, Any]:
         return {"key": self.key.to_dict(), "cores": list(self.cores), "cases": [c.to_dict() for c in self.cases],
-                "measure": self.measure.to_dict(), "seed": self.seed}
+                "measure": self.measure.to_dict(), "seed": self.seed, "gpu": self.gpu}
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> Self:
         return cls(key=WorkerKey(**data["key"]), cores=tuple(data["cores"]),
                    cases=tuple(Case.from_dict(c) for c in data["cases"]),
-                   measure=MeasureConfig(**data["measure"]), seed=int(data["seed"]))
+                   measure=MeasureConfig(**data["measure"]), seed=int(data["seed"]), gpu=str(data.get("gpu", "")))
 
 
 @dataclass(frozen=True)

@@ -83,19 +83,47 @@ def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effe
         gc.collect()
 
 
+OOM_MARKERS = (
+    "out of memory",  # torch.OutOfMemoryError ("CUDA out of memory"), cudaErrorMemoryAllocation
+    "resource_exhausted", "resourceexhausted", "oom when allocating",  # TensorFlow, XLA/JAX
+    "failed to allocate",  # XLA's allocators
+    # cuBLAS and cuDNN could not get workspace or handle memory: the device is full, like any other OOM
+    "cublas_status_alloc_failed", "cudnn_status_alloc_failed",
+)
+
+
 def is_oom_message(text: str) -> bool:
-    """Framework errors that mean "out of memory" (CUDA OOM, XLA RESOURCE_EXHAUSTED, ...)."""
+    """Framework errors that mean "out of memory" (CUDA OOM, XLA RESOURCE_EXHAUSTED, cuBLAS/cuDNN ...)."""
     lowered = text.lower()
-    return any(marker in lowered for marker in ("out of memory", "resource_exhausted", "resourceexhausted",
-                                                 "oom when allocating", "failed to allocate"))
+    return any(marker in lowered for marker in OOM_MARKERS)
+
+
+def ends_worker(case: Case, result: CaseResult) -> bool:
+    """Whether the worker must be replaced after this case: a GPU case that ran out of memory or failed.
+    A CUDA error can leave the context unusable ("sticky" errors) and an OOM can leave the allocator
+    fragmented or the framework's state half torn down, so the next case would be measured in a damaged
+    process, or fail for a reason that is not its own. A fresh worker costs one start-up."""
+    return case.device == "gpu" and result.status in (OOM, FAILED)
 
 
 WARMUP_MEASURE = MeasureConfig(warmup_s=0.0, min_block_s=0.0, min_samples=3, max_samples=3, min_time_s=0.0,
                                max_time_s=0.0)
 
 
+def warmup_case(first: Case) -> Case:
+    """The throwaway case a worker runs before its first measured one (see :func:`warm_up_runtime`).
+
+    On a CPU: autoencoder/pretrain3 at batch 1, a few small matmuls. On a GPU: LeNet at batch 1, which
+    has convolutions, so that loading cuDNN (and, where the framework has no native kernels for the GPU,
+    compiling them from PTX) happens here and not in whichever conv case comes first. Both take the first
+    case's variant and precision unless that variant exists for another workload only."""
+    if first.device == "gpu":
+        return replace(first, workload="lenet", phase="", pass_="gradient", batch_size=1)
+    return replace(first, workload="autoencoder", phase="pretrain3", pass_="gradient", batch_size=1)
+
+
 def warm_up_runtime(adapter: Adapter, job: protocol.WorkerJob, first: Case, threads: int | None) -> None:
-    """Run one tiny throwaway case (autoencoder/pretrain3, batch 1, gradient pass) before measuring.
+    """Run one tiny throwaway case (:func:`warmup_case`, gradient pass) before measuring.
 
     A framework initialises thread pools, allocator arenas and kernel libraries lazily, on its first op; that
     one-time cost (memory and time) would otherwise be billed to whichever case happens to run first in
@@ -103,7 +131,9 @@ def warm_up_runtime(adapter: Adapter, job: protocol.WorkerJob, first: Case, thre
     forward pass too, so it initialises everything a forward pass would; what stays specific to a pass (its
     own trace or compilation) every case pays in its own first call anyway.
     """
-    tiny = replace(first, workload="autoencoder", phase="pretrain3", pass_="gradient", batch_size=1)
+    tiny = warmup_case(first)
+    if not adapter.applies(tiny.variant, tiny.workload):  # e.g. a variant made for the LSTM only
+        tiny = replace(tiny, variant=adapter.default_variant)
     run_case(adapter, replace(job, measure=WARMUP_MEASURE), tiny, threads)
 
 
@@ -137,6 +167,16 @@ def settle_heap(collect: bool = True) -> None:
     gc.freeze()
 
 
+def placement_settings(device: str) -> dict[str, str]:
+    """The GPU placement this worker was started with (:mod:`dlbench.process.placement`), as its runtime
+    settings record it: ``gpu_selector`` is the one GPU it could see (an index in ``CUDA_DEVICE_ORDER`` or a
+    UUID), the value that names the GPU of every case of this worker."""
+    if device != "gpu":
+        return {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")}
+    return {"gpu_selector": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+            "cuda_device_order": os.environ.get("CUDA_DEVICE_ORDER", "")}
+
+
 def child_main(data: dict[str, Any], channel: Channel) -> None:
     """Entry point in the worker process (called by the kit's boot, already pinned)."""
     job = protocol.WorkerJob.from_wire(data)
@@ -151,7 +191,8 @@ def child_main(data: dict[str, Any], channel: Channel) -> None:
         channel.send(protocol.InitFailed(f"{job.framework} failed to initialise: {error_text(exc)}", status))
         return
     info = {"framework": runtime.framework, "version": runtime.version, "threads": runtime.threads,
-            "devices": list(runtime.devices), "backends": runtime.backends, "settings": runtime.settings,
+            "devices": list(runtime.devices), "backends": runtime.backends,
+            "settings": {**runtime.settings, **placement_settings(job.device)},
             "affinity": sorted(os.sched_getaffinity(0))}
     channel.send(protocol.Ready(info))
     settle_heap(collect=False)
@@ -160,4 +201,7 @@ def child_main(data: dict[str, Any], channel: Channel) -> None:
     settle_heap()
     for case in job.cases:
         channel.send(protocol.Started(case.key))
-        channel.send(protocol.Finished(run_case(adapter, job, case, runtime.threads)))
+        result = run_case(adapter, job, case, runtime.threads)
+        channel.send(protocol.Finished(result))
+        if ends_worker(case, result):
+            return  # the parent starts a fresh worker for the cases left

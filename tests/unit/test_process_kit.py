@@ -46,7 +46,7 @@ def test_a_child_is_pinned_and_has_its_thread_environment_from_the_start() -> No
 
 def test_placement_gives_n_threads_exactly_n_cores() -> None:
     assert cores_for(2, [5, 3, 9]) == (3, 5)
-    assert place(1, [4]).environment() == {name: "1" for name in THREAD_ENV}
+    assert place(1, [4]).environment() == {**{name: "1" for name in THREAD_ENV}, "CUDA_VISIBLE_DEVICES": ""}
     with pytest.raises(ValueError, match="3 threads requested but only 2 cores"):
         cores_for(3, [0, 1])
 

@@ -35,3 +35,16 @@ def test_plans_leave_attention_variants_out_of_other_workloads() -> None:
                                ("tensorflow", "keras_attention")):
         assert {w for f, v, w in pairs if (f, v) == (framework, variant)} == {"transformer"}
     assert ("torch", "eager", "transformer") in pairs and ("torch", "eager", "lenet") in pairs
+
+
+LSTM_STRATEGIES = {TorchAdapter: "lstm_cell", TensorFlowAdapter: "keras_lstm"}
+
+
+@pytest.mark.parametrize("adapter_type", list(LSTM_STRATEGIES))
+def test_lstm_strategy_variants_apply_to_the_lstm_only(adapter_type: type) -> None:
+    adapter, variant = adapter_type(), LSTM_STRATEGIES[adapter_type]
+    assert adapter.applies(variant, "lstm") and not adapter.applies(variant, "lenet")
+    assert "fused" in adapter.variant_help[variant]  # the help says which strategy it is
+    request = BuildRequest(get_workload("lenet"), "", make_batch("lenet", 1), initial_weights("lenet"), variant, "cpu")
+    with pytest.raises(CaseUnavailable, match="applies to lstm only"):
+        adapter.check_request(request)
