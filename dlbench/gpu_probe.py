@@ -78,7 +78,7 @@ def probe_gpu(adapter: Adapter, python: str = sys.executable, timeout_s: float =
     """Start ``adapter``'s framework on the GPU in a child process and run one tiny case there.
 
     ``env`` is added on top of the adapter's GPU worker environment (e.g. the GPU a worker is given)."""
-    spec = ChildSpec(module="dlbench.gpu_probe", placement=place(1), codec=CODEC, python=python,
+    spec = ChildSpec(module="dlbench.gpu_probe", placement=place(1, device="gpu"), codec=CODEC, python=python,
                      env={**adapter.worker_env("gpu", 1), **(env or {})})
     with Child(spec, {"framework": adapter.name}) as child:
         message = child.receive(time.monotonic() + timeout_s)

@@ -154,3 +154,23 @@ def test_jax_gpu_workers_may_use_95_percent_of_the_device() -> None:
     assert env["XLA_PYTHON_CLIENT_MEM_FRACTION"] == ""  # jaxlib refuses the deprecated name beside the new one
     assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert "XLA_CLIENT_MEM_FRACTION" not in JaxAdapter().worker_env("cpu", 1)
+
+
+def test_the_plan_time_gpu_probe_is_placed_on_the_gpu_like_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dlbench.gpu_probe as gpu_probe
+    from dlbench.frameworks.registry import get_adapter
+
+    class Stop(Exception):
+        pass
+
+    seen: dict[str, str] = {}
+
+    def started(spec: Any, job: Any) -> None:
+        seen.update(spec.environment())
+        raise Stop
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(gpu_probe, "Child", started)
+    with pytest.raises(Stop):
+        gpu_probe.probe_gpu(get_adapter("fake"))
+    assert seen["CUDA_VISIBLE_DEVICES"] == "0" and seen["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
