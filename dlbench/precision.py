@@ -23,9 +23,12 @@ import numpy as np
 from dlbench.errors import SuiteError
 from dlbench.spec import PRECISIONS
 
-# The workloads whose adapters implement the bf16/fp16 recipes (the transformer's layer norms and attention
-# softmax would need their float32 islands written out first); others are unavailable in those precisions.
-MIXED_PRECISION_WORKLOADS: tuple[str, ...] = ("lenet", "alexnet", "autoencoder", "lstm")
+# Parameters that a workload's mixed-precision recipe keeps in float32 (name suffixes); every other float
+# parameter is cast to the compute dtype. The transformer's embeddings feed the float32 residual stream and
+# its layer norms run in float32 (statistics and affine), as PyTorch's autocast leaves them.
+FLOAT32_PARAMS: dict[str, tuple[str, ...]] = {
+    "transformer": ("embedding.table", "position.table", ".gamma", ".beta"),
+}
 FP16_LOSS_SCALE = 1024.0  # static; fp16's largest value is 65504, so a loss of ~2.3 scaled stays far below it
 
 
@@ -133,3 +136,9 @@ def round_to_precision(values: np.ndarray, name: str) -> np.ndarray:
     bits = single.view(np.uint32)
     rounded = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
     return rounded.view(np.float32)
+
+
+def kept_float32(workload: str, param: str) -> bool:
+    """Whether the mixed-precision recipe of ``workload`` leaves parameter ``param`` in float32."""
+    suffixes = FLOAT32_PARAMS.get(workload)
+    return suffixes is not None and param.endswith(suffixes)

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, final
 import numpy as np
 
 from dlbench.errors import SuiteError
-from dlbench.precision import MIXED_PRECISION_WORKLOADS, device_problem, dtype_problem, get_precision
+from dlbench.precision import device_problem, dtype_problem, get_precision
 from dlbench.spec import DEVICES
 from dlbench.workloads import Batch, Workload
 
@@ -298,9 +298,6 @@ class Adapter(ABC):
         if request.precision not in self.precisions:
             raise CaseUnavailable(f"the {self.display_name} adapter runs {', '.join(self.precisions)} only, "
                                   f"not {request.precision}")
-        if get_precision(request.precision).mixed and request.workload.name not in MIXED_PRECISION_WORKLOADS:
-            raise CaseUnavailable(f"mixed precision ({request.precision}) is not implemented for the "
-                                  f"{request.workload.name} workload yet (its layer norms need float32 statistics)")
         for spec in request.workload.params:
             weight = request.weights.get(spec.name)
             if weight is None:

@@ -55,7 +55,7 @@ from dlbench.frameworks.base import (
     RuntimeInfo,
     check_device,
 )
-from dlbench.precision import get_precision
+from dlbench.precision import FLOAT32_PARAMS, get_precision
 from dlbench.workloads import DROPOUT_RATE, check_pass, get_workload, pretrain_level
 from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 
@@ -286,19 +286,29 @@ def fused_attention(q: Array, k: Array, v: Array, keep: Array) -> Array:
 
 
 def plain_attention(q: Array, k: Array, v: Array, keep: Array) -> Array:
-    """Einsum, masked softmax over the keys, einsum; the same ``[N, T, heads, head_dim]`` layout."""
+    """Einsum, masked softmax over the keys, einsum; the same ``[N, T, heads, head_dim]`` layout. Both
+    products accumulate in float32 and round once to the operands' dtype; the softmax is float32 in every
+    precision and its probabilities are cast back for the second product (no-ops in float32)."""
     import jax
     import jax.numpy as jnp
 
-    scores = jnp.einsum("nthd,nshd->nhts", q, k) / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))
-    probs = jax.nn.softmax(jnp.where(keep, scores, MASK_VALUE), axis=-1)
-    return jnp.einsum("nhts,nshd->nthd", probs, v)
+    f32 = jnp.float32
+    scores = jnp.einsum("nthd,nshd->nhts", q, k, preferred_element_type=f32).astype(q.dtype)
+    scores = scores / jnp.sqrt(jnp.asarray(q.shape[-1], q.dtype))
+    probs = jax.nn.softmax(jnp.where(keep, scores, MASK_VALUE).astype(f32), axis=-1).astype(v.dtype)
+    return jnp.einsum("nhts,nshd->nthd", probs, v, preferred_element_type=f32).astype(v.dtype)
 
 
 def transformer(params: Params, inputs: Inputs, fused: bool) -> Array:
     """Token + learned position embeddings, pre-LN encoder layers, final layer norm, mean over the valid
     tokens, classifier (workloads.md). The attention function is looked up when JAX traces, so that tests
-    can substitute deliberately wrong ones."""
+    can substitute deliberately wrong ones.
+
+    Mixed precision: the embedding tables and the layer norms' gamma and beta stay float32
+    (:data:`dlbench.precision.FLOAT32_PARAMS`), so the residual stream (float32 + a compute-dtype projection
+    promotes to float32), the layer norms and the pooling are float32, while :func:`dense` casts each
+    projection's input to its compute-dtype kernel. That is the recipe PyTorch's autocast gives the same
+    network, so the three frameworks compute the same mixed function."""
     import jax.numpy as jnp
 
     extra = TRANSFORMER.extra
@@ -327,11 +337,14 @@ def transformer(params: Params, inputs: Inputs, fused: bool) -> Array:
 @dataclass(frozen=True)
 class Network:
     """One (workload, phase): its forward function and its loss (the parameters it reads are the
-    phase's ``reads`` in the workload definition)."""
+    phase's ``reads`` in the workload definition). Under mixed precision every parameter is cast to the
+    compute dtype except those whose names end with one of ``float32_params``."""
 
     output: Callable[[Params, Inputs, Array | None, PoolFn], Array]
     objective: Callable[[Params, Inputs, Array, Array | None, PoolFn], Array]
     uses_dropout: bool
+    float32_params: tuple[str, ...] = ()
+
 
 
 def _classifier_objective(
@@ -357,7 +370,8 @@ def _transformer_network(fused: bool) -> Network:
     def output(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
         return transformer(params, inputs, fused)
 
-    return Network(output, _classifier_objective(output), uses_dropout=False)
+    return Network(output, _classifier_objective(output), uses_dropout=False,
+                   float32_params=FLOAT32_PARAMS["transformer"])
 
 
 def network_for(workload: str, phase: str, variant: str) -> Network:
@@ -463,11 +477,14 @@ class JaxBuiltCase(BuiltCase):
     # ----- the pure functions that get compiled -----
     def _cast(self, params: Params, inputs: Inputs) -> tuple[Params, Inputs]:
         """Mixed precision: the float32 master parameters and the float inputs, cast to the compute dtype
-        inside the compiled function (so gradients flow back to float32). Integer tokens and the LSTM's
-        float32 mask stay as they are (the mask makes the pooled sum over time float32)."""
+        inside the compiled function (so gradients flow back to float32), except the network's
+        ``float32_params``. Integer tokens and the sequence workloads' float32 mask stay as they are (the
+        mask makes the pooled sum over time float32)."""
         if self._compute == "float32":
             return params, inputs
-        cast = {name: value.astype(self._compute) for name, value in params.items()}
+        keep = self._network.float32_params
+        cast = {name: value if keep and name.endswith(keep) else value.astype(self._compute)
+                for name, value in params.items()}
         first = inputs[0] if inputs[0].dtype.kind != "f" else inputs[0].astype(self._compute)
         return cast, (first, *inputs[1:])
 
@@ -530,6 +547,19 @@ class JaxBuiltCase(BuiltCase):
         if self._matmul_precision == "tensorfloat32":
             seen["matmul"] = "tf32"
         return seen
+
+    def lowering_problem(self) -> str | None:
+        """Why XLA refuses the forward program for this backend (None if it lowers). A throwaway lowering,
+        nothing compiled: e.g. ``jax.nn.dot_product_attention`` asks float16 operands for the
+        ``F16_F16_F32`` dot algorithm, which XLA's CPU backend rejects."""
+        import jax
+
+        try:
+            with jax.default_matmul_precision(self._matmul_precision):
+                jax.jit(self._forward).lower(self._trainable, self._frozen, self._inputs)
+        except ValueError as exc:
+            return str(exc).splitlines()[0]
+        return None
 
     # ----- BuiltCase -----
     def traits(self) -> dict[str, str]:
@@ -754,4 +784,10 @@ class JaxAdapter(Adapter):
             capability = float(getattr(device, "compute_capability", "0") or 0)
             if capability < 8:
                 raise CaseUnavailable(f"TF32 needs an NVIDIA GPU of compute capability 8.0 or later, not {capability}")
-        return JaxBuiltCase(request, network, device)
+        case = JaxBuiltCase(request, network, device)
+        if get_precision(request.precision).mixed:
+            problem = case.lowering_problem()
+            if problem is not None:
+                case.close()
+                raise CaseUnavailable(f"JAX cannot run this network in {request.precision} on {platform}: {problem}")
+        return case

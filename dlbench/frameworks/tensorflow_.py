@@ -419,17 +419,25 @@ def gelu(tf: ModuleType, x: Tensor) -> Tensor:
 
 def plain_attention(tf: ModuleType, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
     """``[N, heads, T, head_dim]`` projections: matmul, additive key-padding bias, softmax over the keys,
-    matmul. TensorFlow has no fused attention op of its own; this is what ``tf.nn`` users write."""
+    matmul. TensorFlow has no fused attention op of its own; this is what ``tf.nn`` users write. Under mixed
+    precision the scores are computed in the compute dtype and the mask, the softmax and its normalisation
+    in float32 (the float32 ``bias``); the probabilities are cast back for the second product. In float32
+    the casts are no-ops."""
     scale = 1.0 / float(np.sqrt(int(q.shape[-1])))
-    scores = tf.matmul(q, k, transpose_b=True) * scale + bias
-    return tf.matmul(tf.nn.softmax(scores, axis=-1), v)
+    scores = tf.cast(tf.matmul(q, k, transpose_b=True) * tf.cast(scale, q.dtype), tf.float32) + bias
+    return tf.matmul(tf.cast(tf.nn.softmax(scores, axis=-1), v.dtype), v)
 
 
 class _Transformer(_Network):
     """Pre-LN encoder classifier. The residual stream is kept as ``[N*T, D]`` so that every projection is
     one 2-D MatMul + BiasAdd (what Grappler fuses); it is viewed as ``[N, heads, T, head_dim]`` only for
     the attention. The key-padding mask is an additive bias of -1e9 on padded keys. The embedding gradient
-    is TF's ``IndexedSlices``, as for the LSTM."""
+    is TF's ``IndexedSlices``, as for the LSTM.
+
+    Mixed precision: the embeddings, the residual stream, the layer norms (statistics and output) and the
+    pooling are float32; each projection casts its input and variables to the compute dtype (``dense``),
+    and its output is cast back to float32 where it joins the residual stream. That is the recipe PyTorch's
+    autocast produces for the same code, so all three frameworks compute the same mixed function."""
 
     def used_params(self, phase: str) -> tuple[str, ...]:
         return tuple(p.name for p in get_workload("transformer").params)
@@ -440,6 +448,7 @@ class _Transformer(_Network):
         return batch.x, batch.mask, batch.y
 
     def layer_norm(self, x: Tensor, name: str) -> Tensor:
+        """Float32 in every precision: ``x`` is the float32 residual stream, gamma and beta float32."""
         tf, v = self.tf, self.variables
         mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
         return tf.nn.batch_normalization(x, mean, variance, v[f"{name}.beta"], v[f"{name}.gamma"],
@@ -462,8 +471,13 @@ class _Transformer(_Network):
         extra = request.workload.extra
         width, heads = extra["embed_dim"], extra["heads"]
         n, steps = request.batch.x.shape
+        # Mixed precision the Keras way: a mixed policy (float32 variables, compute-dtype inputs and
+        # arithmetic); Keras' dot-product attention computes its softmax in float32 whatever the policy.
+        compute = get_precision(request.precision).compute
+        policy = "float32" if compute == "float32" else f"mixed_{compute}"
         for i in range(extra["layers"]):
-            mha = keras.layers.MultiHeadAttention(num_heads=heads, key_dim=width // heads, name=f"layer{i}_mha")
+            mha = keras.layers.MultiHeadAttention(num_heads=heads, key_dim=width // heads, name=f"layer{i}_mha",
+                                                  dtype=policy)
             mha.build(query_shape=(n, steps, width), value_shape=(n, steps, width))
             for part, layer in (("query", mha.query_dense), ("key", mha.key_dense), ("value", mha.value_dense),
                                 ("output", mha.output_dense)):
@@ -481,8 +495,9 @@ class _Transformer(_Network):
         if mha is not None:
             x3 = tf.reshape(x, [n, steps, -1])
             keep = tf.broadcast_to((mask > 0)[:, None, :], [n, steps, steps])  # [N, queries, keys]
-            return tf.reshape(mha(x3, x3, attention_mask=keep), [n * steps, -1])
-        return self.dense(self.attention(x, prefix, n, steps, bias), f"{prefix}.attn.output")
+            return tf.cast(tf.reshape(mha(x3, x3, attention_mask=keep), [n * steps, -1]), tf.float32)
+        out = self.dense(self.attention(x, prefix, n, steps, bias), f"{prefix}.attn.output")
+        return tf.cast(out, tf.float32)  # joins the float32 residual stream
 
     def attention(self, x: Tensor, prefix: str, n: int, steps: int, bias: Tensor) -> Tensor:
         tf = self.tf
@@ -507,7 +522,7 @@ class _Transformer(_Network):
             prefix = f"layer{i}"
             h = h + self.attention_block(self.layer_norm(h, f"{prefix}.ln1"), prefix, n, steps, mask, bias)
             hidden = gelu(tf, self.dense(self.layer_norm(h, f"{prefix}.ln2"), f"{prefix}.ff1"))
-            h = h + self.dense(hidden, f"{prefix}.ff2")
+            h = h + tf.cast(self.dense(hidden, f"{prefix}.ff2"), tf.float32)
         final = tf.reshape(self.layer_norm(h, "final_ln"), [n, steps, -1])
         pooled = tf.reduce_sum(final * mask[:, :, None], axis=1) / tf.reduce_sum(mask, axis=1, keepdims=True)
         return self.dense(pooled, "classifier")

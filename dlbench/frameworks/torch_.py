@@ -379,12 +379,14 @@ def fused_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: tor
 
 
 def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """Matmul, masked softmax over the keys, matmul: attention as written in the textbooks."""
+    """Matmul, masked softmax over the keys, matmul: attention as written in the textbooks. The softmax is
+    float32 in every precision (``dtype=torch.float32``; CPU autocast would otherwise round it to bf16);
+    autocast casts the probabilities back to the compute dtype for the second product."""
     import torch
 
     scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
     scores = scores.masked_fill(~keep, MASK_VALUE)
-    return torch.softmax(scores, dim=-1) @ v
+    return torch.softmax(scores, dim=-1, dtype=torch.float32) @ v
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
@@ -402,7 +404,12 @@ def _attend(fused: bool, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep
 def _transformer(workload: Workload, opts: _Options) -> _Net:
     """Pre-LN encoder layers as ``nn.Linear``/``nn.LayerNorm`` modules (separate Q, K, V projections, as in
     Hugging Face's BERT), the learned positions as a parameter added to the token embedding, and the
-    attention of the variant. ``nn.LayerNorm``'s default epsilon is the canonical 1e-5."""
+    attention of the variant. ``nn.LayerNorm``'s default epsilon is the canonical 1e-5.
+
+    Under autocast (bf16/fp16) the embeddings and the residual stream stay float32 (float32 + a
+    low-precision projection promotes to float32), so every layer norm gets a float32 input and computes
+    its statistics and output in float32; the projections and the GELU run in the compute dtype, the
+    attention's softmax in float32 (the fused kernel accumulates it in float32 internally)."""
     from torch import nn
 
     extra = workload.extra

@@ -26,7 +26,7 @@ import numpy as np
 
 from dlbench.formatting import one_line
 from dlbench.frameworks.base import Evaluation
-from dlbench.precision import get_precision, round_to_precision
+from dlbench.precision import get_precision, kept_float32, round_to_precision
 from dlbench.results import OK, UNAVAILABLE
 from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode
 from dlbench.verify.collect import ERROR, ImplResult, Target, build_request
@@ -130,9 +130,10 @@ def compute_reference(target: Target, batch_size: int, seed: int, biases: str = 
                       precision: str = "float32") -> Reference:
     """The float64 reference. For a low precision its operands (weights and input features) are first
     rounded to that precision, exactly as every framework's casts round them (see
-    :func:`dlbench.precision.round_to_precision`)."""
+    :func:`dlbench.precision.round_to_precision`), except the parameters the recipe keeps in float32."""
     request = build_request(target, "reference", batch_size, seed, "cpu", biases)
-    weights = {name: round_to_precision(value, precision) for name, value in request.weights.items()}
+    weights = {name: value if kept_float32(target.workload, name) else round_to_precision(value, precision)
+               for name, value in request.weights.items()}
     batch = replace(request.batch, x=round_to_precision(request.batch.x, precision))
     return reference_evaluate(target.workload, target.phase, batch, weights, precision=precision)
 

@@ -43,12 +43,26 @@ FLOAT32_EPS = float(np.finfo(np.float32).eps)
 @dataclass(frozen=True)
 class Decision:
     """One ambiguous decision: ``delta`` is the change of the gradient w.r.t. the input of layer ``layer``
-    (one sample, shape ``(1, ...)``) if the decision went the other way; ``margin`` is in threshold units."""
+    (one sample, shape ``(1, *shape)``) if the decision went the other way; ``margin`` is in threshold units.
+
+    The change touches one or two elements, so a decision stores only those (``changes``: position within the
+    sample, added value) and ``delta`` builds the dense array on demand. Decisions are found by the thousand
+    under bf16 (whose rounded activations are within the threshold of many ReLU/pool decisions), and a dense
+    array per decision (2.3 MB for AlexNet's conv1 output) exhausted the memory before the closest
+    ``MAX_DECISIONS`` were picked."""
 
     layer: int
     sample: int
-    delta: Array
+    shape: tuple[int, ...]
+    changes: tuple[tuple[tuple[int, ...], float], ...]
     margin: float
+
+    @property
+    def delta(self) -> Array:
+        delta = np.zeros((1, *self.shape))
+        for position, value in self.changes:
+            delta[(0, *position)] += value
+        return delta
 
 
 @dataclass(frozen=True)
@@ -85,11 +99,11 @@ def _threshold(error: float, values: Array) -> float:
 def relu_decisions(index: int, z: Array, dy: Array, threshold: float) -> list[Decision]:
     """ReLU inputs within ``threshold`` of 0: flipping the mask switches dy on (z <= 0) or off (z > 0)."""
     found = []
+    shape = tuple(z.shape[1:])
     for position in zip(*np.nonzero((np.abs(z) < threshold) & (dy != 0)), strict=True):
-        delta = np.zeros((1, *z.shape[1:]))
         sign = -1.0 if z[position] > 0 else 1.0
-        delta[(0, *position[1:])] = sign * dy[position]
-        found.append(Decision(index, int(position[0]), delta, abs(float(z[position])) / threshold))
+        change = ((tuple(int(i) for i in position[1:]), sign * float(dy[position])),)
+        found.append(Decision(index, int(position[0]), shape, change, abs(float(z[position])) / threshold))
     return found
 
 
@@ -106,14 +120,15 @@ def pool_decisions(
     close = (top - flat < threshold) & (top != 0) & (dy != 0)[..., None]
     close &= np.arange(k * k) != arg[..., None]
     found = []
+    shape = tuple(x.shape[1:])
     for n, oh, ow, c, candidate in zip(*np.nonzero(close), strict=True):
-        delta = np.zeros((1, *x.shape[1:]))
         ci, cj = divmod(int(arg[n, oh, ow, c]), k)
         ai, aj = divmod(int(candidate), k)
-        delta[0, oh * s + ci, ow * s + cj, c] -= dy[n, oh, ow, c]
-        delta[0, oh * s + ai, ow * s + aj, c] += dy[n, oh, ow, c]
+        value = float(dy[n, oh, ow, c])
+        changes = (((int(oh * s + ci), int(ow * s + cj), int(c)), -value),
+                   ((int(oh * s + ai), int(ow * s + aj), int(c)), value))
         margin = float(top[n, oh, ow, c, 0] - flat[n, oh, ow, c, candidate]) / threshold
-        found.append(Decision(index, int(n), delta, margin))
+        found.append(Decision(index, int(n), shape, changes, margin))
     return found
 
 

@@ -152,11 +152,10 @@ def test_a_failing_release_does_not_hide_the_wrong_count() -> None:
         BrokenClose(extra=1).build(request())
 
 
-def test_mixed_precision_is_unavailable_for_workloads_without_the_recipe(fake: FakeAdapter) -> None:
-    with pytest.raises(CaseUnavailable, match="not implemented for the transformer"):
-        fake.build(request("transformer", precision="bf16"))
-    assert fake.build(request("lstm", precision="bf16")).dtypes() == {"activation": "bfloat16",
-                                                                      "output": "bfloat16"}
+def test_every_workload_builds_in_mixed_precision(fake: FakeAdapter) -> None:
+    for workload in ("transformer", "lstm"):
+        assert fake.build(request(workload, precision="bf16")).dtypes() == {"activation": "bfloat16",
+                                                                            "output": "bfloat16"}
 
 
 def test_a_case_whose_dtypes_contradict_the_precision_is_released_and_unavailable(

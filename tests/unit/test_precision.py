@@ -158,3 +158,34 @@ def test_the_low_precision_reference_starts_from_rounded_operands_and_widened_al
     widened = scaled_allowance(full.allowance, "bf16")
     assert all(np.all(widened[k] >= full.allowance[k]) for k in full.allowance)
     assert scaled_allowance(full.allowance, "float32").keys() == full.allowance.keys()
+
+
+def test_the_transformer_recipe_keeps_embeddings_and_layer_norms_in_float32() -> None:
+    from dlbench.precision import kept_float32
+
+    for name in ("embedding.table", "position.table", "layer0.ln1.gamma", "layer3.ln2.beta", "final_ln.gamma"):
+        assert kept_float32("transformer", name), name
+    for name in ("layer0.attn.query.kernel", "layer0.attn.key.bias", "layer2.ff1.kernel", "classifier.bias"):
+        assert not kept_float32("transformer", name), name
+    assert not kept_float32("lstm", "embedding.table")  # the LSTM's recipe casts its embedding rows
+
+
+def test_the_low_precision_reference_rounds_only_what_the_recipe_casts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    import dlbench.verify.session as session
+    from dlbench.verify.collect import Target, build_request
+
+    seen = {}
+
+    def capture(workload: str, phase: str, batch: object, weights: dict, **kwargs: object) -> None:
+        seen.update(weights)
+
+    monkeypatch.setattr(session, "reference_evaluate", capture)
+    session.compute_reference(Target("transformer"), 1, 0, precision="bf16")
+    original = build_request(Target("transformer"), "reference", 1, 0, "cpu").weights
+    for name in ("embedding.table", "layer0.ln1.gamma", "final_ln.beta"):
+        assert np.array_equal(seen[name], original[name]), name
+    for name in ("layer0.attn.query.kernel", "classifier.kernel"):
+        assert not np.array_equal(seen[name], original[name]), name
+        assert np.array_equal(seen[name], session.round_to_precision(original[name], "bf16")), name

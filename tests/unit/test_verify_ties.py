@@ -20,7 +20,7 @@ from dlbench.verify.layers import (
     softmax_cross_entropy,
 )
 from dlbench.verify.reference import NOISE_FACTOR, reference_evaluate
-from dlbench.verify.ties import decision_effect, find_decisions, tie_allowance
+from dlbench.verify.ties import decision_effect, find_decisions, relu_decisions, tie_allowance
 from dlbench.workloads import initial_weights, make_batch
 
 RNG = np.random.default_rng(11)
@@ -139,3 +139,18 @@ def test_lenet_reference_allowance_covers_every_tensor() -> None:
     smooth = reference_evaluate("lstm", "", make_batch("lstm", 2), initial_weights("lstm"))
     assert smooth.ties is None
     assert smooth.allowance["loss"] == pytest.approx(0.0, abs=NOISE_FACTOR * 1e-6)
+
+
+def test_thousands_of_near_ties_cost_little_memory() -> None:
+    """Under bf16 the reference finds near-ties by the hundred thousand (AlexNet: 258,009 at batch 2); each
+    decision must hold its one or two changed elements, not a dense copy of the layer's input."""
+    import tracemalloc
+
+    z = np.full((2, 64, 64, 16), 1e-9)  # every ReLU input within the threshold of 0
+    tracemalloc.start()
+    decisions = relu_decisions(1, z, np.ones_like(z), threshold=1e-6)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(decisions) == z.size
+    assert peak < 1000 * z.size  # a few hundred bytes each; dense deltas would take z.size * z[0].nbytes = 69 GB
+    assert decisions[5].delta.shape == (1, 64, 64, 16) and np.count_nonzero(decisions[5].delta) == 1
