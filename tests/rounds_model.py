@@ -8,8 +8,12 @@ outliers). A test on the samples of one process per side sees only the second le
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from dlbench.regress.significance import round_prior, round_test
+from dlbench.regress.verdict import REGRESSED, Policy, classify_ratio
 from tests.regress_fixtures import noisy_samples
 
 PROCESS_SIGMA = 0.02  # process-to-process spread of a round's median, on a log scale
@@ -26,3 +30,59 @@ def draw_rounds(rng: np.random.Generator, rounds: int, median: float, process_si
         n = int(rng.integers(samples[0], samples[1] + 1))
         found.append(noisy_samples(rng, n, median * offset, SAMPLE_SIGMA, OUTLIERS))
     return found
+
+
+# A run of many cases, for the across-case (moderated) test: every case has its own process spread, drawn
+# log-uniformly in CASE_SIGMAS; a few noisy cases (NOISY_SHARE of them) have NOISY_FACTOR times more. The
+# process offsets are heavy-tailed: Student t with 3 degrees of freedom scaled to the case's spread as
+# standard deviation (an occasional round lands far off, as when a neighbour bursts).
+CASE_SIGMAS = (0.01, 0.03)
+NOISY_SHARE = 0.1
+NOISY_FACTOR = 4.0
+TAIL_DF = 3
+
+
+def case_sigmas(rng: np.random.Generator, cases: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(process spread of every case, which cases are the noisy ones)``."""
+    low, high = np.log(CASE_SIGMAS)
+    sigmas = np.exp(rng.uniform(low, high, cases))
+    noisy = rng.random(cases) < NOISY_SHARE
+    return np.where(noisy, sigmas * NOISY_FACTOR, sigmas), noisy
+
+
+def heavy_offsets(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
+    """Log process offsets with standard deviation ``sigma`` and Student-t (3 df) tails."""
+    return np.asarray(sigma * rng.standard_t(TAIL_DF, size) / np.sqrt(TAIL_DF / (TAIL_DF - 2)))
+
+
+def draw_case_pair(rng: np.random.Generator, rounds: int, sigma: float, slowdown: float = 1.0,
+                   shared_sigma: float = 0.0, median: float = 10.0,
+                   samples: tuple[int, int] = (10, 30)) -> tuple[list[list[float]], list[list[float]]]:
+    """Baseline and current rounds of one case, the current ``slowdown`` times slower.
+
+    ``shared_sigma`` > 0 models one interleaved A/B run: round ``r`` of both sides ran back to back, so a
+    state of the machine of that moment (heavy-tailed too) slows both alike, on top of each process's own
+    offset."""
+    shared = heavy_offsets(rng, rounds, shared_sigma) if shared_sigma > 0 else np.zeros(rounds)
+    sides = []
+    for centre in (median, median * slowdown):
+        offsets = np.exp(shared + heavy_offsets(rng, rounds, sigma))
+        sizes = rng.integers(samples[0], samples[1] + 1, rounds)
+        sides.append([noisy_samples(rng, int(n), centre * float(o), SAMPLE_SIGMA, OUTLIERS)
+                      for n, o in zip(sizes, offsets, strict=True)])
+    return sides[0], sides[1]
+
+
+Rounds = list[list[float]]
+
+
+def regressed_flags(pairs: Sequence[tuple[Rounds, Rounds]], policy: Policy, moderated: bool,
+                    paired: bool = False) -> list[bool]:
+    """compare's timing decision (``regressed`` or not) for every case of one comparison, the prior
+    fitted across them when ``moderated``: the code path of compare_runs without the display statistics."""
+    prior = round_prior(pairs, paired) if moderated else None
+    flags = []
+    for base, cur in pairs:
+        ratio, _, _, p_value = round_test(base, cur, prior=prior, paired=paired)
+        flags.append(classify_ratio(ratio, p_value < policy.alpha, policy.threshold) == REGRESSED)
+    return flags

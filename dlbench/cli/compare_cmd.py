@@ -16,7 +16,7 @@ from dlbench.cli.paths import NonEmptyPath, check_output_file
 from dlbench.files import write_text
 from dlbench.regress.render import render_json, render_markdown, table_renderable
 from dlbench.regress.threshold import parse_alpha, parse_threshold
-from dlbench.regress.verdict import Policy, compare_runs
+from dlbench.regress.verdict import MODERATED, ROUND_TESTS, Policy, compare_runs
 from dlbench.regress.within import split_run
 from dlbench.store import load_run
 from dlbench.terminal import stdout_console
@@ -32,7 +32,7 @@ FilePath = NonEmptyPath(path_type=Path, dir_okay=False)
 @click.option("--threshold", default="5%", show_default=True,
               help="Relative change of the median time that counts: 5% or 0.05.")
 @click.option("--alpha", default="0.01", show_default=True,
-              help="Significance level of the two-sided Mann-Whitney U test on the raw samples.")
+              help="Significance level of the two-sided test (round level, or Mann-Whitney U on one round's samples).")
 @click.option("--memory-threshold", default="10%", show_default=True,
               help="Relative growth of a memory reading (RSS rise, framework or device peak) that counts.")
 @click.option("--memory-floor", type=click.FloatRange(min=0), default=8.0, show_default=True,
@@ -48,13 +48,18 @@ FilePath = NonEmptyPath(path_type=Path, dir_okay=False)
 @click.option("--normalize", type=click.Choice(("none", "control")), default="none", show_default=True,
               help="control: scale the current times by the drift control's speed ratio (both runs need it; "
                    "sound for compute-bound cases on one CPU whose speed changed uniformly).")
+@click.option("--round-test", type=click.Choice(ROUND_TESTS), default=MODERATED, show_default=True,
+              help="Test of cases measured in rounds in both runs: moderated (each case's between-round "
+                   "variance shrunk towards a prior fitted across all cases; more power with few rounds) "
+                   "or t (each case on its own).")
 @click.option("--within", "within", type=RunPath,
               help="An A/B run (dlbench run --python NAME=PATH ...): BASELINE and CURRENT are then the names "
                    "of two of its environments, e.g. --within results/ab base head.")
 @click.pass_context
 def command(ctx: click.Context, baseline: str, current: str, threshold: str, alpha: str,
             memory_threshold: str, memory_floor: float, format_: str, markdown_file: Path | None,
-            json_file: Path | None, strict: bool, allow_empty: bool, normalize: str, within: Path | None) -> None:
+            json_file: Path | None, strict: bool, allow_empty: bool, normalize: str, round_test: str,
+            within: Path | None) -> None:
     """Compare CURRENT against BASELINE (run directories or their run.json), case by case; with --within
     RUN, two environments of one A/B run.
 
@@ -70,6 +75,8 @@ def command(ctx: click.Context, baseline: str, current: str, threshold: str, alp
         memory_threshold=parse_threshold(memory_threshold, "memory threshold"),
         memory_floor_bytes=int(memory_floor * 2**20),
         normalize_control=normalize == "control",
+        round_test=round_test,
+        paired=within is not None,  # round r of both environments ran back to back: pair them
     )
     for name, value in (("BASELINE", baseline), ("CURRENT", current)):
         if not value:

@@ -16,7 +16,15 @@ from rich.table import Table
 from rich.text import Text
 
 from dlbench.formatting import fmt_change, fmt_mib, fmt_ms, fmt_ratio_change
-from dlbench.regress.significance import CI_OVERLAP, RATIO_CONFIDENCE, ROUND_T
+from dlbench.regress.significance import (
+    CI_OVERLAP,
+    RATIO_CONFIDENCE,
+    ROUND_METHODS,
+    ROUND_MODERATED_T,
+    ROUND_PAIRED_MODERATED_T,
+    ROUND_PAIRED_T,
+    ROUND_T,
+)
 from dlbench.regress.verdict import (
     FAILED,
     IMPROVED,
@@ -92,11 +100,18 @@ def counts_line(comparison: Comparison) -> str:
 
 def _test_names(comparison: Comparison) -> str:
     methods = {c.timing.method for c in comparison.cases if c.timing is not None}
-    names = []
-    if ROUND_T in methods:
-        names.append("t-test on the log round medians")
-    if methods - {ROUND_T}:
+    described = {
+        ROUND_PAIRED_MODERATED_T: "moderated paired t-test on the per-round log ratios",
+        ROUND_MODERATED_T: "moderated t-test on the log round medians",
+        ROUND_PAIRED_T: "paired t-test on the per-round log ratios",
+        ROUND_T: "t-test on the log round medians",
+    }
+    names = [text for method, text in described.items() if method in methods]
+    if methods - ROUND_METHODS:
         names.append("Mann-Whitney U on the samples")
+    prior = comparison.variance_prior
+    if prior is not None and methods & {ROUND_MODERATED_T, ROUND_PAIRED_MODERATED_T}:
+        names.append(f"variance prior from {prior.cases} cases worth {prior.df:.1f} degrees of freedom")
     return ", ".join(names) or "Mann-Whitney U on the samples"
 
 
@@ -272,7 +287,11 @@ def render_json(comparison: Comparison, strict: bool = False, allow_empty: bool 
         "schema": JSON_SCHEMA, "baseline": comparison.baseline_id, "current": comparison.current_id,
         "policy": {"threshold": p.threshold, "alpha": p.alpha, "memory_threshold": p.memory_threshold,
                    "memory_floor_bytes": p.memory_floor_bytes, "strict": strict, "allow_empty": allow_empty,
-                   "normalize": "control" if p.normalize_control else "none"},
+                   "normalize": "control" if p.normalize_control else "none", "round_test": p.round_test,
+                   "paired": p.paired},
+        "variance_prior": None if comparison.variance_prior is None else {
+            "df": _finite(comparison.variance_prior.df), "variance": comparison.variance_prior.variance,
+            "cases": comparison.variance_prior.cases},
         "exit_code": comparison.exit_code(strict, allow_empty), "nothing_compared": comparison.nothing_compared,
         "counts": comparison.counts(), "control_shift": _finite(comparison.control_shift),
         "warnings": list(comparison.warnings), "caveats": comparison.caveats(),

@@ -37,12 +37,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats as sps
 
+from dlbench.regress.moderated import VariancePrior, fit_prior, moderate
 from dlbench.round_stats import round_medians, summarize_rounds
 from dlbench.stats import Summary, median_ci, summarize
 
 MANN_WHITNEY = "mann-whitney"
 CI_OVERLAP = "ci-overlap"
-ROUND_T = "round-t"  # Student's t on log round medians
+ROUND_T = "round-t"  # Student's pooled t on log round medians
+ROUND_PAIRED_T = "round-paired-t"  # paired t on the per-round log ratios (one interleaved A/B run)
+ROUND_MODERATED_T = "round-moderated-t"  # pooled, variance shrunk towards the across-case prior
+ROUND_PAIRED_MODERATED_T = "round-paired-moderated-t"
+ROUND_METHODS = frozenset({ROUND_T, ROUND_PAIRED_T, ROUND_MODERATED_T, ROUND_PAIRED_MODERATED_T})
 RATIO_CONFIDENCE = 0.95
 
 
@@ -56,13 +61,13 @@ class TimingChange:
     ratio_low: float  # RATIO_CONFIDENCE interval of the ratio (see module docstring)
     ratio_high: float
     p_value: float | None  # two-sided p-value; None when the CI-overlap fallback decided
-    method: str  # MANN_WHITNEY, CI_OVERLAP (samples of one process per side) or ROUND_T (round medians)
+    method: str  # MANN_WHITNEY, CI_OVERLAP (samples of one process per side) or one of ROUND_METHODS
     significant: bool
 
     @property
     def between_rounds(self) -> bool:
         """True when the verdict rests on round-level (between-process) variation."""
-        return self.method == ROUND_T
+        return self.method in ROUND_METHODS
 
     @property
     def change(self) -> float:
@@ -120,30 +125,91 @@ def timing_change(baseline: Sequence[float], current: Sequence[float], alpha: fl
     )
 
 
-def round_test(
-    baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]],
-    confidence: float = RATIO_CONFIDENCE,
-) -> tuple[float, float, float, float]:
-    """``(ratio, ratio_low, ratio_high, p_value)`` from the round medians of two runs (two rounds or more
-    each): Student's pooled two-sample t-test on the log round medians (see the module docstring)."""
+@dataclass(frozen=True)
+class RoundContrast:
+    """The round-level evidence of one case before any test: the difference of mean log round medians
+    (current - baseline), the variance estimate it is judged against, its degrees of freedom, and the
+    factor turning that variance's square root into the difference's standard error."""
+
+    difference: float
+    variance: float
+    df: int
+    scale: float
+    paired: bool
+
+
+def round_contrast(baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]],
+                   paired: bool = False) -> RoundContrast:
+    """Pooled two-sample contrast of the log round medians (df = R1 + R2 - 2); with ``paired`` and as many
+    rounds on both sides, the paired one: the per-round log ratios current/baseline (df = R - 1).
+
+    Pairing is for the two environments of one interleaved A/B run, whose round ``r`` ran back to back:
+    a slow round of the machine then slows both sides alike and cancels in the ratio."""
     base = np.log(round_medians(baseline_rounds))
     cur = np.log(round_medians(current_rounds))
     if base.size < 2 or cur.size < 2:
         raise ValueError("a round-level test needs two rounds or more on each side")
-    result = sps.ttest_ind(cur, base, equal_var=True)
-    p_value = float(result.pvalue)
-    low, high = result.confidence_interval(confidence)
-    if math.isnan(p_value):  # no spread at all on either side
-        p_value = 1.0 if cur.mean() == base.mean() else 0.0
-        low = high = float(cur.mean() - base.mean())
-    return (float(np.exp(cur.mean() - base.mean())), float(np.exp(low)), float(np.exp(high)), p_value)
+    if paired and base.size == cur.size:
+        ratios = cur - base
+        return RoundContrast(float(ratios.mean()), float(ratios.var(ddof=1)), ratios.size - 1,
+                             math.sqrt(1.0 / ratios.size), True)
+    df = base.size + cur.size - 2
+    pooled = (((base - base.mean()) ** 2).sum() + ((cur - cur.mean()) ** 2).sum()) / df
+    return RoundContrast(float(cur.mean() - base.mean()), float(pooled), df,
+                         math.sqrt(1.0 / base.size + 1.0 / cur.size), False)
+
+
+def round_test(
+    baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]],
+    confidence: float = RATIO_CONFIDENCE, prior: VariancePrior | None = None, paired: bool = False,
+) -> tuple[float, float, float, float]:
+    """``(ratio, ratio_low, ratio_high, p_value)`` from the round medians of two runs (two rounds or more
+    each): Student's t on the :func:`round_contrast`, its variance moderated by ``prior`` when one is
+    given (:mod:`dlbench.regress.moderated`). Without a prior and unpaired it is scipy's pooled
+    ``ttest_ind`` on the log round medians."""
+    contrast = round_contrast(baseline_rounds, current_rounds, paired)
+    variance, df = moderate(contrast.variance, contrast.df, prior)
+    se = math.sqrt(variance) * contrast.scale
+    diff = contrast.difference
+    if se == 0.0:  # no spread at all: any difference is certain
+        p_value = 1.0 if diff == 0.0 else 0.0
+        low = high = diff
+    else:
+        p_value = float(2.0 * sps.t.sf(abs(diff) / se, df))
+        half = float(sps.t.ppf(0.5 + confidence / 2, df)) * se
+        low, high = diff - half, diff + half
+    return float(np.exp(diff)), float(np.exp(low)), float(np.exp(high)), p_value
+
+
+def round_prior(pairs: Sequence[tuple[Sequence[Sequence[float]], Sequence[Sequence[float]]]],
+                paired: bool = False) -> VariancePrior | None:
+    """The across-case prior of the round-level variance (:func:`dlbench.regress.moderated.fit_prior`)
+    from every ``(baseline_rounds, current_rounds)`` pair with two rounds or more on both sides, each
+    taken as :func:`rounds_change` will take it. With ``paired``, only the pairs with as many rounds on
+    both sides (the others are judged unpaired, by the plain t-test: a paired prior does not fit them)."""
+    variances, dfs = [], []
+    for base_rounds, cur_rounds in pairs:
+        base = [r for r in base_rounds if len(r)]
+        cur = [r for r in cur_rounds if len(r)]
+        if len(base) >= 2 and len(cur) >= 2 and (not paired or len(base) == len(cur)):
+            contrast = round_contrast(base, cur, paired)
+            variances.append(contrast.variance)
+            dfs.append(contrast.df)
+    return fit_prior(variances, dfs)
+
+
+def round_method(moderated: bool, paired: bool) -> str:
+    return {(False, False): ROUND_T, (True, False): ROUND_PAIRED_T, (False, True): ROUND_MODERATED_T,
+            (True, True): ROUND_PAIRED_MODERATED_T}[(paired, moderated)]
 
 
 def rounds_change(
-    baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]], alpha: float
+    baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]], alpha: float,
+    prior: VariancePrior | None = None, paired: bool = False,
 ) -> TimingChange:
-    """Compare two cases measured in rounds: at round level when both have two rounds or more, otherwise
-    on the pooled samples with :func:`timing_change` (between-process variation then unaccounted for)."""
+    """Compare two cases measured in rounds: at round level when both have two rounds or more (with the
+    across-case ``prior`` and pairing of :func:`round_test`), otherwise on the pooled samples with
+    :func:`timing_change` (between-process variation then unaccounted for)."""
     base = [list(r) for r in baseline_rounds if len(r)]
     cur = [list(r) for r in current_rounds if len(r)]
     if len(base) < 2 or len(cur) < 2:
@@ -152,8 +218,12 @@ def rounds_change(
             return change
         # one side has rounds: keep its round-level headline, but the test is the sample-level one
         return replace(change, baseline=summarize_rounds(base), current=summarize_rounds(cur))
-    ratio, low, high, p_value = round_test(base, cur)
+    if paired and len(base) != len(cur):  # a round failed on one side: unpaired, and the prior is not theirs
+        paired, prior = False, None
+    ratio, low, high, p_value = round_test(base, cur, prior=prior, paired=paired)
+    contrast = round_contrast(base, cur, paired)
+    moderated = prior is not None and prior.admits(contrast.variance, contrast.df)
     return TimingChange(
         baseline=summarize_rounds(base), current=summarize_rounds(cur), ratio=ratio, ratio_low=low,
-        ratio_high=high, p_value=p_value, method=ROUND_T, significant=p_value < alpha,
+        ratio_high=high, p_value=p_value, method=round_method(moderated, paired), significant=p_value < alpha,
     )

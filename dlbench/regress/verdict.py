@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 
 from dlbench.regress.control import case_mark, control_shift, control_warning, normalized
 from dlbench.regress.environment import environment_differences
-from dlbench.regress.significance import TimingChange, rounds_change
+from dlbench.regress.moderated import VariancePrior
+from dlbench.regress.significance import TimingChange, round_prior, rounds_change
 from dlbench.results import MEMORY_METRICS, OK, UNAVAILABLE, CaseResult, Memory
 from dlbench.spec import Case
 from dlbench.store import RunRecord
@@ -38,6 +39,11 @@ VERDICTS = (REGRESSED, FAILED, IMPROVED, MISSING, NEW, UNCHANGED)  # also the di
 # means other processes took the core, so a slow-down may be the machine's, not the code's.
 CPU_SHARE_TOLERANCE = 0.2
 
+# The round-level tests (when both runs have two rounds or more): see dlbench.regress.moderated.
+MODERATED = "moderated"
+PLAIN_T = "t"
+ROUND_TESTS = (MODERATED, PLAIN_T)
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -49,6 +55,8 @@ class Policy:
     memory_floor_bytes: int = 8 * 2**20  # and at least this many bytes
     control_tolerance: float = 0.03  # relative move of the drift control that marks a changed machine
     normalize_control: bool = False  # scale current times by the control's speed ratio
+    round_test: str = MODERATED  # MODERATED: variances shrunk towards the across-case prior; PLAIN_T: not
+    paired: bool = False  # both sides are environments of one interleaved run: pair their rounds
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ class Comparison:
     cases: tuple[CaseComparison, ...]
     warnings: tuple[str, ...]
     control_shift: float | None = None  # relative move of the drift control's speed (None: not measured)
+    variance_prior: VariancePrior | None = None  # the across-case prior of the round-level variance
 
     def single_round(self) -> list[CaseComparison]:
         """Cases judged on the samples of one process per side: between-process variation unaccounted for."""
@@ -189,11 +198,13 @@ def _notes(baseline: CaseResult, current: CaseResult) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _compare_ok(baseline: CaseResult, current: CaseResult, policy: Policy) -> CaseComparison:
+def _compare_ok(baseline: CaseResult, current: CaseResult, policy: Policy,
+                prior: VariancePrior | None) -> CaseComparison:
     """Both runs measured the case: judge its timing and memory."""
     timing, timing_verdict = None, None
     if baseline.samples_ms and current.samples_ms:
-        timing = rounds_change(baseline.round_samples(), current.round_samples(), policy.alpha)
+        timing = rounds_change(baseline.round_samples(), current.round_samples(), policy.alpha, prior,
+                               policy.paired)
         timing_verdict = classify_ratio(timing.ratio, timing.significant, policy.threshold)
     memory = memory_changes(baseline.memory, current.memory, policy)
     verdicts = [m.verdict for m in memory] + ([timing_verdict] if timing_verdict else [])
@@ -204,9 +215,11 @@ def _compare_ok(baseline: CaseResult, current: CaseResult, policy: Policy) -> Ca
 
 
 def compare_results(
-    baseline: CaseResult | None, current: CaseResult | None, policy: Policy
+    baseline: CaseResult | None, current: CaseResult | None, policy: Policy,
+    prior: VariancePrior | None = None,
 ) -> CaseComparison:
-    """The verdict on one case; at least one of the two results must be given."""
+    """The verdict on one case; at least one of the two results must be given. ``prior``: the across-case
+    prior of the round-level variance (:func:`timing_prior`), None for the plain t-test."""
     base_status = baseline.status if baseline is not None else None
     if current is None:
         assert baseline is not None
@@ -217,7 +230,18 @@ def compare_results(
     if baseline is None or not baseline.ok:
         reason = (f"baseline status: {base_status}",) if base_status else ()
         return CaseComparison(current.case, NEW, base_status, OK, notes=reason)
-    return _compare_ok(baseline, current, policy)
+    return _compare_ok(baseline, current, policy, prior)
+
+
+def timing_prior(pairs: Iterable[tuple[CaseResult | None, CaseResult | None]],
+                 policy: Policy) -> VariancePrior | None:
+    """The across-case prior of the round-level variance, fitted on every case timed in both runs (None
+    with ``policy.round_test`` PLAIN_T, or too few cases measured in rounds on both sides)."""
+    if policy.round_test != MODERATED:
+        return None
+    timed = [(b.round_samples(), c.round_samples()) for b, c in pairs
+             if b is not None and c is not None and b.ok and c.ok and b.samples_ms and c.samples_ms]
+    return round_prior(timed, policy.paired)
 
 
 def compare_runs(baseline: RunRecord, current: RunRecord, policy: Policy) -> Comparison:
@@ -232,7 +256,8 @@ def compare_runs(baseline: RunRecord, current: RunRecord, policy: Policy) -> Com
     base_by_key = {r.case.key: r for r in baseline.results}
     cur_by_key = {r.case.key: r for r in current.results}
     keys = sorted(set(base_by_key) | set(cur_by_key))
-    cases = tuple(compare_results(base_by_key.get(k), cur_by_key.get(k), policy) for k in keys)
+    prior = timing_prior([(base_by_key.get(k), cur_by_key.get(k)) for k in keys], policy)
+    cases = tuple(compare_results(base_by_key.get(k), cur_by_key.get(k), policy, prior) for k in keys)
     frameworks = {c.case.framework for c in cases}
     warnings = environment_differences(baseline, current, frameworks)
     moved = None if shift is None else control_warning(shift, policy.control_tolerance)
@@ -240,4 +265,5 @@ def compare_runs(baseline: RunRecord, current: RunRecord, policy: Policy) -> Com
         warnings.append(moved + ("; current times normalised by it" if policy.normalize_control else ""))
         cases = tuple(replace(c, notes=(*c.notes, case_mark(shift))) if c.timing is not None else c
                       for c in cases)
-    return Comparison(baseline.run_id, current.run_id, policy, cases, tuple(warnings), control_shift=shift)
+    return Comparison(baseline.run_id, current.run_id, policy, cases, tuple(warnings), control_shift=shift,
+                      variance_prior=prior)
