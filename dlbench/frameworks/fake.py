@@ -16,6 +16,10 @@ Behaviour is steered through environment variables, which the runner passes on t
   ``leak`` (on the simulated GPU the case's memory stays allocated after it ends).
   ``import:*`` makes ``initialize`` fail like a broken framework install.
 * ``DLBENCH_FAKE_SCALE``: multiplies every cost (default 1.0: a LeNet b64 forward well under a millisecond).
+* ``DLBENCH_FAKE_SLOW``: comma-separated ``pattern=factor`` pairs: a case whose key matches the fnmatch
+  ``pattern`` costs ``factor`` times as much in every call, its per-call overhead included (the first
+  matching pair wins). Unlike the scale, which leaves the fixed per-call overhead alone, this is an exact
+  slow-down of the whole pass, for measuring the power of ``compare`` (benchmarks/ab_calibration.py).
 * ``DLBENCH_FAKE_GPU=1``: pretend a GPU is present. GPU cases then have a simulated device: an allocator
   whose peak counts the batch four times, plus an "autotuning" scratch of :data:`AUTOTUNE_SCRATCH` batches in
   the first call only; an in-use counter that a ``leak`` fault leaves raised after the case; event timing
@@ -85,6 +89,15 @@ def fault_for(key: str, env: dict[str, str] | os._Environ[str] = os.environ) -> 
     return None
 
 
+def slow_factor(key: str, env: dict[str, str] | os._Environ[str] = os.environ) -> float:
+    """The injected slow-down of the case ``key`` (``DLBENCH_FAKE_SLOW``; 1.0 when none matches)."""
+    for item in filter(None, (part.strip() for part in env.get("DLBENCH_FAKE_SLOW", "").split(","))):
+        pattern, _, factor = item.rpartition("=")
+        if fnmatch.fnmatchcase(key, pattern.strip() or "*"):
+            return float(factor)
+    return 1.0
+
+
 def spin(units: int) -> int:
     """Deterministic CPU work: a linear congruential generator stepped ``units`` times."""
     x = 12345
@@ -113,6 +126,7 @@ class FakeBuiltCase(BuiltCase):
             factor *= PRECISION_FACTORS[request.precision]
         self._units = workload.macs(phase) * request.batch.x.shape[0] * UNITS_PER_MAC * scale * factor / threads
         self._rng = np.random.default_rng(derive_seed("fake", workload.name, phase, request.variant))
+        self._slow = slow_factor(request.case_key)
         self._device_peak = 0
         self._sync_s = float(os.environ.get("DLBENCH_FAKE_SYNC_US", "0")) / 1e6
         self._held = request.batch.x.nbytes if request.device == "gpu" else 0
@@ -142,7 +156,7 @@ class FakeBuiltCase(BuiltCase):
             scratch = AUTOTUNE_SCRATCH if first[0] else 0
             first[0] = False
             self._device_peak = max(self._device_peak, self.request.batch.x.nbytes * (4 + scratch))
-            return spin(BASE_UNITS + int(units * noise))
+            return spin(int((BASE_UNITS + units * noise) * self._slow))
 
         return run
 

@@ -163,3 +163,27 @@ def test_a_case_whose_dtypes_contradict_the_precision_is_released_and_unavailabl
     monkeypatch.setenv("DLBENCH_FAKE_FAULTS", "float32:*")  # the model silently computes in float32
     with pytest.raises(CaseUnavailable, match="computed in float32"):
         fake.build(request(precision="bf16", case_key="lenet/-/forward/fake/default/cpu/t1/b2/bf16"))
+
+
+def test_fake_slow_down_multiplies_the_whole_pass_of_the_matching_cases(
+        fake: FakeAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DLBENCH_FAKE_SLOW scales every unit of work of a matching case, its per-call overhead included, so
+    a requested 10% slow-down is exactly 10% (benchmarks/ab_calibration.py measures compare's power with
+    it); other cases are untouched."""
+    import dlbench.frameworks.fake as fake_module
+
+    spun: list[int] = []
+    monkeypatch.setattr(fake_module, "spin", lambda units: spun.append(units) or 0)
+    monkeypatch.setattr(fake_module, "NOISE_SIGMA", 0.0)
+    units = {}
+    for setting in ("", "lenet/*/gradient/*=1.1,*=3"):
+        monkeypatch.setenv("DLBENCH_FAKE_SLOW", setting)
+        for key in ("lenet/-/gradient/fake/default/cpu/t1/b2/float32",
+                    "lenet/-/forward/fake/default/cpu/t1/b2/float32"):
+            run = fake.build(request(case_key=key)).prepare(key.split("/")[2])
+            spun.clear()
+            run()
+            units[setting, key.split("/")[2]] = spun[-1]
+    assert units["lenet/*/gradient/*=1.1,*=3", "gradient"] == pytest.approx(1.1 * units["", "gradient"], abs=3)
+    assert units["lenet/*/gradient/*=1.1,*=3", "forward"] == pytest.approx(3 * units["", "forward"], abs=3)
+    assert fake_module.slow_factor("x", {}) == 1.0
