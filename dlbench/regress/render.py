@@ -294,6 +294,7 @@ def render_json(comparison: Comparison, strict: bool = False, allow_empty: bool 
             "cases": comparison.variance_prior.cases},
         "exit_code": comparison.exit_code(strict, allow_empty), "nothing_compared": comparison.nothing_compared,
         "counts": comparison.counts(), "control_shift": _finite(comparison.control_shift),
+        "memory_control_shift": _finite(comparison.memory_control_shift),
         "warnings": list(comparison.warnings), "caveats": comparison.caveats(),
         "cases": [case_json(c) for c in ordered(comparison)],
     }

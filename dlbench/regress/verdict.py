@@ -19,7 +19,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from dlbench.regress.control import case_mark, control_shift, control_warning, normalized
+from dlbench.control import COMPUTE, MEMORY
+from dlbench.regress.control import case_mark, control_shift, control_warning, fitting_kernel, normalized, ridge_point
 from dlbench.regress.environment import environment_differences
 from dlbench.regress.moderated import VariancePrior
 from dlbench.regress.significance import TimingChange, round_prior, rounds_change
@@ -108,6 +109,7 @@ class Comparison:
     cases: tuple[CaseComparison, ...]
     warnings: tuple[str, ...]
     control_shift: float | None = None  # relative move of the drift control's speed (None: not measured)
+    memory_control_shift: float | None = None  # the same for the memory-bound control kernel
     variance_prior: VariancePrior | None = None  # the across-case prior of the round-level variance
 
     def single_round(self) -> list[CaseComparison]:
@@ -247,12 +249,14 @@ def timing_prior(pairs: Iterable[tuple[CaseResult | None, CaseResult | None]],
 def compare_runs(baseline: RunRecord, current: RunRecord, policy: Policy) -> Comparison:
     """Match both runs' cases by key and judge each; keys in only one run are ``new`` or ``missing``.
 
-    When both runs measured the drift control, its move is reported, and beyond the tolerance every timed
-    case is marked; with ``policy.normalize_control`` the current times are first scaled by it.
+    When both runs measured the drift control, the move of each kernel is reported, and beyond the
+    tolerance every timed case is marked with the move of the kernel that fits it; with
+    ``policy.normalize_control`` the current times are first scaled by it (:mod:`dlbench.regress.control`).
     """
-    shift = control_shift(baseline, current)
+    shifts = {COMPUTE: control_shift(baseline, current, COMPUTE), MEMORY: control_shift(baseline, current, MEMORY)}
+    shift = shifts[COMPUTE]
     if policy.normalize_control:
-        current = normalized(current, shift)
+        current = normalized(baseline, current, shifts)
     base_by_key = {r.case.key: r for r in baseline.results}
     cur_by_key = {r.case.key: r for r in current.results}
     keys = sorted(set(base_by_key) | set(cur_by_key))
@@ -260,10 +264,25 @@ def compare_runs(baseline: RunRecord, current: RunRecord, policy: Policy) -> Com
     cases = tuple(compare_results(base_by_key.get(k), cur_by_key.get(k), policy, prior) for k in keys)
     frameworks = {c.case.framework for c in cases}
     warnings = environment_differences(baseline, current, frameworks)
-    moved = None if shift is None else control_warning(shift, policy.control_tolerance)
-    if moved is not None and shift is not None:
-        warnings.append(moved + ("; current times normalised by it" if policy.normalize_control else ""))
-        cases = tuple(replace(c, notes=(*c.notes, case_mark(shift))) if c.timing is not None else c
-                      for c in cases)
+    moved = {metric: control_warning(value, policy.control_tolerance, metric)
+             for metric, value in shifts.items() if value is not None}
+    for text in filter(None, moved.values()):
+        warnings.append(text + ("; current times normalised by the kernel that fits each case"
+                                if policy.normalize_control else ""))
+    if any(moved.values()):
+        ridge = ridge_point(baseline) if shifts[MEMORY] is not None else None
+        cases = tuple(_marked(c, base_by_key.get(c.key), ridge, shifts, moved) for c in cases)
     return Comparison(baseline.run_id, current.run_id, policy, cases, tuple(warnings), control_shift=shift,
-                      variance_prior=prior)
+                      memory_control_shift=shifts[MEMORY], variance_prior=prior)
+
+
+def _marked(case: CaseComparison, baseline: CaseResult | None, ridge: float | None,
+            shifts: dict[str, float | None], moved: dict[str, str | None]) -> CaseComparison:
+    """A timed case with the mark of its fitting control kernel, when that kernel moved."""
+    if case.timing is None or baseline is None:
+        return case
+    metric = fitting_kernel(baseline, ridge)
+    shift = shifts.get(metric)
+    if not moved.get(metric) or shift is None:
+        return case
+    return replace(case, notes=(*case.notes, case_mark(shift, metric)))

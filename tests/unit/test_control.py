@@ -7,13 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlbench.bandwidth import measure_bandwidth
+from dlbench.control import COMPUTE, MEMORY
 from dlbench.errors import DlbenchError
 from dlbench.measure.timing import MeasureConfig
+from dlbench.regress.control import fitting_kernel, ridge_point
 from dlbench.regress.verdict import REGRESSED, UNCHANGED, Policy, compare_runs
 from dlbench.results import CaseResult
 from dlbench.runner.schedule import RunLoop
 from dlbench.store import RunRecord, RunStore
-from tests.regress_fixtures import make_result, make_run
+from tests.regress_fixtures import make_case, make_result, make_run
 from tests.rounds_model import draw_rounds
 from tests.unit.test_rounds_runner import CASES, RecordingExecutor
 
@@ -75,3 +78,47 @@ def test_the_control_runs_once_at_the_start_of_every_round(tmp_path: Path) -> No
     assert calls == [(1, 0), (2, 4), (3, 8)]  # before the 4 launches (2 groups x 2 environments) of each round
     assert [e["round"] for e in store.record.environment["control"]] == [1, 2, 3]
     store.close()
+
+
+def _case_run(run_id: str, gflops: float, gbps: float, medians: dict[str, float], seed: int) -> RunRecord:
+    """Two cases: a memory-bound one (a LeNet forward at batch 1 whose working set is 500 MiB: far below
+    the ridge point) and a compute-bound one (the same pass with a 1 MiB working set)."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for batch, rise in ((1, 500.0), (2, 1.0)):
+        rounds = draw_rounds(rng, 4, medians[f"b{batch}"], 0.005)
+        result = make_result(case=make_case(batch_size=batch), samples=rounds[0], rise_mib=rise)
+        for more in rounds[1:]:
+            result = result.add_round(make_result(samples=more))
+        results.append(result)
+    record = make_run(run_id, results)
+    record.environment["control"] = [{"round": r, "gflops": gflops, "gbps": gbps} for r in (1, 2, 3, 4)]
+    return record
+
+
+def test_normalising_uses_the_memory_kernel_for_cases_below_the_ridge_point() -> None:
+    """The machine's memory got 20% slower, its cores did not: the memory-bound case slowed by 20% too and
+    is normalised by the copy kernel; the compute-bound case is judged by the (unmoved) matmul, so its own
+    real 20% slow-down stays a regression."""
+    base = _case_run("base", 50.0, 10.0, {"b1": 10.0, "b2": 10.0}, 1)
+    cur = _case_run("cur", 50.0, 8.0, {"b1": 12.5, "b2": 12.5}, 2)
+    ridge = ridge_point(base)
+    assert ridge == pytest.approx(5.0)
+    memory_bound, compute_bound = base.results
+    assert fitting_kernel(memory_bound, ridge) == MEMORY and fitting_kernel(compute_bound, ridge) == COMPUTE
+    assert fitting_kernel(compute_bound, None) == COMPUTE  # no memory kernel in a run: the matmul
+    plain = compare_runs(base, cur, Policy())
+    assert plain.memory_control_shift == pytest.approx(-0.2) and plain.control_shift == pytest.approx(0.0)
+    assert any("memory copy control kernel ran 20.0% slower" in w for w in plain.warnings)
+    by_batch = {c.case.batch_size: c for c in plain.cases}
+    assert "measured on a changed machine (control memory copy -20.0%)" in by_batch[1].notes
+    assert not any("changed machine" in n for n in by_batch[2].notes)
+    normalised = {c.case.batch_size: c for c in compare_runs(base, cur, Policy(normalize_control=True)).cases}
+    assert normalised[1].verdict == UNCHANGED and normalised[2].verdict == REGRESSED
+
+
+def test_the_memory_kernel_runs_in_a_pinned_child() -> None:
+    entry = measure_bandwidth({"warmup_s": 0.01, "min_block_s": 0.005, "min_samples": 3, "max_samples": 5,
+                               "min_time_s": 0.02, "max_time_s": 0.2, "target_rel_ci": 0.5}, mib=8)
+    assert entry["gbps"] > 0 and entry["mib"] == 8 and entry["n_samples"] >= 3
+    assert len(entry["cores"]) == 1
