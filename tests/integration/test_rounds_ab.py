@@ -32,5 +32,8 @@ def test_torch_repeat_two_in_two_environments_then_compare_within(tmp_path: Path
     proc = run_cli("compare", "--within", str(out), "base", "head", "--format", "json")
     assert proc.returncode in (0, 1), proc.stderr
     verdicts = json.loads(proc.stdout)
-    assert [c["timing"]["method"] for c in verdicts["cases"]] == ["round-t"]
+    # one case: too few for a variance prior; --within pairs the rounds of both environments
+    assert [c["timing"]["method"] for c in verdicts["cases"]] == ["round-paired-t"]
     assert verdicts["control_shift"] == 0.0  # one shared control: the sides cannot differ in it
+    assert verdicts["memory_control_shift"] == 0.0
+    assert all(c["gbps"] > 0 for c in record["environment"]["control"])  # the memory kernel, every round

@@ -7,7 +7,9 @@ runs them with more trials and prints the figures quoted in docs/ci.md.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ from dlbench.regress.significance import (
 )
 from dlbench.regress.verdict import PLAIN_T, REGRESSED, Policy, compare_runs
 from dlbench.results import CaseResult
-from tests.regress_fixtures import make_case, make_result, make_run
+from tests.regress_fixtures import dlbench_main, make_case, make_result, make_run, write_run
 from tests.rounds_model import case_sigmas, draw_case_pair, draw_rounds, regressed_flags
 
 
@@ -160,3 +162,20 @@ def test_paired_moderated_test_cancels_the_shared_round_state_of_an_ab_run() -> 
     unpaired, _ = _rates(3, 1.10, True, False, 0.05, 12, seed=14)
     assert power >= 0.75 and power >= unpaired + 0.2
     assert flagged <= 0.01
+
+
+def test_compare_cli_reports_the_prior_and_round_test_t_turns_it_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    base, cur = _comparison_of(8, 3, 1.0, seed=5)
+    write_run(tmp_path / "b", make_run("b", base))
+    write_run(tmp_path / "c", make_run("c", cur))
+    dlbench_main(monkeypatch, "compare", str(tmp_path / "b"), str(tmp_path / "c"), "--format", "json")
+    moderated = json.loads(capsys.readouterr().out)
+    assert moderated["policy"]["round_test"] == "moderated" and moderated["variance_prior"]["cases"] == 8
+    dlbench_main(monkeypatch, "compare", str(tmp_path / "b"), str(tmp_path / "c"), "--round-test", "t")
+    assert "t-test on the log round medians" in capsys.readouterr().out
+    dlbench_main(monkeypatch, "compare", str(tmp_path / "b"), str(tmp_path / "c"), "--round-test", "t",
+                 "--format", "json")
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["variance_prior"] is None
+    assert {c["timing"]["method"] for c in plain["cases"]} == {ROUND_T}
