@@ -31,8 +31,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # The canonical work and what a measured case produced.
     ("model", frozenset({"workloads", "results"})),
     # Building, timing and storing one thing at a time: adapters, measurement, persistence, inputs.
-    ("machinery", frozenset({"frameworks", "measure", "store", "env", "suite", "calibrate", "gpu_probe",
-                             "control"})),
+    ("machinery", frozenset({"frameworks", "measure", "store", "env", "suite", "calibrate", "bandwidth",
+                             "gpu_probe", "control"})),
     # Deciding what runs where, and running it.
     ("orchestration", frozenset({"plan", "runner", "fleet"})),
     # Reading what was measured: verification, reports, regressions, exports, the run's terminal display.
