@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dlbench.formatting import fmt_ms
+from dlbench.gpu_telemetry import throttled
 from dlbench.results import CaseResult
 from dlbench.terminal import make_console, plain, stdout_console, visible
 
@@ -54,13 +55,16 @@ def _cell(result: CaseResult | None, best: float | None) -> Text:
     cell = Text(text, style="bold green" if best is not None and summary.median == best else "")
     if summary.noisy:
         cell.append("~", style="yellow")
+    if throttled(result.gpu_telemetry):
+        cell.append("!", style="red")
     return cell
 
 
 def summary_table(results: Iterable[CaseResult], title: str = "dlbench results") -> Table:
     """The study's layout: one row per (workload, pass, setting, batch), one column per framework
     [variant], median ms (with the 95% CI's half-width where it exceeds 5%); the fastest of each row in bold
-    green, ``~`` marks noisy cases (IQR > 10% of the median). Narrow enough for an 80-column terminal."""
+    green, ``~`` marks noisy cases (IQR > 10% of the median), ``!`` GPU cases whose GPU slowed down while
+    timed (power or thermal limit: :mod:`dlbench.gpu_telemetry`). Narrow enough for an 80-column terminal."""
     results = list(results)
     series = sorted({f"{r.case.framework}/{r.case.variant}" for r in results})
     rows: dict[tuple[str, str, str, int], dict[str, CaseResult]] = {}
@@ -69,7 +73,8 @@ def summary_table(results: Iterable[CaseResult], title: str = "dlbench results")
         setting = f"{c.device} t{c.threads}" if c.device == "cpu" else c.device
         key = (c.workload_label, c.pass_, setting, c.batch_size)
         rows.setdefault(key, {})[f"{c.framework}/{c.variant}"] = r
-    table = Table(title=plain(f"{title}: median ms (~ noisy)"), title_justify="left")
+    legend = "~ noisy, ! GPU throttled" if any(throttled(r.gpu_telemetry) for r in results) else "~ noisy"
+    table = Table(title=plain(f"{title}: median ms ({legend})"), title_justify="left")
     table.add_column("workload", no_wrap=True)
     table.add_column("pass", no_wrap=True)
     table.add_column("setting", no_wrap=True)

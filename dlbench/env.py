@@ -89,9 +89,11 @@ def host_info() -> dict[str, Any]:
     }
 
 
-def capture() -> dict[str, Any]:
-    """The environment record of a run (frameworks are added by the workers as they start)."""
-    return {
+def capture(gpu_probes: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The environment record of a run (frameworks are added by the workers as they start). ``gpu_probes``:
+    what the plan's GPU probe found per framework (:mod:`dlbench.gpu_probe`: the cuDNN and CUDA runtime
+    each framework really loaded), recorded when there is any."""
+    record: dict[str, Any] = {
         "dlbench": __version__,
         "host": host_info(),
         "gpus": list(nvml_gpus()),
@@ -99,3 +101,6 @@ def capture() -> dict[str, Any]:
         "packages": package_versions(),
         "frameworks": {},
     }
+    if gpu_probes:
+        record["gpu_probes"] = gpu_probes
+    return record

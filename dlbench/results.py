@@ -91,6 +91,7 @@ class CaseResult:
     retries: int = 0  # times the case was placed again because its node died while running it
     rounds: tuple[Round, ...] = ()  # empty: one round, all of samples_ms
     environment: str = ""  # the --python environment (A/B runs); "" for the interpreter running dlbench
+    gpu_telemetry: dict[str, Any] | None = None  # GPU cases: clocks, temperature, power, throttling while timed
 
     @property
     def ok(self) -> bool:

@@ -174,7 +174,8 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
         directory = output or Path("results") / run_id
         measure = plan.suite.measure
         record = RunRecord(
-            run_id=run_id, created=now_iso(), environment=environment.capture(), suite=plan.suite.to_dict(),
+            run_id=run_id, created=now_iso(), environment=environment.capture(plan.gpu_probes),
+            suite=plan.suite.to_dict(),
             config={"cases": [c.to_dict() for c in plan.cases], "measure": measure.to_dict(),
                     "default_variants": {fw: get_adapter(fw).default_variant for fw in plan.frameworks},
                     "seed": plan.suite.seed if seed is None else seed, "memory_limit_mb": memory_limit,

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from dlbench import gpu_telemetry
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable
 from dlbench.measure.memory import current_rss, peak_rss, reset_peak_rss
 from dlbench.measure.timing import MeasureConfig, measure
@@ -57,7 +58,8 @@ def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effe
         built = adapter.build(request)  # checks the request and the canonical parameter count
         common["dtypes"] = built.dtypes()  # checked against the precision by build()
         built.reset_peak_memory()
-        timing = measure(lambda: built.prepare(case.pass_), built.sync, job.measure)
+        with gpu_telemetry.sampling(case.device == "gpu") as telemetry:  # clocks, power, throttling
+            timing = measure(lambda: built.prepare(case.pass_), built.sync, job.measure)
         memory = Memory(peak_rss=peak_rss(), baseline_rss=baseline,
                         framework_peak=built.peak_memory_bytes(case.pass_) if case.device == "cpu" else None,
                         device_peak=built.peak_memory_bytes(case.pass_) if case.device == "gpu" else None)
@@ -65,7 +67,7 @@ def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effe
         return CaseResult(
             case=case, status=OK, samples_ms=timing.samples_ms, iterations_per_sample=timing.iterations_per_sample,
             first_call_ms=timing.first_call_ms, warmup_iterations=timing.warmup_iterations,
-            framework_flops=flops, memory=memory, cpu_per_wall=timing.cpu_per_wall,
+            framework_flops=flops, memory=memory, cpu_per_wall=timing.cpu_per_wall, gpu_telemetry=telemetry.summary,
             duration_s=time.perf_counter() - t0, **common)
     except CaseUnavailable as exc:
         return failed_result(case, UNAVAILABLE, str(exc), **common)

@@ -27,7 +27,7 @@ HERE = "tests/unit/test_layering.py"
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # Vocabulary and general-purpose helpers: know nothing of workloads, frameworks or runs.
     ("foundation", frozenset({"dlbench", "errors", "spec", "precision", "formatting", "terminal", "files",
-                              "stats", "gpu", "process", "round_stats"})),
+                              "stats", "gpu", "gpu_telemetry", "process", "round_stats"})),
     # The canonical work and what a measured case produced.
     ("model", frozenset({"workloads", "results"})),
     # Building, timing and storing one thing at a time: adapters, measurement, persistence, inputs.
