@@ -60,6 +60,58 @@ def _gpu_differences(base: RunRecord, cur: RunRecord) -> list[str]:
     return []
 
 
+def _gpu_values(record: RunRecord, field: str) -> list[str]:
+    gpus = record.environment.get("gpus")
+    if not isinstance(gpus, list):
+        return []
+    return sorted({str(gpu[field]) for gpu in gpus if isinstance(gpu, Mapping) and gpu.get(field) not in (None, "")})
+
+
+def _framework_libraries(record: RunRecord, frameworks: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Per framework, the CUDA and cuDNN versions it ran with: what the GPU probe found loaded in the process
+    (``gpu_probes``: the library's own answer) wins over what the worker's framework reported (``frameworks``:
+    often the version it was built against)."""
+    found: dict[str, dict[str, str]] = {}
+    reported = _section(record, "frameworks")
+    probed = _section(record, "gpu_probes")
+    for name in frameworks:
+        versions: dict[str, str] = {}
+        info = reported.get(name)
+        backends = info.get("backends") if isinstance(info, Mapping) else None
+        if isinstance(backends, Mapping):
+            for key, label in (("cuda", "CUDA"), ("cuda_runtime", "CUDA"), ("cudnn", "cuDNN")):
+                if backends.get(key) not in (None, ""):
+                    versions[label] = str(backends[key])
+        probe = probed.get(name)
+        loaded = probe.get("loaded") if isinstance(probe, Mapping) else None
+        if isinstance(loaded, Mapping):
+            for key, label in (("cudart", "CUDA"), ("cudnn", "cuDNN")):
+                entry = loaded.get(key)
+                if isinstance(entry, Mapping) and entry.get("version"):
+                    versions[label] = str(entry["version"])
+        if versions:
+            found[name] = versions
+    return found
+
+
+def _gpu_software_differences(base: RunRecord, cur: RunRecord, frameworks: Iterable[str]) -> list[str]:
+    """A new driver, CUDA or cuDNN changes GPU kernels (cuDNN picks other convolution algorithms) as much as a
+    code change can: say so, per framework where the library is the framework's own."""
+    found = []
+    for field, label in (("driver", "GPU driver"), ("cuda_driver", "CUDA driver version")):
+        base_values, cur_values = _gpu_values(base, field), _gpu_values(cur, field)
+        if base_values and cur_values and base_values != cur_values:
+            found.append(f"{label} differs: {', '.join(base_values)} (baseline) vs {', '.join(cur_values)} (current)")
+    names = sorted(set(frameworks))
+    base_libs, cur_libs = _framework_libraries(base, names), _framework_libraries(cur, names)
+    for name in names:
+        for label in ("CUDA", "cuDNN"):
+            old, new = base_libs.get(name, {}).get(label), cur_libs.get(name, {}).get(label)
+            if _differs(old, new):
+                found.append(f"{name} {label} differs: {old} (baseline) vs {new} (current)")
+    return found
+
+
 def _framework_differences(base: RunRecord, cur: RunRecord, frameworks: Iterable[str]) -> list[str]:
     base_versions, cur_versions = base.framework_versions(), cur.framework_versions()
     return [
@@ -95,5 +147,6 @@ def environment_differences(base: RunRecord, cur: RunRecord, frameworks: Iterabl
         *_host_differences(base, cur),
         *_gpu_differences(base, cur),
         *_framework_differences(base, cur, frameworks),
+        *_gpu_software_differences(base, cur, frameworks),
         *_calibration_differences(base, cur),
     ]
