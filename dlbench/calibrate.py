@@ -13,6 +13,14 @@ child times the product with PyTorch (oneDNN/MKL kernels, ``torch.set_num_thread
 float32 with the same library, so that the bf16/float32 ratio compares kernels of one library. Stored apart
 from the float32 NumPy peak: ``environment["calibration_precisions"][precision][threads]``.
 
+GPU (:func:`calibrate_gpu`): one child on the GPU times ``a @ b`` on the device for each precision, with
+PyTorch where it has CUDA (``torch.cuda.synchronize`` after each product; float32 with TF32 off, ``tf32`` with
+it on, ``bf16``/``fp16`` as such), else with JAX (``block_until_ready``; float32 at ``highest`` matmul
+precision, ``tf32`` at ``high``). The size is larger (:data:`GPU_SIZE`): a GPU needs big products to approach its
+peak. Stored as ``environment["calibration_gpu"][precision]``, so that GPU rows get a "% of peak" against the
+peak of their own precision. Not run on real GPU hardware yet: written against the PyTorch and JAX
+documentation, tested for its plumbing only.
+
 This module is also the child's job module, so it imports nothing heavy at module level.
 """
 
@@ -80,6 +88,36 @@ def calibrate(threads: list[int], size: int = DEFAULT_SIZE, measure: dict[str, A
     return results
 
 
+GPU_SIZE = 8192  # 1.1 TFLOP per product: milliseconds on a current GPU, enough for its clocks to settle
+GPU_PRECISIONS = ("float32", "tf32", "bf16", "fp16")
+
+
+def calibrate_gpu(precisions: list[str], size: int = GPU_SIZE, measure: dict[str, Any] | None = None,
+                  timeout_s: float = DEFAULT_TIMEOUT_S, python: str = sys.executable,
+                  env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Measure the GPU's matmul peak for each precision in one child on the GPU (``env``: e.g. the GPU the
+    run's workers use). Returns ``{precision: entry}`` (the entry as in :func:`calibrate`, plus ``device``
+    and ``library``); store it as ``environment["calibration_gpu"]``."""
+    wanted = list(dict.fromkeys(precisions))
+    unknown = [p for p in wanted if p not in GPU_PRECISIONS]
+    if not wanted or unknown:
+        raise DlbenchError(f"no GPU matmul calibration for {', '.join(unknown) or 'no precision'} "
+                           f"(precisions: {', '.join(GPU_PRECISIONS)})")
+    if size < 1:
+        raise DlbenchError(f"matrix size must be positive, got {size}")
+    config = {**DEFAULT_MEASURE, **(measure or {})}
+    spec = ChildSpec(module="dlbench.calibrate", placement=place(1), codec=CODEC, python=python, env=env or {})
+    with Child(spec, {"size": size, "measure": config, "device": "gpu", "precisions": wanted}) as child:
+        message = child.receive(time.monotonic() + timeout_s)
+        ending = child.ending() if isinstance(message, Ended) else None
+    if isinstance(message, Calibrated):
+        return dict(message.entry)
+    assert ending is not None
+    if ending.cause is Cause.TIMEOUT:
+        raise DlbenchError(f"GPU calibration took longer than {timeout_s:g} s")
+    raise DlbenchError(f"GPU calibration failed: {ending.last_line or ending.detail}")
+
+
 def _run_child(placement: Placement, size: int, config: dict[str, Any], timeout_s: float,
                python: str, precision: str = "float32") -> dict[str, Any]:
     threads = placement.threads
@@ -98,6 +136,9 @@ def _run_child(placement: Placement, size: int, config: dict[str, Any], timeout_
 
 def child_main(job: dict[str, Any], channel: Channel) -> None:
     """Entry point in the child (called by the kit's boot, already pinned): measure and report."""
+    if job.get("device") == "gpu":
+        channel.send(Calibrated(measure_gpu_matmul(int(job["size"]), dict(job["measure"]), list(job["precisions"]))))
+        return
     precision = str(job.get("precision", "float32"))
     if precision == "float32":
         channel.send(Calibrated(measure_matmul(int(job["size"]), dict(job["measure"]))))
@@ -179,6 +220,80 @@ def measure_low_precision_matmul(size: int, config: dict[str, Any], precision: s
         "float32_same_library_gflops": gflops(full.median),
         "cores": sorted(os.sched_getaffinity(0)), "thread_env": {n: os.environ.get(n, "") for n in REPORTED_ENV},
     }
+
+
+def measure_gpu_matmul(size: int, config: dict[str, Any], precisions: list[str]) -> dict[str, dict[str, Any]]:
+    """In the child: time ``a @ b`` on the GPU in each precision, with PyTorch (CUDA) or else JAX."""
+    from dlbench.measure.timing import MeasureConfig, measure
+    from dlbench.stats import summarize
+
+    product, sync, library = _gpu_matmul_library()
+    flop = 2.0 * size**3
+
+    def gflops(ms: float) -> float:
+        return float(f"{flop / (ms / 1e3) / 1e9:.6g}")
+
+    found = {}
+    for precision in precisions:
+        timing = measure(_prepared(product(size, precision)), sync, MeasureConfig(**config))
+        summary = summarize(timing.samples_ms)
+        found[precision] = {
+            "gflops": gflops(summary.median), "gflops_ci_low": gflops(summary.ci_high),
+            "gflops_ci_high": gflops(summary.ci_low), "gflops_best": gflops(summary.min),
+            "median_ms": float(f"{summary.median:.6g}"), "n_samples": summary.n,
+            "iterations_per_sample": timing.iterations_per_sample, "first_call_ms": round(timing.first_call_ms, 3),
+            "size": size, "precision": precision, "device": "gpu", "library": library,
+        }
+    return found
+
+
+def _prepared(fn: Any) -> Any:
+    """What :func:`~dlbench.measure.timing.measure` calls to get the timed callable: ``fn`` itself."""
+    return lambda: fn
+
+
+def _gpu_matmul_library() -> tuple[Any, Any, str]:
+    """``(make_product(size, precision), sync, library)`` for the GPU: PyTorch with CUDA, else JAX on a GPU."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return _torch_gpu_product, lambda _: torch.cuda.synchronize(), f"torch {torch.__version__}"
+    except ImportError:
+        pass
+    try:
+        import jax
+
+        if jax.devices("gpu"):
+            return _jax_gpu_product, lambda out: out.block_until_ready(), f"jax {jax.__version__}"
+    except (ImportError, RuntimeError):
+        pass
+    raise SystemExit("calibrating the GPU needs PyTorch with CUDA or JAX with a GPU backend; neither sees a GPU")
+
+
+def _torch_gpu_product(size: int, precision: str) -> Any:
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"  # float32 means full float32
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    a = torch.randn(size, size, device="cuda", generator=generator).to(dtype)
+    b = torch.randn(size, size, device="cuda", generator=generator).to(dtype)
+    out = torch.empty(size, size, device="cuda", dtype=dtype)
+    return lambda: torch.matmul(a, b, out=out)
+
+
+def _jax_gpu_product(size: int, precision: str) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    dtype = {"bf16": jnp.bfloat16, "fp16": jnp.float16}.get(precision, jnp.float32)
+    matmul_precision = "high" if precision == "tf32" else "highest"
+    keys = jax.random.split(jax.random.PRNGKey(0))
+    a = jax.random.normal(keys[0], (size, size), dtype)
+    b = jax.random.normal(keys[1], (size, size), dtype)
+    product = jax.jit(lambda x, y: jnp.matmul(x, y, precision=matmul_precision))
+    return lambda: product(a, b)
 
 
 def blas_name() -> str:

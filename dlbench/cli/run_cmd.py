@@ -213,7 +213,8 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             status = "complete"
             if calibrate:
                 status = run_calibration(store, sorted({c.threads for c in cases}), quiet,
-                                         sorted({c.precision for c in cases if c.device == "cpu"}))
+                                         sorted({c.precision for c in cases if c.device == "cpu"}),
+                                         sorted({c.precision for c in cases if c.device == "gpu"}))
             if status != "interrupted":
                 status = execute(store, cases, memory, quiet)
     finally:
@@ -376,10 +377,12 @@ def execute(store: RunStore, cases: list[Case], memory_limit: float | None, quie
     return "complete"
 
 
-def run_calibration(store: RunStore, threads: list[int], quiet: bool, precisions: list[str] | None = None) -> str:
-    """Calibrate into the run's environment: the float32 peak always, and the peak of every low precision
-    the run has on the CPU; "interrupted" (and the run marked so) on Ctrl-C or SIGTERM."""
-    from dlbench.calibrate import LOW_PRECISION_DTYPES, calibrate
+def run_calibration(store: RunStore, threads: list[int], quiet: bool, precisions: list[str] | None = None,
+                    gpu_precisions: list[str] | None = None) -> str:
+    """Calibrate into the run's environment: the float32 peak always, the peak of every low precision the
+    run has on the CPU, and the GPU's peak of every precision the run has on the GPU; "interrupted" (and the
+    run marked so) on Ctrl-C or SIGTERM."""
+    from dlbench.calibrate import LOW_PRECISION_DTYPES, calibrate, calibrate_gpu
 
     if not quiet:
         console.print(f"calibrating float32 matmul peak for threads {threads} ...")
@@ -396,6 +399,13 @@ def run_calibration(store: RunStore, threads: list[int], quiet: bool, precisions
                 continue
             peaks = store.record.environment.setdefault("calibration_precisions", {})
             peaks[precision] = {str(k): v for k, v in measured.items()}
+        if gpu_precisions:
+            if not quiet:
+                console.print(f"calibrating the GPU's matmul peak for {', '.join(gpu_precisions)} ...")
+            try:
+                store.record.environment["calibration_gpu"] = calibrate_gpu(gpu_precisions)
+            except DlbenchError as exc:  # the run itself still goes on, without a GPU "% of peak"
+                console.print(plain(f"note: no GPU peak: {exc}"))
     except KeyboardInterrupt:  # the calibration child is already killed (the process kit's Child saw to it)
         store.finish("interrupted")
         return "interrupted"

@@ -57,8 +57,11 @@ class LoadedRun:
         return str(lookup(self.record.environment, "host", "hostname") or "").strip()
 
     def peak_gflops(self, device: str, threads: int, precision: str = "float32") -> float | None:
-        """The calibrated matrix-multiply peak of ``precision`` for a CPU thread count, if the run recorded
-        one: GFLOP/s of a bf16 case are judged against the bf16 peak, never the float32 one."""
+        """The calibrated matrix-multiply peak of ``precision`` for a CPU thread count, or of the GPU, if the
+        run recorded one: GFLOP/s of a bf16 case are judged against the bf16 peak, never the float32 one."""
+        if device == "gpu":
+            value = lookup(self.record.environment, "calibration_gpu", precision or "float32", "gflops")
+            return float(value) if isinstance(value, int | float) and value > 0 else None
         if device != "cpu":
             return None
         if precision in ("", "float32"):

@@ -53,10 +53,34 @@ def _gpus(run: LoadedRun) -> str:
     gpus = lookup(run.record.environment, "gpus")
     if not isinstance(gpus, list) or not gpus:
         return "none"
-    return "; ".join(
-        f"{lookup(g, 'name') or 'GPU'} ({lookup(g, 'memory_mb') or '?'} MB, driver {lookup(g, 'driver') or '?'})"
-        for g in gpus
-    )
+    return "; ".join(_gpu(g) for g in gpus)
+
+
+GPU_DETAILS = (("uuid", "{}"), ("pci_bus_id", "bus {}"), ("compute_capability", "compute capability {}"),
+               ("cuda_driver", "CUDA {}"), ("mig_mode", "MIG {}"), ("persistence_mode", "persistence {}"),
+               ("power_limit_w", "power limit {} W"))
+
+
+def _gpu(gpu: Any) -> str:
+    """One GPU as NVML described it; what it refused to say is named as missing, not left silent."""
+    parts = [f"{lookup(gpu, 'memory_mb') or '?'} MB", f"driver {lookup(gpu, 'driver') or '?'}"]
+    parts += [form.format(text(lookup(gpu, key))) for key, form in GPU_DETAILS if lookup(gpu, key) not in (None, "")]
+    errors = lookup(gpu, "errors")
+    if isinstance(errors, dict) and errors:
+        parts.append(f"not readable: {', '.join(sorted(map(str, errors)))}")
+    return f"{lookup(gpu, 'name') or 'GPU'} ({', '.join(parts)})"
+
+
+def _gpu_calibration(run: LoadedRun) -> str:
+    found = lookup(run.record.environment, "calibration_gpu")
+    if not isinstance(found, dict) or not found:
+        return "not calibrated"
+    parts = []
+    for precision, entry in found.items():
+        gflops = lookup(entry, "gflops")
+        shown = f"{gflops:.0f}" if isinstance(gflops, int | float) else text(gflops)
+        parts.append(f"{precision}: {shown} GFLOP/s ({text(lookup(entry, 'library'))})")
+    return "; ".join(parts)
 
 
 def _git(run: LoadedRun) -> str:
@@ -127,6 +151,7 @@ FACTS: tuple[tuple[str, Fact], ...] = (
     ("git commit", _git),
     ("matmul peak (float32)", _calibration),
     ("matmul peak (low precision)", _precision_calibration),
+    ("matmul peak (GPU)", _gpu_calibration),
 )
 
 

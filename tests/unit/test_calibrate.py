@@ -68,3 +68,37 @@ def test_low_precision_peaks_are_timed_with_torch_beside_its_own_float32() -> No
 def test_precisions_without_a_cpu_matmul_are_refused() -> None:
     with pytest.raises(DlbenchError, match="tf32 is GPU-only"):
         calibrate([1], size=32, measure=QUICK, precision="tf32")
+
+
+# ----- GPU calibration (issue 14): plumbing only, no GPU here -----
+
+def test_gpu_calibration_refuses_unknown_precisions() -> None:
+    from dlbench.calibrate import calibrate_gpu
+
+    with pytest.raises(DlbenchError, match="no GPU matmul calibration for int8"):
+        calibrate_gpu(["float32", "int8"])
+
+
+def test_gpu_calibration_without_a_gpu_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlbench.calibrate import calibrate_gpu
+
+    with pytest.raises(DlbenchError, match="GPU calibration failed: calibrating the GPU needs PyTorch with CUDA"):
+        calibrate_gpu(["float32"], size=32, measure=QUICK, timeout_s=120)
+
+
+def test_gpu_calibration_entries_per_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child's loop with a NumPy stand-in for the device library: one entry per precision."""
+    import numpy as np
+
+    from dlbench import calibrate as module
+
+    def product(size: int, precision: str):
+        a = np.ones((size, size), dtype=np.float32)
+        return lambda: a @ a
+
+    monkeypatch.setattr(module, "_gpu_matmul_library", lambda: (product, lambda _: None, "numpy stand-in"))
+    found = module.measure_gpu_matmul(32, QUICK, ["float32", "tf32"])
+    assert list(found) == ["float32", "tf32"]
+    for precision, entry in found.items():
+        assert entry["precision"] == precision and entry["device"] == "gpu" and entry["library"] == "numpy stand-in"
+        assert entry["gflops"] > 0 and entry["gflops_ci_low"] <= entry["gflops"] <= entry["gflops_ci_high"]

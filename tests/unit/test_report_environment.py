@@ -50,3 +50,15 @@ def test_text_flattens_json_values() -> None:
     assert text({"a": 1, "b": [1, 2]}) == "a=1, b=1, 2"
     assert text(None) == text("") == text([]) == "—"
     assert text(3.5) == "3.5"
+
+
+def test_a_gpu_is_shown_with_what_nvml_said_and_what_it_refused(tmp_path: Path) -> None:
+    gpu = {"index": 0, "name": "NVIDIA A100", "driver": "550.54", "memory_mb": 40960, "uuid": "GPU-aaaa",
+           "compute_capability": "8.0", "cuda_driver": "12.4", "mig_mode": "enabled",
+           "errors": {"power_limit_w": "NVMLError_NoPermission", "pci_bus_id": "NVMLError_NoPermission"}}
+    env = make_environment(gpus=[gpu])
+    env["calibration_gpu"] = {"float32": {"gflops": 19012.4, "library": "torch 2.13.0"}}
+    found = facts(environment_table(load_runs([make_run(tmp_path / "a", [], run_id="a", environment=env)])))
+    assert found["GPU"] == ["NVIDIA A100 (40960 MB, driver 550.54, GPU-aaaa, compute capability 8.0, CUDA 12.4, "
+                            "MIG enabled, not readable: pci_bus_id, power_limit_w)"]
+    assert found["matmul peak (GPU)"] == ["float32: 19012 GFLOP/s (torch 2.13.0)"]
