@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "export": "dlbench.cli.export_cmd",
     "report": "dlbench.cli.report_cmd",
     "verify": "dlbench.cli.verify_cmd",
+    "doctor": "dlbench.cli.doctor_cmd",
 }
 
 
