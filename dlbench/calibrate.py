@@ -106,7 +106,8 @@ def calibrate_gpu(precisions: list[str], size: int = GPU_SIZE, measure: dict[str
     if size < 1:
         raise DlbenchError(f"matrix size must be positive, got {size}")
     config = {**DEFAULT_MEASURE, **(measure or {})}
-    spec = ChildSpec(module="dlbench.calibrate", placement=place(1), codec=CODEC, python=python, env=env or {})
+    spec = ChildSpec(module="dlbench.calibrate", placement=place(1, device="gpu"), codec=CODEC, python=python,
+                     env=env or {})
     with Child(spec, {"size": size, "measure": config, "device": "gpu", "precisions": wanted}) as child:
         message = child.receive(time.monotonic() + timeout_s)
         ending = child.ending() if isinstance(message, Ended) else None
