@@ -34,6 +34,7 @@ import click
 
 from dlbench import __version__
 from dlbench.cli.options import CommaList, flatten
+from dlbench.cli.paths import NonEmptyPath
 from dlbench.console import out
 from dlbench.errors import DlbenchError
 from dlbench.frameworks.base import Adapter
@@ -221,7 +222,7 @@ def show(checks: Iterable[Check]) -> bool:
               help="gpu: start each framework on the GPU, run the smoke suite there and check its invariants.")
 @click.option("--framework", "-f", "frameworks", multiple=True, type=CommaList(label="framework"),
               help="Frameworks to check (default: every installed one).")
-@click.option("--output", type=click.Path(path_type=Path), default=None,
+@click.option("--output", type=NonEmptyPath(path_type=Path), default=None,
               help="Keep the GPU smoke run here (default: a temporary directory, removed afterwards).")
 def command(device: str, frameworks: tuple[tuple[str, ...], ...], output: Path | None) -> None:
     """Check this machine (and with --device gpu, the GPU paths) and print a pass/fail list."""
