@@ -12,10 +12,10 @@ and, on request, a normalisation by the kernel that fits each case.
 from __future__ import annotations
 
 from statistics import median
-from typing import Any
 
 from dlbench.bandwidth import measure_bandwidth
 from dlbench.calibrate import calibrate
+from dlbench.record import ControlReading
 from dlbench.store import RunRecord, now_iso
 
 CONTROL_SIZE = 512  # 0.27 GFLOP per product: a compute-bound kernel that fits the caches
@@ -26,24 +26,21 @@ CONTROL_MEASURE = {"warmup_s": 0.1, "min_block_s": 0.02, "min_samples": 5, "max_
                    "min_time_s": 0.3, "max_time_s": 1.5, "target_rel_ci": 0.02}
 
 
-def measure_control(round_number: int) -> dict[str, Any]:
+def measure_control(round_number: int) -> ControlReading:
     """One control reading for a round: the matmul's GFLOP/s and the copy's GB/s (medians) at one pinned
     thread."""
     entry = calibrate([1], size=CONTROL_SIZE, measure=CONTROL_MEASURE)[1]
     stream = measure_bandwidth(CONTROL_MEASURE, mib=CONTROL_MIB)
-    return {"round": round_number, "kernel": f"matmul {CONTROL_SIZE} float32, 1 thread",
-            COMPUTE: entry["gflops"], "memory_kernel": f"copy {CONTROL_MIB} MiB float64, 1 thread",
-            MEMORY: stream["gbps"], "at": now_iso()}
+    return ControlReading(round=round_number, kernel=f"matmul {CONTROL_SIZE} float32, 1 thread",
+                          gflops=entry["gflops"], memory_kernel=f"copy {CONTROL_MIB} MiB float64, 1 thread",
+                          gbps=stream["gbps"], at=now_iso())
 
 
 def control_readings(record: RunRecord, metric: str = COMPUTE) -> list[float]:
     """One kernel's readings (COMPUTE: GFLOP/s, MEMORY: GB/s) of every round of a run (empty when the run
     measured no control, or, for MEMORY, was taken before the memory kernel existed)."""
-    entries = record.environment.get("control", [])
-    if not isinstance(entries, list):
-        return []
-    return [float(e[metric]) for e in entries
-            if isinstance(e, dict) and isinstance(e.get(metric), int | float) and e[metric] > 0]
+    values = (getattr(reading, metric) for reading in record.environment.control)
+    return [float(v) for v in values if v is not None]
 
 
 def control_level(record: RunRecord, metric: str = COMPUTE) -> float | None:

@@ -3,6 +3,8 @@
 Kept in their own module so that every layer can raise them without importing click.
 """
 
+import msgspec
+
 
 class DlbenchError(Exception):
     """A problem the user can fix (bad input, missing GPU, unreadable file): exit code 2."""
@@ -16,3 +18,14 @@ class SuiteError(DlbenchError):
 
 class StoreError(DlbenchError):
     """A results directory that cannot be read, written or locked."""
+
+
+def validation_message(exc: msgspec.ValidationError) -> str:
+    """msgspec's ``Expected `int` >= 1 - at `$.measure.min_warmup``` as
+    ``measure.min_warmup: expected `int` >= 1``: the field first, as every one-line error names it."""
+    text = str(exc)
+    message, sep, where = text.rpartition(" - at `")
+    if not sep:
+        return text
+    path = where.rstrip("`").removeprefix("$").removeprefix(".")
+    return f"{path}: {message[:1].lower()}{message[1:]}" if path else message

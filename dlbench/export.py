@@ -21,16 +21,18 @@ non-finite numbers in the environment become null), which is what other tools pa
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from dlbench.errors import DlbenchError
 from dlbench.formatting import MiB
+from dlbench.metrics import CSV_COLUMNS, result_row
+from dlbench.record import RunRecord, dumps
 from dlbench.results import CaseResult, Memory
 from dlbench.stats import Summary
-from dlbench.store import CSV_COLUMNS, RunRecord, result_row
 
 JSON_SCHEMA = "dlbench-export/1"
 TIME, THROUGHPUT = "time", "throughput"
@@ -61,7 +63,7 @@ def require_timed(record: RunRecord) -> None:
 
 def _dumps(data: Any) -> str:
     """Strict JSON: a NaN or infinity would be an error here rather than invalid JSON for the reader."""
-    return json.dumps(_finite(data), indent=1, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+    return dumps(_finite(data)) + "\n"
 
 
 def _finite(value: Any) -> Any:
@@ -150,8 +152,10 @@ def generic(record: RunRecord, memory: bool = True, metric: str = TIME) -> str:
             for r in record.results]
     data = {
         "schema": JSON_SCHEMA, "run_id": record.run_id, "created": record.created, "status": record.status,
-        "environment": record.environment, "columns": list(CSV_COLUMNS),
-        "results": [{k: (None if v == "" else v) for k, v in row.items()} for row in rows],
+        "environment": {**msgspec.to_builtins(record.environment, str_keys=True),
+                        "frameworks": msgspec.to_builtins(record.environment.frameworks)},
+        "columns": list(CSV_COLUMNS),
+        "results": rows,
     }
     return _dumps(data)
 

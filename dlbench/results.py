@@ -6,8 +6,9 @@ A :class:`CaseResult` is what a worker sends back and what the store keeps. Summ
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from dlbench.formatting import one_line
 from dlbench.spec import Case
@@ -24,10 +25,19 @@ INTERRUPTED = "interrupted"  # the run was stopped (Ctrl-C) before this case fin
 STATUSES = (OK, FAILED, CRASHED, TIMEOUT, OOM, UNAVAILABLE, INTERRUPTED)
 # The memory readings that comparisons and exports name, as keys of :meth:`Memory.readings`.
 MEMORY_METRICS = ("rss_rise", "framework_peak", "device_peak")
+Status = Annotated[str, msgspec.Meta(pattern=f"^({'|'.join(STATUSES)})$")]
+
+# What a stored number may be. A time is positive and finite (a zero or negative sample would make every
+# derived rate infinite); counts and byte sizes are non-negative. Bounds are generous on purpose: they
+# only turn damage (NaN, infinity, a string, a sign flip) into a clear error when a record is read.
+SampleMs = Annotated[float, msgspec.Meta(gt=0, le=1e12)]
+OptionalMs = Annotated[float, msgspec.Meta(ge=0, le=1e12)] | None
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Bytes = Annotated[int, msgspec.Meta(ge=0)] | None
+Ratio = Annotated[float, msgspec.Meta(ge=0, le=1e6)] | None
 
 
-@dataclass(frozen=True)
-class Memory:
+class Memory(msgspec.Struct, frozen=True):
     """Memory readings of one case, in bytes.
 
     ``peak_rss``: the worker's peak resident set during the case (VmHWM after a reset);
@@ -36,10 +46,10 @@ class Memory:
     ``device_peak``: the GPU allocator's peak (GPU cases only).
     """
 
-    peak_rss: int | None = None
-    baseline_rss: int | None = None
-    framework_peak: int | None = None
-    device_peak: int | None = None
+    peak_rss: Bytes = None
+    baseline_rss: Bytes = None
+    framework_peak: Bytes = None
+    device_peak: Bytes = None
 
     @property
     def rise(self) -> int | None:
@@ -52,43 +62,41 @@ class Memory:
         return {"rss_rise": self.rise, "framework_peak": self.framework_peak, "device_peak": self.device_peak}
 
 
-@dataclass(frozen=True)
-class Round:
+class Round(msgspec.Struct, frozen=True):
     """One worker process's share of a case measured in rounds (``dlbench run --repeat R``).
 
     Its samples are the next ``n`` of the result's ``samples_ms``, which keeps every sample in round order.
     """
 
-    n: int
+    n: Count
     started_at: str = ""
-    cpu_per_wall: float | None = None
-    duration_s: float | None = None
+    cpu_per_wall: Ratio = None
+    duration_s: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
 
 
-@dataclass(frozen=True)
-class CaseResult:
+class CaseResult(msgspec.Struct, frozen=True):
     """The outcome of one case. ``samples_ms`` are per-iteration times of whole timed blocks."""
 
     case: Case
-    status: str
+    status: Status
     error: str = ""
-    samples_ms: tuple[float, ...] = ()
-    iterations_per_sample: int = 0
-    first_call_ms: float | None = None
-    warmup_iterations: int = 0
-    params: int | None = None
-    macs: int | None = None
-    framework_flops: float | None = None
-    memory: Memory = field(default_factory=Memory)
-    threads_effective: int | None = None
-    affinity: tuple[int, ...] = ()
-    cpu_per_wall: float | None = None  # process CPU time / wall time while sampling: ~threads if busy
-    dtypes: dict[str, str] = field(default_factory=dict)  # what the built case computed with (precision check)
+    samples_ms: tuple[SampleMs, ...] = ()
+    iterations_per_sample: Count = 0
+    first_call_ms: OptionalMs = None
+    warmup_iterations: Count = 0
+    params: Bytes = None
+    macs: Bytes = None
+    framework_flops: Annotated[float, msgspec.Meta(ge=0, le=1e30)] | None = None
+    memory: Memory = msgspec.field(default_factory=Memory)
+    threads_effective: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    affinity: tuple[Count, ...] = ()
+    cpu_per_wall: Ratio = None  # process CPU time / wall time while sampling: ~threads if busy
+    dtypes: dict[str, str] = {}  # what the built case computed with (precision check)
     started_at: str = ""
-    duration_s: float | None = None
+    duration_s: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
     host: str = ""  # the machine that ran the case (hostname)
     node_id: str = ""  # on a Ray cluster: the node that ran it (several nodes may share one hostname)
-    retries: int = 0  # times the case was placed again because its node died while running it
+    retries: Count = 0  # times the case was placed again because its node died while running it
     rounds: tuple[Round, ...] = ()  # empty: one round, all of samples_ms
     environment: str = ""  # the --python environment (A/B runs); "" for the interpreter running dlbench
     gpu_telemetry: dict[str, Any] | None = None  # GPU cases: clocks, temperature, power, throttling while timed
@@ -126,29 +134,19 @@ class CaseResult:
         own = self.rounds or (Round(len(self.samples_ms), self.started_at, self.cpu_per_wall,
                                     self.duration_s),)
         new = Round(len(other.samples_ms), other.started_at, other.cpu_per_wall, other.duration_s)
-        return replace(self, samples_ms=self.samples_ms + other.samples_ms, rounds=(*own, new))
+        return msgspec.structs.replace(self, samples_ms=self.samples_ms + other.samples_ms, rounds=(*own, new))
 
     def with_status(self, status: str, error: str) -> CaseResult:
-        return replace(self, status=status, error=error)
+        return msgspec.structs.replace(self, status=status, error=error)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["case"] = self.case.to_dict()
-        data["key"] = self.case.key
-        data["samples_ms"] = list(self.samples_ms)
-        data["affinity"] = list(self.affinity)
+        data: dict[str, Any] = msgspec.to_builtins(self)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseResult:
-        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        values["case"] = Case.from_dict(data["case"])
-        values["memory"] = Memory(**data.get("memory", {}))
-        values["samples_ms"] = tuple(data.get("samples_ms", ()))
-        values["affinity"] = tuple(data.get("affinity", ()))
-        values["dtypes"] = dict(data.get("dtypes") or {})
-        values["rounds"] = tuple(Round(**r) for r in data.get("rounds", ()))
-        return cls(**values)
+        """A result from its stored form; raises msgspec.ValidationError naming the bad field."""
+        return msgspec.convert(data, cls)
 
 
 def failed_result(case: Case, status: str, error: str, **extra: Any) -> CaseResult:

@@ -8,27 +8,41 @@ measurement across runs (used by resume and by ``compare``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 Pass = Literal["forward", "gradient"]
 DEVICES: tuple[str, ...] = ("cpu", "gpu")
 PRECISIONS: tuple[str, ...] = ("float32", "tf32", "bf16", "fp16")  # see dlbench.precision
 
+# Upper bounds of the numeric axes. They are far above anything meaningful on today's hardware, and they
+# stop absurd values (a batch of 1e20, a million threads) at the command line instead of deep inside NumPy.
+MAX_THREADS = 4096
+MAX_BATCH_SIZE = 1_000_000
+MAX_SEED = 2**32 - 1  # NumPy's seed range: the seed is mixed into 32-bit generator seeds
 
-@dataclass(frozen=True, order=True)
-class Case:
-    """One measurement: a workload phase, a pass, on one framework variant and device setting."""
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Threads = Annotated[int, msgspec.Meta(ge=1, le=MAX_THREADS)]
+BatchSize = Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH_SIZE)]
+Seed = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEED)]
 
-    workload: str
-    phase: str  # "" unless the workload has phases (the autoencoder)
-    pass_: str  # "forward" | "gradient"
-    framework: str
-    variant: str
-    device: str  # "cpu" | "gpu"
-    threads: int
-    batch_size: int
-    precision: str = "float32"
+
+class Case(msgspec.Struct, frozen=True, order=True):
+    """One measurement: a workload phase, a pass, on one framework variant and device setting.
+
+    A msgspec struct, so that a stored case is validated field by field when a run record is read."""
+
+    workload: Name
+    phase: Annotated[str, msgspec.Meta(max_length=200)]  # "" unless the workload has phases (the autoencoder)
+    pass_: Name = msgspec.field(name="pass")  # "forward" | "gradient"
+    framework: Name
+    variant: Name
+    device: Name  # "cpu" | "gpu"
+    threads: Threads
+    batch_size: BatchSize
+    precision: Name = "float32"
 
     @property
     def key(self) -> str:
@@ -53,17 +67,16 @@ class Case:
         return f"{self.workload}/{self.phase}" if self.phase else self.workload
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["pass"] = data.pop("pass_")
+        data: dict[str, Any] = msgspec.to_builtins(self)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Case:
+        """A case from its stored form (``pass``; ``pass_`` accepted too); raises msgspec.ValidationError."""
         values = dict(data)
-        if "pass" in values:
-            values["pass_"] = values.pop("pass")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        if "pass_" in values and "pass" not in values:
+            values["pass"] = values.pop("pass_")
+        return msgspec.convert(values, cls)
 
 
 @dataclass(frozen=True, order=True)

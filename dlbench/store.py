@@ -1,9 +1,11 @@
-"""Versioned run records on disk: ``run.json`` (everything, raw samples included) and ``results.csv``.
+"""Run records on disk: ``run.json`` (everything, raw samples included) and ``results.csv``.
 
-Both files are rewritten atomically (temporary file + ``os.replace``) after every finished case, so a
-kill at any moment leaves readable files holding every case measured so far. A lock file stops two runs
-from writing into one directory at once. ``load_run`` validates the schema version, so ``report`` and
-``compare`` refuse a corrupt or unknown file with a clear message instead of a traceback.
+Both files are rewritten atomically (temporary file, ``fsync``, ``os.replace``, then an ``fsync`` of the
+directory so that the rename itself survives a power cut) after every finished case: a kill or a reboot at
+any moment leaves readable files holding every case measured so far. A lock file stops two runs from
+writing into one directory at once. :func:`load_run` validates a record completely (types, ranges, schema
+version), so every reader gets a valid :class:`~dlbench.record.RunRecord` or one :class:`StoreError` naming
+the file and the field; version-1 files are upgraded on reading.
 """
 
 from __future__ import annotations
@@ -11,152 +13,80 @@ from __future__ import annotations
 import csv
 import fcntl
 import io
-import json
 import os
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dlbench.errors import StoreError
-from dlbench.files import atomic_write, read_regular_text
-from dlbench.results import INTERRUPTED, OK, CaseResult
-from dlbench.spec import WorkerKey
-from dlbench.workloads.definitions import pass_flops
+import msgspec
 
-SCHEMA_VERSION = 1
+from dlbench.errors import StoreError, validation_message
+from dlbench.files import atomic_write, read_regular_text
+from dlbench.metrics import CSV_COLUMNS, csv_fields, result_row
+from dlbench.record import SCHEMA_VERSION, ControlReading, EnvironmentRuntime, FrameworkRuntime, RunRecord
+from dlbench.record_v1 import RunRecordV1, upgrade
+from dlbench.results import FAILED, INTERRUPTED, OK, CaseResult
+from dlbench.spec import WorkerKey
+
 RUN_FILE = "run.json"
 CSV_FILE = "results.csv"
 LOCK_FILE = ".lock"
 RUN_FILE_LIMIT = 1024 * 2**20  # far above any real sweep's raw samples; stops a runaway read
+READABLE_VERSIONS = (1, SCHEMA_VERSION)
 
-CSV_COLUMNS = (
-    "run_id", "environment", "key", "workload", "phase", "framework", "framework_version", "variant", "device",
-    "threads",
-    "batch_size", "pass", "precision", "status", "median_ms", "iqr_ms", "ci_low_ms", "ci_high_ms", "mean_ms",
-    "std_ms", "min_ms", "n_samples", "rounds", "round_cv", "iterations_per_sample", "noisy", "first_call_ms",
-    "samples_per_s",
-    "params", "macs", "flops", "gflops_per_s", "framework_flops", "peak_rss_mb", "rss_rise_mb",
-    "framework_peak_mb", "device_peak_mb", "threads_effective", "affinity", "cpu_per_wall", "host", "node_id",
-    "retries", "started_at", "duration_s", "error",
-)
+__all__ = ["CSV_COLUMNS", "SCHEMA_VERSION", "RunRecord", "RunStore", "atomic_write", "load_run", "read_record"]
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _mb(value: int | None) -> float | None:
-    return None if value is None else round(value / 2**20, 3)
-
-
-def _round(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def result_row(run_id: str, result: CaseResult, framework_version: str = "") -> dict[str, Any]:
-    """One CSV row: the case's axes, its status and statistics derived from its raw samples."""
-    case = result.case
-    row: dict[str, Any] = {
-        "run_id": run_id, "environment": result.environment, "key": case.key, "workload": case.workload,
-        "phase": case.phase,
-        "framework": case.framework, "framework_version": framework_version, "variant": case.variant,
-        "device": case.device, "threads": case.threads, "batch_size": case.batch_size, "pass": case.pass_,
-        "precision": case.precision, "status": result.status, "error": result.error,
-        "first_call_ms": _round(result.first_call_ms, 3), "params": result.params, "macs": result.macs,
-        "iterations_per_sample": result.iterations_per_sample or None,
-        "framework_flops": result.framework_flops,
-        "peak_rss_mb": _mb(result.memory.peak_rss), "rss_rise_mb": _mb(result.memory.rise),
-        "framework_peak_mb": _mb(result.memory.framework_peak), "device_peak_mb": _mb(result.memory.device_peak),
-        "threads_effective": result.threads_effective,
-        "affinity": " ".join(map(str, result.affinity)),
-        "cpu_per_wall": _round(result.cpu_per_wall, 3), "host": result.host, "node_id": result.node_id,
-        "retries": result.retries, "started_at": result.started_at,
-        "duration_s": _round(result.duration_s, 3),
-    }
-    summary = result.summary()
-    if summary is not None:
-        flops = pass_flops(case.workload, case.phase, case.pass_, case.batch_size)
-        row.update(
-            median_ms=_round(summary.median), iqr_ms=_round(summary.iqr), ci_low_ms=_round(summary.ci_low),
-            ci_high_ms=_round(summary.ci_high), mean_ms=_round(summary.mean), std_ms=_round(summary.std),
-            min_ms=_round(summary.min), n_samples=summary.n, noisy=summary.noisy, rounds=summary.rounds,
-            round_cv=_round(summary.round_cv),
-            samples_per_s=_round(case.batch_size / (summary.median / 1e3), 2),
-            flops=flops, gflops_per_s=_round(flops / (summary.median / 1e3) / 1e9, 3),
-        )
-    return {col: ("" if row.get(col) is None else row.get(col)) for col in CSV_COLUMNS}
-
-
 def csv_text(record: RunRecord) -> str:
-    """``results.csv``: one row per case (per environment in an A/B run), with that environment's versions."""
+    """``results.csv``: one :func:`~dlbench.metrics.result_row` per result (per environment in an A/B run,
+    with that environment's versions), ``None`` as an empty field."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     versions = {name: record.framework_versions(name) for name in {"", *record.environment_names()}}
     for result in record.results:
-        version = versions.get(result.environment, {}).get(result.case.framework, "")
-        writer.writerow(result_row(record.run_id, result, version))
+        row = result_row(record.run_id, result, versions.get(result.environment, {}).get(result.case.framework, ""))
+        writer.writerow(csv_fields(row))
     return out.getvalue()
 
 
-@dataclass
-class RunRecord:
-    """The versioned content of ``run.json``."""
+class _Header(msgspec.Struct):
+    schema_version: int
 
-    run_id: str
-    created: str
-    environment: dict[str, Any]
-    suite: dict[str, Any]
-    config: dict[str, Any]
-    results: list[CaseResult] = field(default_factory=list)
-    finished: str = ""
-    status: str = "running"  # running | complete | interrupted
-    schema_version: int = SCHEMA_VERSION
 
-    def environment_names(self) -> list[str]:
-        """The ``--python`` environments of an A/B run, in the order given ([] for an ordinary run)."""
-        return [str(e["name"]) for e in self.config.get("environments", []) if isinstance(e, dict)]
-
-    def framework_versions(self, environment: str = "") -> dict[str, str]:
-        section = self.environment
-        if environment:
-            found = self.environment.get("environments", {}).get(environment, {})
-            section = found if isinstance(found, dict) else {}
-        frameworks = section.get("frameworks", {})
-        if not isinstance(frameworks, dict):
-            return {}
-        return {str(name): str(info.get("version", "")) for name, info in frameworks.items()
-                if isinstance(info, dict)}
-
-    def to_json(self) -> str:
-        data = {
-            "schema_version": self.schema_version, "run_id": self.run_id, "created": self.created,
-            "finished": self.finished, "status": self.status, "environment": self.environment,
-            "suite": self.suite, "config": self.config, "results": [r.to_dict() for r in self.results],
-        }
-        return json.dumps(data, indent=1, sort_keys=False, default=str)
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "run.json") -> RunRecord:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(data, dict) or "schema_version" not in data:
-            raise StoreError(f"{source} is not a dlbench run record (no schema_version)")
-        version = data["schema_version"]
-        if version != SCHEMA_VERSION:
-            raise StoreError(f"{source} has schema version {version!r}; this dlbench reads {SCHEMA_VERSION}")
-        try:
-            return cls(
-                run_id=str(data["run_id"]), created=str(data["created"]), environment=dict(data["environment"]),
-                suite=dict(data["suite"]), config=dict(data["config"]),
-                results=[CaseResult.from_dict(r) for r in data["results"]],
-                finished=str(data.get("finished", "")), status=str(data.get("status", "")),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"{source} is a damaged run record ({type(exc).__name__}: {exc})") from None
+def read_record(data: bytes, source: str = RUN_FILE) -> RunRecord:
+    """Decode and validate a stored record of any readable version; StoreError names the file and field."""
+    try:
+        version = msgspec.json.decode(data, type=_Header).schema_version
+    except msgspec.ValidationError as exc:
+        missing = "missing required field" in str(exc)
+        reason = "no schema_version" if missing else validation_message(exc)
+        raise StoreError(f"{source} is not a dlbench run record ({reason})") from None
+    except msgspec.DecodeError as exc:  # after ValidationError, its subclass
+        raise StoreError(f"{source} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise StoreError(f"{source} is not a dlbench run record (nested too deeply)") from None
+    if version not in READABLE_VERSIONS:
+        raise StoreError(f"{source} has schema version {version}; this dlbench reads versions "
+                         f"{', '.join(map(str, READABLE_VERSIONS))}")
+    try:
+        if version == 1:
+            record = upgrade(msgspec.json.decode(data, type=RunRecordV1))
+        else:
+            record = msgspec.json.decode(data, type=RunRecord)
+    except msgspec.ValidationError as exc:
+        raise StoreError(f"{source} is a damaged run record: {validation_message(exc)}") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise StoreError(f"{source} is a damaged run record ({exc or 'nested too deeply'})") from None
+    for i, result in enumerate(record.results):
+        if result.status == OK and not result.samples_ms:
+            raise StoreError(f"{source} is a damaged run record: results[{i}].samples_ms: "
+                             "a case with status ok has no samples")
+    return record
 
 
 def resolve_run_file(path: Path) -> Path:
@@ -170,7 +100,7 @@ def load_run(path: Path | str) -> RunRecord:
     if not run_file.exists():
         raise StoreError(f"no dlbench run at {path} (expected {run_file})")
     text = read_regular_text(run_file, RUN_FILE_LIMIT, "run record", StoreError)  # a FIFO must not hang
-    return RunRecord.from_json(text, str(run_file))
+    return read_record(text.encode("utf-8"), str(run_file))
 
 
 class RunStore:
@@ -182,13 +112,16 @@ class RunStore:
         self._lock_handle: io.TextIOWrapper | None = None
 
     @classmethod
-    def open(cls, directory: Path, record: RunRecord, *, resume: bool = False) -> RunStore:
+    def open(cls, directory: Path, record: RunRecord | None = None, *, resume: bool = False) -> RunStore:
         """Create (or, with ``resume``, reopen) a run directory and take its lock.
 
-        A fresh run refuses a directory that already holds a run, so nothing measured is overwritten.
+        A fresh run (``record`` given) refuses a directory that already holds a run, so nothing measured is
+        overwritten; a resumed run reads the stored record (validated, upgraded to the current version).
         A run that cannot start (the lock cannot be taken, the disk is full) leaves nothing behind: the lock
         file and the directory are removed again if this call created them.
         """
+        if record is None and not resume:
+            raise ValueError("a fresh run needs its record")
         created_directory = not directory.exists()
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -196,7 +129,7 @@ class RunStore:
             raise StoreError(f"cannot create output directory {directory}: {exc.strerror}") from None
         if not os.access(directory, os.W_OK):
             raise StoreError(f"output directory {directory} is not writable")
-        store = cls(directory, record)
+        store = cls(directory, record)  # type: ignore[arg-type]  # a resumed run's record is read below
         created_lock = not os.path.lexists(directory / LOCK_FILE)
         started = False  # a fresh run wrote its first files
         try:
@@ -287,7 +220,15 @@ class RunStore:
         return wanted
 
     def add(self, result: CaseResult) -> None:
-        """Store a finished case (replacing an earlier result of the same case) and persist at once."""
+        """Store a finished case (replacing an earlier result of the same case) and persist at once.
+
+        A result that would make the record invalid (NaN from a framework's counter, say) is stored as
+        ``failed`` with the reason, so that the file stays valid JSON and readable by every command."""
+        try:
+            msgspec.convert(msgspec.to_builtins(result), CaseResult)
+        except msgspec.ValidationError as exc:
+            result = CaseResult(case=result.case, status=FAILED, error=f"invalid result: {validation_message(exc)}",
+                                started_at=result.started_at, environment=result.environment)
         self.record.results = [r for r in self.record.results
                                if (r.environment, r.case.key) != (result.environment, result.case.key)]
         self.record.results.append(result)
@@ -306,18 +247,26 @@ class RunStore:
             self.add(stored.with_status(result.status, prefix + result.error))
 
     def set_framework_info(self, worker: WorkerKey, info: dict[str, Any], environment: str = "") -> None:
-        """Keep what a worker's framework reported: per worker (threads differ) and, once, per framework;
-        for a ``--python`` environment under ``environments[name]``."""
-        target = self.record.environment
+        """Keep what a worker's framework reported, under the worker's label (``torch/cpu/t2``); for a
+        ``--python`` environment under ``environments[name]``."""
+        try:
+            runtime = msgspec.convert(info, FrameworkRuntime)
+        except msgspec.ValidationError as exc:  # a plugin reporting odd types must not lose the run
+            runtime = FrameworkRuntime(framework=worker.framework, settings={"invalid": validation_message(exc)})
+        env = self.record.environment
         if environment:
-            target = target.setdefault("environments", {}).setdefault(environment, {})
-        target.setdefault("workers", {})[worker.label] = info
-        target.setdefault("frameworks", {}).setdefault(worker.framework, info)
+            section = env.environments.get(environment, EnvironmentRuntime())
+            section = EnvironmentRuntime(workers={**section.workers, worker.label: runtime})
+            self.record.environment = msgspec.structs.replace(
+                env, environments={**env.environments, environment: section})
+        else:
+            self.record.environment = msgspec.structs.replace(env, workers={**env.workers, worker.label: runtime})
         self.flush()
 
-    def add_control(self, entry: dict[str, Any]) -> None:
+    def add_control(self, reading: ControlReading) -> None:
         """Keep one round's control reading (see :mod:`dlbench.control`)."""
-        self.record.environment.setdefault("control", []).append(entry)
+        env = self.record.environment
+        self.record.environment = msgspec.structs.replace(env, control=(*env.control, reading))
         self.flush()
 
     def finish(self, status: str) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ from dlbench.errors import SuiteError
 from dlbench.files import read_regular_text
 from dlbench.measure.timing import MeasureConfig
 from dlbench.precision import check_precisions
-from dlbench.spec import DEVICES, Case
+from dlbench.record import DeviceSettings as StoredDevice
+from dlbench.record import SuiteRecord
+from dlbench.spec import DEVICES, MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, Case
 from dlbench.workloads import PASSES, check_pass, get_workload, select_phases, workload_names
 
 PACKAGED_SUITES = Path(__file__).resolve().parent.parent / "suites"
@@ -67,16 +69,15 @@ class Suite:
     notes: tuple[str, ...] = field(default=())
     resources: Mapping[str, float] = field(default_factory=dict)  # Ray resources a node needs (fleet runs)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "description": self.description, "workloads": list(self.workloads),
-            "passes": list(self.passes), "frameworks": list(self.frameworks),
-            "variants": {k: list(v) for k, v in self.variants.items()}, "precision": list(self.precisions),
-            "devices": {d: {"threads": list(s.threads), "batch_sizes": {w: list(b) for w, b in s.batch_sizes.items()}}
-                        for d, s in self.devices.items()},
-            "measure": self.measure.to_dict(), "seed": self.seed, "source": self.source,
-            "notes": list(self.notes), "executor": {"resources": dict(self.resources)},
-        }
+    def record(self) -> SuiteRecord:
+        """What the run record keeps of this suite (measurement settings and seed are the run's own)."""
+        return SuiteRecord(
+            name=self.name, description=self.description, source=self.source, workloads=self.workloads,
+            passes=self.passes, frameworks=self.frameworks, variants=dict(self.variants), precisions=self.precisions,
+            devices={d: StoredDevice(threads=s.threads, batch_sizes=dict(s.batch_sizes))
+                     for d, s in self.devices.items()},
+            notes=self.notes, resources=dict(self.resources),
+        )
 
 
 # ---------------------------------------------------------------- type checks with one-line messages
@@ -94,7 +95,8 @@ def _str_list(value: Any, where: str, non_empty: bool = False) -> tuple[str, ...
     return tuple(value)
 
 
-def positive_ints(value: Any, where: str) -> tuple[int, ...]:
+def positive_ints(value: Any, where: str, maximum: int) -> tuple[int, ...]:
+    """Whole numbers from 1 to ``maximum`` (a documented bound: see :data:`dlbench.spec.MAX_BATCH_SIZE`)."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list) or not value:
@@ -104,6 +106,8 @@ def positive_ints(value: Any, where: str) -> tuple[int, ...]:
             raise _fail(where, f"{v!r} is not a whole number")
         if v < 1:
             raise _fail(where, f"{v} is below 1")
+        if v > maximum:
+            raise _fail(where, f"{v} is above the limit of {maximum}")
     return tuple(dict.fromkeys(value))
 
 
@@ -114,20 +118,12 @@ def _check_keys(table: Mapping[str, Any], allowed: Iterable[str], where: str) ->
 
 
 def parse_measure(table: Any, where: str) -> MeasureConfig:
+    """A ``[measure]`` table: known keys only, each value finite, of the right type and in range."""
     if not isinstance(table, dict):
         raise _fail(where, "expected a table")
-    allowed = {f.name: f.type for f in fields(MeasureConfig)}
-    _check_keys(table, allowed, where)
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        default = getattr(MeasureConfig(), key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _fail(f"{where}.{key}", f"expected a number, got {value!r}")
-        if isinstance(default, int) and not isinstance(value, int):
-            raise _fail(f"{where}.{key}", f"expected a whole number, got {value!r}")
-        values[key] = value
+    _check_keys(table, MeasureConfig.__struct_fields__, where)
     try:
-        return MeasureConfig(**values)
+        return MeasureConfig(**table)
     except ValueError as exc:
         raise _fail(where, str(exc)) from None
 
@@ -136,12 +132,12 @@ def _batch_sizes(value: Any, workloads: tuple[str, ...], where: str) -> dict[str
     names = {w.split("/")[0] for w in workloads}
     if isinstance(value, dict):
         _check_keys(value, workload_names(), where)
-        sizes = {w: positive_ints(v, f"{where}.{w}") for w, v in value.items()}
+        sizes = {w: positive_ints(v, f"{where}.{w}", MAX_BATCH_SIZE) for w, v in value.items()}
         missing = sorted(names - set(sizes))
         if missing:
             raise _fail(where, f"no batch sizes for workload {missing[0]!r}")
         return sizes
-    sizes_all = positive_ints(value, where)
+    sizes_all = positive_ints(value, where, MAX_BATCH_SIZE)
     return {w: sizes_all for w in names}
 
 
@@ -177,12 +173,12 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
             raise _fail(where, "missing key 'batch_sizes'")
         default_threads = [1] if device == "cpu" else [len(os.sched_getaffinity(0))]
         devices[device] = DeviceSettings(
-            threads=positive_ints(table.get("threads", default_threads), f"{where}.threads"),
+            threads=positive_ints(table.get("threads", default_threads), f"{where}.threads", MAX_THREADS),
             batch_sizes=_batch_sizes(table["batch_sizes"], workloads, f"{where}.batch_sizes"),
         )
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise _fail(f"{source}: seed", "expected a whole number")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise _fail(f"{source}: seed", f"expected a whole number from 0 to {MAX_SEED}")
     name = data.get("name", Path(source).stem)
     description = data.get("description", "")
     if not isinstance(name, str) or not isinstance(description, str):
@@ -312,7 +308,7 @@ def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
     measure = suite.measure
     if o.measure:
         try:
-            measure = replace(measure, **o.measure)
+            measure = MeasureConfig(**{**measure.to_dict(), **o.measure})
         except ValueError as exc:
             raise SuiteError(str(exc)) from None
     precisions = check_precisions(o.precisions, "--precision") if o.precisions else suite.precisions

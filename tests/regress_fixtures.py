@@ -18,6 +18,8 @@ from dlbench import cli
 from dlbench.results import OK, CaseResult, Memory
 from dlbench.spec import Case
 from dlbench.store import RunRecord
+from tests.record_fixtures import config
+from tests.record_fixtures import environment as typed_environment
 
 MiB = 2**20
 
@@ -67,8 +69,8 @@ def make_run(run_id: str, results: Sequence[CaseResult], environment: dict[str, 
              created: str = "2026-01-01T00:00:00+00:00") -> RunRecord:
     return RunRecord(
         run_id=run_id, created=created,
-        environment=environment if environment is not None else make_environment(),
-        suite={"name": "synthetic"}, config={}, results=list(results), finished=created, status="complete",
+        environment=typed_environment(environment if environment is not None else make_environment()),
+        config=config([r.case for r in results]), results=list(results), finished=created, status="complete",
     )
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from dlbench.results import FAILED, OK, TIMEOUT, CaseResult, Memory
 from dlbench.spec import Case
 from dlbench.store import RunRecord, RunStore
+from tests.record_fixtures import config
+from tests.record_fixtures import environment as typed_environment
 
 MiB = 2**20
 SPREAD = (0.98, 0.99, 1.0, 1.01, 1.02)  # median 1.0, tight: not noisy
@@ -79,8 +81,10 @@ def make_run(directory: Path, case_list: Iterable[Case], *, run_id: str = "20260
     """Write a run directory (run.json + results.csv) through the real store. ``failures`` maps a case key
     to (status, error) for cases that should not have a timing."""
     failures = failures or {}
+    case_list = list(case_list)
     record = RunRecord(run_id=run_id, created="2026-01-01T00:00:00+00:00",
-                       environment=environment or make_environment(), suite={"name": "test"}, config={})
+                       environment=typed_environment(environment or make_environment()),
+                       config=config(case_list, suite="test"))
     store = RunStore.open(directory, record)
     try:
         for case in case_list:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from dlbench.cli.options import Number
 from dlbench.cli.paths import NonEmptyPath, check_output_file
 from dlbench.files import write_text
 from dlbench.regress.render import render_json, render_markdown, table_renderable
@@ -35,7 +36,7 @@ FilePath = NonEmptyPath(path_type=Path, dir_okay=False)
               help="Significance level of the two-sided test (round level, or Mann-Whitney U on one round's samples).")
 @click.option("--memory-threshold", default="10%", show_default=True,
               help="Relative growth of a memory reading (RSS rise, framework or device peak) that counts.")
-@click.option("--memory-floor", type=click.FloatRange(min=0), default=8.0, show_default=True,
+@click.option("--memory-floor", type=Number(0, 2.0**30), default=8.0, show_default=True,
               help="A memory reading must also grow by more than this many MiB.")
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="table", show_default=True,
               help="What to print: a terminal table, a pull-request comment (markdown) or JSON.")

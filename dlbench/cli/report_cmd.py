@@ -6,14 +6,16 @@ from pathlib import Path
 
 import click
 
+from dlbench.cli.options import Number
 from dlbench.cli.paths import NonEmptyPath
+from dlbench.spec import MAX_BATCH_SIZE
 
 
 @click.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=NonEmptyPath(path_type=Path))
 @click.option("--output", "-o", required=True, type=NonEmptyPath(path_type=Path, file_okay=False),
               help="Directory for index.html, tables/*.csv and plots/*.svg.")
-@click.option("--batch-size", "-b", type=click.IntRange(min=1),
+@click.option("--batch-size", "-b", type=Number(1, MAX_BATCH_SIZE, integer=True),
               help="Batch size of the tables [each workload's paper batch size, else the nearest measured].")
 def command(run_dirs: tuple[Path, ...], output: Path, batch_size: int | None) -> None:
     """Write a report of RUN_DIR... (several runs, e.g. two machines or a CPU and a GPU run, are combined).

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 import click
+import msgspec
 from click.core import ParameterSource
 from rich.progress import Progress, TaskID
 
@@ -25,7 +26,7 @@ from dlbench.cli.options import CommaList, Number, flatten
 from dlbench.cli.paths import NonEmptyPath
 from dlbench.console import console, describe, out, progress_bar, summary_table
 from dlbench.control import measure_control
-from dlbench.errors import DlbenchError
+from dlbench.errors import DlbenchError, validation_message
 from dlbench.fleet.driver import connect
 from dlbench.fleet.nodes import EACH_NODE, PLACEMENTS, SPREAD
 from dlbench.fleet.session import (
@@ -37,14 +38,22 @@ from dlbench.fleet.session import (
     run_fleet,
 )
 from dlbench.frameworks.registry import get_adapter
-from dlbench.measure.timing import MAX_REPEATS, MeasureConfig
-from dlbench.plan import make_plan
+from dlbench.measure.timing import ABSOLUTE_MIN_SAMPLES, MAX_REPEATS, MAX_SAMPLE_COUNT, MAX_SECONDS
+from dlbench.plan import Plan, make_plan
 from dlbench.process.placement import available_cores
+from dlbench.record import (
+    MAX_MEMORY_LIMIT_MB,
+    Calibration,
+    Environment,
+    PythonEnvironment,
+    RunConfig,
+    RunRecord,
+)
 from dlbench.results import CRASHED, FAILED, OOM, TIMEOUT, UNAVAILABLE, CaseResult, failed_result
 from dlbench.runner.isolate import Executor, LocalExecutor
 from dlbench.runner.schedule import RunLoop
-from dlbench.spec import Case
-from dlbench.store import RunRecord, RunStore, now_iso
+from dlbench.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, Case
+from dlbench.store import RunStore, now_iso
 from dlbench.suite import Overrides
 from dlbench.terminal import plain
 
@@ -71,8 +80,8 @@ def measure_overrides(max_time: float | None, min_samples: int | None, timeout: 
 ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
-def parse_environments(specs: tuple[str, ...]) -> list[dict[str, str]]:
-    """``--python NAME=PATH`` options as ``[{"name", "python"}]``; a one-line error for anything wrong."""
+def parse_environments(specs: tuple[str, ...]) -> tuple[PythonEnvironment, ...]:
+    """``--python NAME=PATH`` options, in the order given; a one-line error for anything wrong."""
     found: dict[str, str] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
@@ -87,7 +96,7 @@ def parse_environments(specs: tuple[str, ...]) -> list[dict[str, str]]:
         if resolved is None or not os.path.isfile(resolved) or not os.access(resolved, os.X_OK):
             raise DlbenchError(f"--python {name}: {path!r} is not an executable file")
         found[name] = os.path.abspath(resolved)
-    return [{"name": name, "python": python} for name, python in found.items()]
+    return tuple(PythonEnvironment(name=name, python=python) for name, python in found.items())
 
 
 @click.command("run")
@@ -100,17 +109,20 @@ def parse_environments(specs: tuple[str, ...]) -> list[dict[str, str]]:
 @click.option("--variant", "variants", multiple=True, type=CommaList(label="variant"),
               help="Framework variants (e.g. eager, channels_last, xla) or 'all'.")
 @click.option("--device", "-d", "devices", multiple=True, type=CommaList(label="device"), help="cpu, gpu.")
-@click.option("--threads", "-t", multiple=True, type=CommaList(positive_int=True, label="thread count"),
+@click.option("--threads", "-t", multiple=True,
+              type=CommaList(positive_int=True, label="thread count", maximum=MAX_THREADS),
               help="CPU thread counts, e.g. 1,2.")
 @click.option("--batch-size", "-b", "batch_sizes", multiple=True,
-              type=CommaList(positive_int=True, label="batch size"), help="Batch sizes, e.g. 16,64.")
+              type=CommaList(positive_int=True, label="batch size", maximum=MAX_BATCH_SIZE),
+              help=f"Batch sizes, e.g. 16,64 (at most {MAX_BATCH_SIZE}).")
 @click.option("--precision", "precisions", multiple=True, type=CommaList(label="precision"),
               help="float32 (default), tf32 (GPU), bf16, fp16 (mixed precision), e.g. float32,bf16.")
 @click.option("--output", "-o", type=NonEmptyPath(path_type=Path), help="Results directory [results/<run-id>].")
 @click.option("--resume", type=NonEmptyPath(path_type=Path), help="Finish the interrupted run in this directory.")
-@click.option("--timeout", type=Number(0, 7 * 24 * 3600.0, above=True), help="Seconds per case before it is killed.")
-@click.option("--max-time", type=Number(0, 7 * 24 * 3600.0, above=True), help="Sampling budget per case (s).")
-@click.option("--min-samples", type=Number(3, 1_000_000, integer=True), help="Samples per case at the least.")
+@click.option("--timeout", type=Number(0, MAX_SECONDS, above=True), help="Seconds per case before it is killed.")
+@click.option("--max-time", type=Number(0, MAX_SECONDS, above=True), help="Sampling budget per case (s).")
+@click.option("--min-samples", type=Number(ABSOLUTE_MIN_SAMPLES, MAX_SAMPLE_COUNT, integer=True),
+              help="Samples per case at the least.")
 @click.option("--repeat", type=click.IntRange(min=1, max=MAX_REPEATS),
               help="Rounds: measure every case in this many separately launched worker processes, rounds "
                    "interleaved (default: the suite's measure.repeats, else 1). 3 or more for compare.")
@@ -120,8 +132,9 @@ def parse_environments(specs: tuple[str, ...]) -> list[dict[str, str]]:
 @click.option("--python", "pythons", multiple=True, metavar="NAME=PATH",
               help="Run every case with this interpreter too (repeatable, e.g. base=venvA/bin/python "
                    "head=venvB/bin/python): an A/B run, judged with dlbench compare --within RUN base head.")
-@click.option("--memory-limit", type=Number(1, 2.0**30), help="Kill a worker above this RSS (MB): status oom.")
-@click.option("--seed", type=Number(0, 2**32 - 1, integer=True), default=None,
+@click.option("--memory-limit", type=Number(1, MAX_MEMORY_LIMIT_MB),
+              help="Kill a worker above this RSS (MB): status oom.")
+@click.option("--seed", type=Number(0, MAX_SEED, integer=True), default=None,
               help="Seed of inputs and weights (default: the suite's).")
 @click.option("--report", "make_report", is_flag=True, help="Also write an HTML report into OUTPUT/report.")
 @click.option("--calibrate", is_flag=True, help="Measure the machine's matmul peak first (for GFLOP/s fractions).")
@@ -172,15 +185,9 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
         plan = make_plan(suite, overrides, fleet=executor == "ray")
         run_id = new_run_id()
         directory = output or Path("results") / run_id
-        measure = plan.suite.measure
-        record = RunRecord(
-            run_id=run_id, created=now_iso(), environment=environment.capture(plan.gpu_probes),
-            suite=plan.suite.to_dict(),
-            config={"cases": [c.to_dict() for c in plan.cases], "measure": measure.to_dict(),
-                    "default_variants": {fw: get_adapter(fw).default_variant for fw in plan.frameworks},
-                    "seed": plan.suite.seed if seed is None else seed, "memory_limit_mb": memory_limit,
-                    "environments": environments,
-                    "control": measure.repeats > 1 if control is None else control, "command": sys.argv[1:]})
+        config = run_config(plan, seed, memory_limit, environments, control)
+        record = RunRecord(run_id=run_id, created=now_iso(), config=config,
+                           environment=msgspec.convert(environment.capture(plan.gpu_probes), Environment))
         options = None
         if executor == "ray":
             if environments or plan.suite.measure.repeats > 1:
@@ -191,7 +198,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             options = FleetOptions(address=address or "auto", placement=placement or SPREAD,
                                    resources=dict(plan.suite.resources))
             connect(options.address)  # before a run directory exists: a wrong address leaves nothing behind
-            record.config["executor"] = options.to_config()
+            record.config = msgspec.structs.replace(record.config, executor=options.to_config())
         for note in plan.suite.notes:
             console.print(plain("note: ", "yellow") + plain(note))
         if options is not None and options.placement == EACH_NODE:
@@ -199,11 +206,11 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             return
         store = RunStore.open(directory, record)
         cases = plan.cases
-    memory = memory_limit if resume is None else store.record.config.get("memory_limit_mb")
+    memory = store.record.config.memory_limit_mb
     signal.signal(signal.SIGTERM, _terminate)  # from here on, calibration included, SIGTERM is a Ctrl-C
     try:
         if is_fleet_config(store.record.config):
-            options = FleetOptions.from_config(store.record.config["executor"], address)
+            options = FleetOptions.from_config(store.record.config.executor, address)
             with FleetProgress.shown(quiet) as progress:
                 status = run_fleet({None: store}, store.record, options, cases, memory, progress)
         else:
@@ -328,23 +335,39 @@ def finish_fleet_each_node(directory: Path, output: Path | None, address: str | 
     if output is not None and output.resolve() != directory.resolve():
         raise DlbenchError("--resume and --output name different directories")
     stores, template = reopen_each_node(directory)
-    cases = [Case.from_dict(c) for c in template.config.get("cases", [])]
-    options = FleetOptions.from_config(template.config["executor"], address)
+    cases = list(template.config.cases)
+    options = FleetOptions.from_config(template.config.executor, address)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         with FleetProgress.shown(quiet) as progress:
-            status = run_fleet(stores, template, options, cases, template.config.get("memory_limit_mb"), progress)
+            status = run_fleet(stores, template, options, cases, template.config.memory_limit_mb, progress)
     finally:
         for store in stores.values():
             store.close()
     finish(list(stores.values()), status, quiet, make_report, directory)
 
 
+def run_config(plan: Plan, seed: int | None, memory_limit_mb: float | None,
+               environments: tuple[PythonEnvironment, ...] = (), control: bool | None = None) -> RunConfig:
+    """The configuration of a fresh run: the planned cases and the settings every worker job gets; the
+    drift control is on by default with two rounds or more."""
+    measure = plan.suite.measure
+    return RunConfig(
+        suite=plan.suite.record(), cases=tuple(plan.cases), measure=measure,
+        seed=plan.suite.seed if seed is None else seed, memory_limit_mb=memory_limit_mb,
+        default_variants={fw: get_adapter(fw).default_variant for fw in plan.frameworks},
+        environments=environments, control=measure.repeats > 1 if control is None else control,
+        command=tuple(sys.argv[1:]),
+    )
+
+
 def reopen(directory: Path, output: Path | None) -> tuple[RunStore, list[Case]]:
+    """The stored run to finish and its planned cases; its configuration (settings, seed, memory limit) is
+    the one it started with."""
     if output is not None and output.resolve() != directory.resolve():
         raise DlbenchError("--resume and --output name different directories")
-    store = RunStore.open(directory, RunRecord("", "", {}, {}, {}), resume=True)
-    cases = [Case.from_dict(c) for c in store.record.config.get("cases", [])]
+    store = RunStore.open(directory, resume=True)
+    cases = list(store.record.config.cases)
     if not cases:
         store.close()
         raise DlbenchError(f"{directory}/run.json lists no planned cases; cannot resume it")
@@ -354,14 +377,13 @@ def reopen(directory: Path, output: Path | None) -> tuple[RunStore, list[Case]]:
 def execute(store: RunStore, cases: list[Case], memory_limit: float | None, quiet: bool) -> str:
     """Run what is pending; returns the run's final status (complete or interrupted)."""
     config = store.record.config
-    measure = MeasureConfig(**config["measure"])
-    environments = config.get("environments") or [{"name": "", "python": sys.executable}]
+    environments = config.environments or (PythonEnvironment(name="", python=sys.executable),)
     executors: dict[str, Executor] = {
-        str(e["name"]): LocalExecutor(memory_limit_mb=memory_limit, python=str(e["python"])) for e in environments
+        e.name: LocalExecutor(memory_limit_mb=memory_limit, python=e.python) for e in environments
     }
     with progress_bar(quiet) as bar:
-        loop = RunLoop(store=store, executors=executors, measure=measure, seed=int(config.get("seed", 0)),
-                       control=measure_control if config.get("control") else None)
+        loop = RunLoop(store=store, executors=executors, config=config,
+                       control=measure_control if config.control else None)
         task = bar.add_task(f"run {store.record.run_id}", total=loop.pending_count(cases), last="")
 
         def advance(result: CaseResult) -> None:
@@ -387,8 +409,8 @@ def run_calibration(store: RunStore, threads: list[int], quiet: bool, precisions
     if not quiet:
         console.print(f"calibrating float32 matmul peak for threads {threads} ...")
     try:
-        calibration = calibrate(threads)
-        store.record.environment["calibration"] = {str(k): v for k, v in calibration.items()}
+        calibration = typed_calibration(calibrate(threads))
+        store.record.environment = msgspec.structs.replace(store.record.environment, calibration=calibration)
         for precision in [p for p in precisions or [] if p in LOW_PRECISION_DTYPES]:
             if not quiet:
                 console.print(f"calibrating {precision} matmul peak for threads {threads} ...")
@@ -397,13 +419,16 @@ def run_calibration(store: RunStore, threads: list[int], quiet: bool, precisions
             except DlbenchError as exc:  # e.g. no PyTorch to time bf16 with: the run itself still goes on
                 console.print(plain(f"note: no {precision} peak: {exc}"))
                 continue
-            peaks = store.record.environment.setdefault("calibration_precisions", {})
-            peaks[precision] = {str(k): v for k, v in measured.items()}
+            environment = store.record.environment
+            peaks = {**environment.calibration_precisions, precision: typed_calibration(measured)}
+            store.record.environment = msgspec.structs.replace(environment, calibration_precisions=peaks)
         if gpu_precisions:
             if not quiet:
                 console.print(f"calibrating the GPU's matmul peak for {', '.join(gpu_precisions)} ...")
             try:
-                store.record.environment["calibration_gpu"] = calibrate_gpu(gpu_precisions)
+                measured_gpu = calibrate_gpu(gpu_precisions)
+                store.record.environment = msgspec.structs.replace(store.record.environment,
+                                                                   calibration_gpu=measured_gpu)
             except DlbenchError as exc:  # the run itself still goes on, without a GPU "% of peak"
                 console.print(plain(f"note: no GPU peak: {exc}"))
     except KeyboardInterrupt:  # the calibration child is already killed (the process kit's Child saw to it)
@@ -411,6 +436,13 @@ def run_calibration(store: RunStore, threads: list[int], quiet: bool, precisions
         return "interrupted"
     store.flush()
     return "complete"
+
+
+def typed_calibration(measured: dict[int, dict[str, Any]]) -> dict[int, Calibration]:
+    try:
+        return msgspec.convert(measured, dict[int, Calibration])
+    except msgspec.ValidationError as exc:
+        raise DlbenchError(f"calibration gave an invalid result: {validation_message(exc)}") from None
 
 
 def write_report(directory: Path, runs: list[Path]) -> None:

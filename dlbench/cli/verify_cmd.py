@@ -15,9 +15,10 @@ import time
 
 import click
 
-from dlbench.cli.options import CommaList, flatten
+from dlbench.cli.options import CommaList, Number, flatten
+from dlbench.measure.timing import MAX_SECONDS
 from dlbench.process.placement import available_cores
-from dlbench.spec import PRECISIONS
+from dlbench.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, PRECISIONS
 from dlbench.terminal import make_console
 from dlbench.verify.biases import BIAS_MODES, DEFAULT_BIASES
 from dlbench.verify.collect import ImplResult
@@ -38,9 +39,10 @@ TABLE_WIDTH = 160  # the error table has 11 columns: never squeeze it into a nar
               help="Workloads, or single phases such as autoencoder/pretrain2. Default: all.")
 @click.option("--variant", "variants", multiple=True, type=CommaList(label="variant"),
               help="Only these variants. Default: every variant of each framework.")
-@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True,
+@click.option("--batch-size", "-b", type=Number(1, MAX_BATCH_SIZE, integer=True), default=DEFAULT_BATCH,
+              show_default=True,
               help="Batch size of the seeded input batch.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=Number(0, MAX_SEED, integer=True), default=0, show_default=True,
               help="Seed of the canonical weights, the random biases and the input batch.")
 @click.option("--biases", type=click.Choice(BIAS_MODES), default=DEFAULT_BIASES, show_default=True,
               help="random: the canonical weights with every zero-initialised bias replaced by seeded values "
@@ -51,9 +53,9 @@ TABLE_WIDTH = 160  # the error table has 11 columns: never squeeze it into a nar
 @click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
               help="Precision recipe of every implementation (see docs/precision.md); the tolerances are "
                    "derived from its unit roundoff.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--threads", type=Number(0, MAX_THREADS, integer=True), default=0, show_default=True,
               help="Threads per framework worker, pinned to that many cores as in run; 0 = every core here.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=1800.0, show_default=True,
+@click.option("--timeout", "timeout_s", type=Number(1, MAX_SECONDS), default=1800.0, show_default=True,
               help="Seconds one framework's worker may take for all its checks.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 # fmt: on

@@ -10,18 +10,20 @@ atomic store as a local run, so a driver killed mid-sweep loses nothing and ``--
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from dlbench.errors import DlbenchError
+import msgspec
+
+from dlbench.errors import DlbenchError, validation_message
 from dlbench.fleet.agent import RESULT, STARTED
 from dlbench.fleet.driver import DEFAULT_MAX_RETRIES, FleetDriver, Started
 from dlbench.fleet.nodes import PLACEMENTS, SPREAD, NodeSpec
 from dlbench.fleet.queue import Item
 from dlbench.measure.timing import MeasureConfig
+from dlbench.record import Environment, ExecutorConfig, RunConfig
 from dlbench.results import INTERRUPTED, CaseResult
 from dlbench.runner.protocol import WorkerJob
 from dlbench.runner.schedule import group_cases
@@ -41,23 +43,21 @@ class FleetOptions:
     resources: dict[str, float] = field(default_factory=dict)
     max_retries: int = DEFAULT_MAX_RETRIES
 
-    def to_config(self) -> dict[str, Any]:
-        return {"name": "ray", "address": self.address, "placement": self.placement,
-                "resources": dict(self.resources), "max_retries": self.max_retries}
+    def to_config(self) -> ExecutorConfig:
+        return ExecutorConfig(name="ray", address=self.address, placement=self.placement,
+                              resources=dict(self.resources), max_retries=self.max_retries)
 
     @classmethod
-    def from_config(cls, data: dict[str, Any], address: str | None) -> FleetOptions:
-        placement = str(data.get("placement", SPREAD))
+    def from_config(cls, data: ExecutorConfig, address: str | None) -> FleetOptions:
+        placement = data.placement or SPREAD
         if placement not in PLACEMENTS:
             raise DlbenchError(f"the stored run names an unknown placement {placement!r}")
-        return cls(address=address or str(data.get("address", "auto")), placement=placement,
-                   resources={str(k): float(v) for k, v in dict(data.get("resources", {})).items()},
-                   max_retries=int(data.get("max_retries", DEFAULT_MAX_RETRIES)))
+        return cls(address=address or data.address or "auto", placement=placement,
+                   resources=dict(data.resources), max_retries=data.max_retries)
 
 
-def is_fleet_config(config: dict[str, Any]) -> bool:
-    executor = config.get("executor")
-    return isinstance(executor, dict) and executor.get("name") == "ray"
+def is_fleet_config(config: RunConfig) -> bool:
+    return config.executor.name == "ray"
 
 
 def each_node_dirs(directory: Path) -> list[Path]:
@@ -94,7 +94,7 @@ def split(cases: tuple[Case, ...], chunks: int) -> list[tuple[Case, ...]]:
 
 def record_node(store: RunStore, node: NodeSpec, description: dict[str, Any]) -> None:
     """Keep the node's own environment (captured there) in ``environment.nodes[label]``."""
-    nodes = store.record.environment.setdefault("nodes", {})
+    nodes = store.record.environment.nodes
     entry = nodes.setdefault(node.label, {})
     entry.update({"node_id": node.node_id, "hostname": description.get("hostname", node.hostname),
                   "cores": description.get("cores", []), "resources": dict(node.resources),
@@ -135,7 +135,7 @@ class StoreSink:
 
     def runtime(self, node: NodeSpec, worker: WorkerKey, info: dict[str, Any]) -> None:
         store = self.store_for(node.node_id)
-        entry = store.record.environment.setdefault("nodes", {}).setdefault(node.label, {})
+        entry = store.record.environment.nodes.setdefault(node.label, {})
         entry.setdefault("workers", {})[worker.label] = info
         store.set_framework_info(worker, info)
 
@@ -147,7 +147,7 @@ class StoreSink:
         """Keep when each group held its node: opened when it starts, extended by each result (so a group
         cut short by a driver's death still shows how long it ran), closed when it ends."""
         store = self.store_for(node.node_id)
-        groups = store.record.environment.setdefault("nodes", {}).setdefault(node.label, {}).setdefault("groups", [])
+        groups = store.record.environment.nodes.setdefault(node.label, {}).setdefault("groups", [])
         if event["event"] == STARTED:
             groups.append({"worker": event["worker"], "started": event["at"], "finished": event["at"],
                            "cores": event.get("cores", []), "cases": event.get("cases", 0)})
@@ -167,8 +167,7 @@ def run_fleet(stores: dict[str | None, RunStore], template: RunRecord, options: 
 
     ``stores`` has the key None for a spread run; for each-node it holds the earlier node runs (resume) and
     ``new_node_store`` makes a store for each node of a fresh run. ``template`` carries the plan."""
-    measure = MeasureConfig(**template.config["measure"])
-    seed = int(template.config.get("seed", 0))
+    measure, seed = template.config.measure, template.config.seed
     driver = FleetDriver(address=options.address, required=options.resources, memory_limit_mb=memory_limit,
                          need_gpu=any(c.device == "gpu" for c in cases), max_retries=options.max_retries)
     sink = StoreSink(stores, progress)
@@ -199,7 +198,7 @@ def _items(stores: dict[str | None, RunStore], agents: Sequence[Started], option
     if options.placement == SPREAD:
         store = stores[None]
         return pending_items(cases, store.done_keys(), measure, seed, chunks=SPREAD_CHUNKS * max(1, len(agents)))
-    by_label = {store.record.config.get("executor", {}).get("node"): node_id for node_id, store in stores.items()}
+    by_label = {store.record.config.executor.node: node_id for node_id, store in stores.items()}
     items: list[Item] = []
     for agent in agents:
         node = agent.node
@@ -215,7 +214,7 @@ def _items(stores: dict[str | None, RunStore], agents: Sequence[Started], option
         items.extend(pending_items(cases, stores[node.node_id].done_keys(), measure, seed, node.node_id))
     absent = [s for key, s in stores.items() if key not in {a.node.node_id for a in agents}]
     for store in absent:
-        label = store.record.config.get("executor", {}).get("node", "?")
+        label = store.record.config.executor.node or "?"
         sink.note(f"node {label} is not in the cluster now; its missing cases stay missing (--resume later)")
     if not stores:
         raise DlbenchError("no node of the cluster can run this fleet run (see the notes above)")
@@ -233,12 +232,15 @@ def _disconnect() -> None:
 
 def node_record(template: RunRecord, node: NodeSpec, description: dict[str, Any]) -> RunRecord:
     """The run record of one node of an each-node run: the plan is the fleet's, the environment the node's."""
-    environment = dict(description.get("environment") or {})
-    environment["driver"] = template.environment
-    config = copy.deepcopy(template.config)
-    config.setdefault("executor", {})["node"] = node.label
+    try:
+        captured = msgspec.convert(description.get("environment") or {}, Environment)
+    except msgspec.ValidationError as exc:
+        raise DlbenchError(f"node {node.label} reported an invalid environment: {validation_message(exc)}") from None
+    environment = msgspec.structs.replace(captured, driver=msgspec.to_builtins(template.environment, str_keys=True))
+    config = msgspec.structs.replace(template.config,
+                                     executor=msgspec.structs.replace(template.config.executor, node=node.label))
     return RunRecord(run_id=f"{template.run_id}-{node.label}", created=template.created, environment=environment,
-                     suite=copy.deepcopy(template.suite), config=config)
+                     config=config)
 
 
 def each_node_factory(directory: Path, template: RunRecord) -> Callable[[NodeSpec, dict[str, Any]], RunStore]:
@@ -256,8 +258,8 @@ def reopen_each_node(directory: Path) -> tuple[dict[str | None, RunStore], RunRe
         record = load_run(sub)
         if not is_fleet_config(record.config):
             continue
-        store = RunStore.open(sub, RunRecord("", "", {}, {}, {}), resume=True)
-        stores[str(record.config["executor"].get("node", sub.name))] = store
+        store = RunStore.open(sub, resume=True)
+        stores[record.config.executor.node or sub.name] = store
     if not stores:
         raise DlbenchError(f"nothing to resume: {directory / RUN_FILE} does not exist")
     template = next(iter(stores.values())).record

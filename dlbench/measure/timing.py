@@ -17,44 +17,61 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
+import msgspec
+
+from dlbench.errors import validation_message
 from dlbench.stats import summarize
 
 ABSOLUTE_MIN_SAMPLES = 3  # fewer cannot give a median and an IQR worth printing
 MAX_REPEATS = 100  # rounds per case; more is a typo, not a plan
 
 
-@dataclass(frozen=True)
-class MeasureConfig:
-    """How long and how precisely to measure each case. A suite's ``[measure]`` table sets these."""
+# Bounds of every measurement setting. Each is far from any sensible value; they exist so that NaN, infinity,
+# zero (a zero warm-up divides by zero) or a typo of a few orders of magnitude is refused when a suite or the
+# command line is read, not discovered hours into a sweep.
+MAX_SECONDS = 7 * 24 * 3600.0  # a week: no single case or budget is meant to take longer
+MAX_SAMPLE_COUNT = 1_000_000
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_SECONDS)]
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0, le=MAX_SECONDS)]
+SampleCount = Annotated[int, msgspec.Meta(ge=ABSOLUTE_MIN_SAMPLES, le=MAX_SAMPLE_COUNT)]
 
-    warmup_s: float = 0.2
-    min_warmup: int = 1
-    min_block_s: float = 0.02
-    min_samples: int = 7
-    max_samples: int = 200
-    min_time_s: float = 0.5
-    max_time_s: float = 10.0
-    target_rel_ci: float = 0.02
-    timeout_s: float = 900.0  # per case, enforced by the parent process
-    repeats: int = 1  # rounds: separately launched worker processes per case (``--repeat``)
+
+class MeasureSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The fields of :class:`MeasureConfig` and their allowed ranges, without the checks on construction."""
+
+    warmup_s: Seconds = 0.2
+    min_warmup: Annotated[int, msgspec.Meta(ge=1, le=MAX_SAMPLE_COUNT)] = 1
+    min_block_s: Seconds = 0.02
+    min_samples: SampleCount = 7
+    max_samples: SampleCount = 200
+    min_time_s: Seconds = 0.5
+    max_time_s: Seconds = 10.0
+    target_rel_ci: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.02
+    timeout_s: PositiveSeconds = 900.0  # per case, enforced by the parent process
+    repeats: Annotated[int, msgspec.Meta(ge=1, le=MAX_REPEATS)] = 1  # rounds: worker processes per case (``--repeat``)
+
+
+class MeasureConfig(MeasureSettings, frozen=True):
+    """How long and how precisely to measure each case. A suite's ``[measure]`` table sets these.
+
+    Every construction is checked against the ranges of :class:`MeasureSettings` (finite, in range, the
+    right type), so a suite file, a command-line option and a stored record are all validated the same way:
+    a bad value raises ValueError naming the field."""
 
     def __post_init__(self) -> None:
-        if self.min_samples < ABSOLUTE_MIN_SAMPLES:
-            raise ValueError(f"min_samples must be at least {ABSOLUTE_MIN_SAMPLES}")
+        try:
+            msgspec.convert(msgspec.to_builtins(self), MeasureSettings)
+        except msgspec.ValidationError as exc:
+            raise ValueError(validation_message(exc)) from None
         if self.max_samples < self.min_samples:
             raise ValueError("max_samples must be at least min_samples")
-        if min(self.warmup_s, self.min_block_s, self.min_time_s, self.max_time_s) < 0:
-            raise ValueError("times must not be negative")
-        if self.timeout_s <= 0:
-            raise ValueError("timeout_s must be positive")
-        if not 1 <= self.repeats <= MAX_REPEATS:
-            raise ValueError(f"repeats must lie between 1 and {MAX_REPEATS}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        return data
 
 
 @dataclass(frozen=True)

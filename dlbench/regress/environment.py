@@ -5,12 +5,12 @@ different CPU model or framework version explains a "regression" better than the
 The verdicts are still computed (the user may compare across machines on purpose), but every
 difference found becomes a warning line in every output format.
 
-Every key of the environment record is optional: older or partial records simply yield fewer checks.
+Every field of the environment record may be empty: partial records simply yield fewer checks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from dlbench.store import RunRecord
@@ -27,34 +27,31 @@ HOST_FIELDS = (
 )
 
 
-def _section(record: RunRecord, name: str) -> Mapping[str, Any]:
-    value = record.environment.get(name)
-    return value if isinstance(value, Mapping) else {}
-
-
 def _differs(a: Any, b: Any) -> bool:
-    return a not in (None, "") and b not in (None, "") and a != b
+    return a not in (None, "", ()) and b not in (None, "", ()) and a != b
 
 
 def _host_differences(base: RunRecord, cur: RunRecord) -> list[str]:
-    base_host, cur_host = _section(base, "host"), _section(cur, "host")
+    base_host, cur_host = base.environment.host, cur.environment.host
     return [
-        f"{label} differs: {base_host.get(field)!s} (baseline) vs {cur_host.get(field)!s} (current)"
+        f"{label} differs: {_shown(getattr(base_host, field))} (baseline) vs {_shown(getattr(cur_host, field))}"
+        " (current)"
         for field, label in HOST_FIELDS
-        if _differs(base_host.get(field), cur_host.get(field))
+        if _differs(getattr(base_host, field), getattr(cur_host, field))
     ]
 
 
+def _shown(value: Any) -> str:
+    return str(list(value)) if isinstance(value, tuple) else str(value)
+
+
 def _gpu_names(record: RunRecord) -> list[str]:
-    gpus = record.environment.get("gpus")
-    if not isinstance(gpus, list):
-        return []
-    return sorted(str(gpu.get("name", "?")) for gpu in gpus if isinstance(gpu, Mapping))
+    return sorted(gpu.name or "?" for gpu in record.environment.gpus)
 
 
 def _gpu_differences(base: RunRecord, cur: RunRecord) -> list[str]:
     base_gpus, cur_gpus = _gpu_names(base), _gpu_names(cur)
-    if "gpus" in base.environment and "gpus" in cur.environment and base_gpus != cur_gpus:
+    if base_gpus != cur_gpus:
         return [f"GPUs differ: {', '.join(base_gpus) or 'none'} (baseline) vs {', '.join(cur_gpus) or 'none'}"
                 " (current)"]
     return []
@@ -121,19 +118,14 @@ def _framework_differences(base: RunRecord, cur: RunRecord, frameworks: Iterable
     ]
 
 
-def _gflops(record: RunRecord, threads: str) -> float | None:
-    entry = _section(record, "calibration").get(threads)
-    value = entry.get("gflops") if isinstance(entry, Mapping) else None
-    return float(value) if isinstance(value, int | float) and value > 0 else None
-
-
 def _calibration_differences(base: RunRecord, cur: RunRecord) -> list[str]:
     """The calibration kernel measures the machine itself; a gap means the machines ran at different speeds
     (another CPU, frequency scaling, a noisy neighbour), whatever the code under test did."""
     found = []
-    for threads in sorted(set(_section(base, "calibration")) & set(_section(cur, "calibration"))):
-        base_gflops, cur_gflops = _gflops(base, threads), _gflops(cur, threads)
-        if base_gflops and cur_gflops and abs(cur_gflops / base_gflops - 1) > CALIBRATION_TOLERANCE:
+    base_peaks, cur_peaks = base.environment.calibration, cur.environment.calibration
+    for threads in sorted(set(base_peaks) & set(cur_peaks)):
+        base_gflops, cur_gflops = base_peaks[threads].gflops, cur_peaks[threads].gflops
+        if abs(cur_gflops / base_gflops - 1) > CALIBRATION_TOLERANCE:
             found.append(
                 f"machine speed differs: calibration at {threads} thread(s) {base_gflops:.1f} GFLOP/s"
                 f" (baseline) vs {cur_gflops:.1f} GFLOP/s (current)"

@@ -107,10 +107,8 @@ def load_runs(root: Path) -> tuple[list[tuple[Path, RunRecord]], list[str]]:
 
 
 def run_info(directory: Path, record: RunRecord) -> RunInfo:
-    git = record.environment.get("git")
-    git = git if isinstance(git, dict) else {}
-    commit = str(git.get("commit") or "")
-    return RunInfo(record.run_id, directory, record.created, commit, bool(git.get("dirty")))
+    git = record.environment.git
+    return RunInfo(record.run_id, directory, record.created, git.commit, git.dirty)
 
 
 def _git(repo: Path, args: Sequence[str], stdin: str = "") -> str | None:

@@ -1,9 +1,10 @@
 """The report's single source of numbers: stored runs flattened into one table of result rows.
 
-Every number a report shows is taken from :func:`dlbench.store.result_row`, the very function that
+Every number a report shows is taken from :func:`dlbench.metrics.result_row`, the very function that
 writes a run's ``results.csv``, so a report can never disagree with the stored results (the tests check
-it). On top of those columns this module adds only labels the tables and plots group by: which run, which
-setting ("CPU, 2 threads" or "GPU"), which series ("torch [channels_last]") and the calibrated machine peak.
+it); its values are numbers or ``None``, never text to parse back. On top of those columns this module
+adds only labels the tables and plots group by: which run, which setting ("CPU, 2 threads" or "GPU"),
+which series ("torch [channels_last]") and the calibrated machine peak.
 """
 
 from __future__ import annotations
@@ -16,33 +17,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dlbench.errors import DlbenchError
+from dlbench.metrics import CSV_COLUMNS, NUMERIC_COLUMNS, csv_fields, result_row
 from dlbench.results import CaseResult
-from dlbench.store import CSV_COLUMNS, RunRecord, load_run, result_row
+from dlbench.store import RunRecord, load_run
 from dlbench.workloads import WORKLOADS
 
-# Columns of result_row that hold numbers (the CSV writes "" for a missing value).
-NUMERIC_COLUMNS = (
-    "threads", "batch_size", "median_ms", "iqr_ms", "ci_low_ms", "ci_high_ms", "mean_ms", "std_ms", "min_ms",
-    "n_samples", "iterations_per_sample", "first_call_ms", "samples_per_s", "params", "macs", "flops",
-    "gflops_per_s", "framework_flops", "peak_rss_mb", "rss_rise_mb", "framework_peak_mb", "device_peak_mb",
-    "threads_effective", "cpu_per_wall", "duration_s",
-)
 FRAMEWORK_ORDER = {"torch": 0, "tensorflow": 1, "jax": 2}  # the README's order; plugins follow by name
 PASS_ORDER = {"gradient": 0, "forward": 1}  # Table 3 of the study shows gradient first
-
-
-def lookup(data: Any, *path: str) -> Any:
-    """``data[path[0]][path[1]]...`` or None: environment records of older or partial runs may lack any
-    key or hold something unexpected, and a report must still render."""
-    for key in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
 
 
 @dataclass(frozen=True)
@@ -54,7 +38,7 @@ class LoadedRun:
 
     @property
     def hostname(self) -> str:
-        return str(lookup(self.record.environment, "host", "hostname") or "").strip()
+        return self.record.environment.host.hostname.strip()
 
     def peak_gflops(self, device: str, threads: int, precision: str = "float32") -> float | None:
         """The calibrated matrix-multiply peak of ``precision`` for a CPU thread count, or of the GPU, if the
@@ -64,11 +48,11 @@ class LoadedRun:
             return float(value) if isinstance(value, int | float) and value > 0 else None
         if device != "cpu":
             return None
-        if precision in ("", "float32"):
-            value = lookup(self.record.environment, "calibration", str(threads), "gflops")
-        else:
-            value = lookup(self.record.environment, "calibration_precisions", precision, str(threads), "gflops")
-        return float(value) if isinstance(value, int | float) and value > 0 else None
+        environment = self.record.environment
+        peaks = environment.calibration if precision in ("", "float32") else \
+            environment.calibration_precisions.get(precision, {})
+        entry = peaks.get(threads)
+        return entry.gflops if entry is not None else None
 
 
 def load_runs(run_dirs: Sequence[Path]) -> list[LoadedRun]:
@@ -140,7 +124,7 @@ def combined_csv(runs: Sequence[LoadedRun]) -> str:
     writer = csv.DictWriter(out, fieldnames=("run", *CSV_COLUMNS), lineterminator="\n")
     writer.writeheader()
     for _, run, _, row in _rows(runs):
-        writer.writerow({"run": run.label, **row})
+        writer.writerow({"run": run.label, **csv_fields(row)})
     return out.getvalue()
 
 
@@ -160,9 +144,9 @@ def results_frame(runs: Sequence[LoadedRun]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    for column in (*NUMERIC_COLUMNS, "peak_gflops"):
-        frame[column] = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
-    frame["noisy"] = frame["noisy"].map(lambda v: v is True or v == "True")
+    for column in (*NUMERIC_COLUMNS, "peak_gflops"):  # None -> NaN, so that columns are numeric
+        frame[column] = pd.to_numeric(frame[column])
+    frame["noisy"] = frame["noisy"].map(lambda v: v is True)
     frame["peak_fraction"] = frame["gflops_per_s"] / frame["peak_gflops"]
     # What "memory" means in plots and tables: on a GPU the allocator's peak; on the CPU what the case
     # added to the worker's resident set (absolute RSS is dominated by the framework's import).
@@ -170,9 +154,7 @@ def results_frame(runs: Sequence[LoadedRun]) -> pd.DataFrame:
     frame["memory_mb"] = frame["rss_rise_mb"].where(~gpu, frame["device_peak_mb"])
     recorded: dict[str, str] = {}
     for run in runs:
-        stored = run.record.config.get("default_variants", {})
-        if isinstance(stored, dict):
-            recorded.update({str(k): str(v) for k, v in stored.items()})
+        recorded.update(run.record.config.default_variants)
     defaults = default_variants(frame["framework"].unique(), frame, recorded)
     frame["default_variant"] = [defaults.get(f) == v for f, v in zip(frame["framework"], frame["variant"],
                                                                         strict=True)]

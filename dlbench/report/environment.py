@@ -1,8 +1,8 @@
 """The environment beside the numbers: one column per run, one row per fact (CPU, GPU, versions, ...).
 
 The study's lesson is that a time means nothing without the versions, library backends and hardware that
-produced it, so every report opens with them. Environment records come from older or partial runs too,
-so every key is optional and any JSON value is shown as text (the HTML layer escapes it).
+produced it, so every report opens with them. The record is typed (:class:`dlbench.record.Environment`);
+fields that a partial run left empty show as a dash. The HTML layer escapes every value.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 
 from dlbench.formatting import MISSING
-from dlbench.report.data import LoadedRun, lookup
+from dlbench.record import FrameworkRuntime, GpuInfo
+from dlbench.report.data import LoadedRun
 from dlbench.report.tables import Cell, Table
 
 Fact = Callable[[LoadedRun], str]
@@ -21,8 +22,8 @@ BUSY_FRACTION = 0.8  # a pinned BLAS kernel keeps its N cores busy: CPU time / w
 
 
 def text(value: Any) -> str:
-    """A JSON value as one readable line: dicts as ``k=v``, lists comma-separated, absent as a dash."""
-    if value is None or value == "" or value == [] or value == {}:
+    """A value as one readable line: dicts as ``k=v``, lists comma-separated, absent as a dash."""
+    if value is None or value == "" or value == [] or value == () or value == {}:
         return MISSING
     if isinstance(value, dict):
         return ", ".join(f"{k}={text(v)}" for k, v in value.items())
@@ -32,26 +33,25 @@ def text(value: Any) -> str:
 
 
 def _host(key: str) -> Fact:
-    return lambda run: text(lookup(run.record.environment, "host", key))
+    return lambda run: text(getattr(run.record.environment.host, key))
 
 
 def _cores(run: LoadedRun) -> str:
-    host = lookup(run.record.environment, "host") or {}
-    logical, physical = lookup(host, "cpu_logical"), lookup(host, "cpu_physical")
-    affinity = lookup(host, "affinity")
-    parts = [f"{logical} logical" if logical else "", f"{physical} physical" if physical else "",
-             f"affinity {text(affinity)}" if affinity else ""]
+    host = run.record.environment.host
+    parts = [f"{host.cpu_logical} logical" if host.cpu_logical else "",
+             f"{host.cpu_physical} physical" if host.cpu_physical else "",
+             f"affinity {text(host.affinity)}" if host.affinity else ""]
     return ", ".join(p for p in parts if p) or MISSING
 
 
 def _memory(run: LoadedRun) -> str:
-    value = lookup(run.record.environment, "host", "memory_gb")
-    return f"{value} GiB" if value not in (None, "") else MISSING
+    value = run.record.environment.host.memory_gb
+    return f"{value} GiB" if value is not None else MISSING
 
 
 def _gpus(run: LoadedRun) -> str:
-    gpus = lookup(run.record.environment, "gpus")
-    if not isinstance(gpus, list) or not gpus:
+    gpus = run.record.environment.gpus
+    if not gpus:
         return "none"
     return "; ".join(_gpu(g) for g in gpus)
 
@@ -61,73 +61,59 @@ GPU_DETAILS = (("uuid", "{}"), ("pci_bus_id", "bus {}"), ("compute_capability", 
                ("power_limit_w", "power limit {} W"))
 
 
-def _gpu(gpu: Any) -> str:
+def _gpu(gpu: GpuInfo) -> str:
     """One GPU as NVML described it; what it refused to say is named as missing, not left silent."""
-    parts = [f"{lookup(gpu, 'memory_mb') or '?'} MB", f"driver {lookup(gpu, 'driver') or '?'}"]
-    parts += [form.format(text(lookup(gpu, key))) for key, form in GPU_DETAILS if lookup(gpu, key) not in (None, "")]
-    errors = lookup(gpu, "errors")
-    if isinstance(errors, dict) and errors:
-        parts.append(f"not readable: {', '.join(sorted(map(str, errors)))}")
-    return f"{lookup(gpu, 'name') or 'GPU'} ({', '.join(parts)})"
+    parts = [f"{gpu.memory_mb if gpu.memory_mb is not None else '?'} MB", f"driver {gpu.driver or '?'}"]
+    values = [(getattr(gpu, key), form) for key, form in GPU_DETAILS]
+    parts += [form.format(text(value)) for value, form in values if value not in (None, "")]
+    if gpu.errors:
+        parts.append(f"not readable: {', '.join(sorted(gpu.errors))}")
+    return f"{gpu.name or 'GPU'} ({', '.join(parts)})"
 
 
 def _gpu_calibration(run: LoadedRun) -> str:
-    found = lookup(run.record.environment, "calibration_gpu")
-    if not isinstance(found, dict) or not found:
+    found = run.record.environment.calibration_gpu
+    if not found:
         return "not calibrated"
     parts = []
     for precision, entry in found.items():
-        gflops = lookup(entry, "gflops")
+        gflops = entry.get("gflops")
         shown = f"{gflops:.0f}" if isinstance(gflops, int | float) else text(gflops)
-        parts.append(f"{precision}: {shown} GFLOP/s ({text(lookup(entry, 'library'))})")
+        parts.append(f"{precision}: {shown} GFLOP/s ({text(entry.get('library'))})")
     return "; ".join(parts)
 
 
 def _git(run: LoadedRun) -> str:
-    git = lookup(run.record.environment, "git")
-    commit = lookup(git, "commit")
-    if not commit:
+    git = run.record.environment.git
+    if not git.commit:
         return MISSING
-    return f"{str(commit)[:12]}{' (dirty)' if lookup(git, 'dirty') else ''}"
+    return f"{git.commit[:12]}{' (dirty)' if git.dirty else ''}"
 
 
 def _calibration(run: LoadedRun) -> str:
-    calibration = lookup(run.record.environment, "calibration")
-    if not isinstance(calibration, dict) or not calibration:
+    calibration = run.record.environment.calibration
+    if not calibration:
         return "not calibrated"
-    parts = []
-    for threads, entry in sorted(calibration.items(), key=lambda kv: (len(kv[0]), kv[0])):
-        gflops = lookup(entry, "gflops")
-        shown = f"{gflops:.1f}" if isinstance(gflops, int | float) else text(gflops)
-        parts.append(f"{threads} thread(s): {shown} GFLOP/s{_busy(threads, lookup(entry, 'cpu_per_wall'))}")
-    return "; ".join(parts)
+    return "; ".join(f"{threads} thread(s): {entry.gflops:.1f} GFLOP/s{_busy(threads, entry.cpu_per_wall)}"
+                     for threads, entry in sorted(calibration.items()))
 
 
 def _precision_calibration(run: LoadedRun) -> str:
     """The low-precision peaks (bf16, fp16: measured with PyTorch), with float32 of the same library."""
-    found = lookup(run.record.environment, "calibration_precisions")
-    if not isinstance(found, dict) or not found:
-        return "not calibrated"
     parts = []
-    for precision, by_threads in sorted(found.items()):
-        if not isinstance(by_threads, dict):
-            continue
-        for threads, entry in sorted(by_threads.items(), key=lambda kv: (len(kv[0]), kv[0])):
-            gflops, same = lookup(entry, "gflops"), lookup(entry, "float32_same_library_gflops")
-            shown = f"{gflops:.1f}" if isinstance(gflops, int | float) else text(gflops)
-            versus = f" (float32 {same:.1f} with {text(lookup(entry, 'library'))})" if isinstance(
-                same, int | float) else ""
-            parts.append(f"{precision}, {threads} thread(s): {shown} GFLOP/s{versus}"
-                         f"{_busy(threads, lookup(entry, 'cpu_per_wall'))}")
+    for precision, by_threads in sorted(run.record.environment.calibration_precisions.items()):
+        for threads, entry in sorted(by_threads.items()):
+            same = entry.float32_same_library_gflops
+            versus = f" (float32 {same:.1f} with {text(entry.library)})" if same is not None else ""
+            parts.append(f"{precision}, {threads} thread(s): {entry.gflops:.1f} GFLOP/s{versus}"
+                         f"{_busy(threads, entry.cpu_per_wall)}")
     return "; ".join(parts) or "not calibrated"
 
 
-def _busy(threads: str, cpu_per_wall: Any) -> str:
+def _busy(threads: int, cpu_per_wall: float | None) -> str:
     """A calibration that got much less CPU than its threads (another process competed) understates the
     peak, and every "% of peak" with it: say so beside the number."""
-    if not isinstance(cpu_per_wall, int | float) or not threads.isdigit():
-        return ""
-    if cpu_per_wall < BUSY_FRACTION * int(threads):
+    if cpu_per_wall is not None and cpu_per_wall < BUSY_FRACTION * threads:
         return f" (machine busy: CPU/wall {cpu_per_wall:.2f})"
     return ""
 
@@ -147,7 +133,7 @@ FACTS: tuple[tuple[str, Fact], ...] = (
     ("OS", _host("os")),
     ("kernel", _host("kernel")),
     ("Python", _host("python")),
-    ("dlbench", lambda run: text(lookup(run.record.environment, "dlbench"))),
+    ("dlbench", lambda run: text(run.record.environment.dlbench)),
     ("git commit", _git),
     ("matmul peak (float32)", _calibration),
     ("matmul peak (low precision)", _precision_calibration),
@@ -157,13 +143,14 @@ FACTS: tuple[tuple[str, Fact], ...] = (
 
 def _framework(name: str) -> Fact:
     def fact(run: LoadedRun) -> str:
-        info = lookup(run.record.environment, "frameworks", name)
-        if not isinstance(info, dict):
+        info: FrameworkRuntime | None = run.record.environment.frameworks.get(name)
+        if info is None:
             return MISSING
-        parts = [f"version {text(info.get('version'))}"]
+        parts = [f"version {text(info.version)}"]
         for key in ("threads", "devices", "backends", "settings"):
-            if info.get(key) not in (None, "", [], {}):
-                parts.append(f"{key}: {text(info[key])}")
+            value = getattr(info, key)
+            if value not in (None, "", (), {}):
+                parts.append(f"{key}: {text(value)}")
         return "; ".join(parts)
 
     return fact
@@ -173,8 +160,7 @@ def environment_table(runs: Sequence[LoadedRun]) -> Table:
     """Runs side by side: the facts above, then one row per framework any run used."""
     frameworks: dict[str, None] = {}
     for run in runs:
-        found = lookup(run.record.environment, "frameworks")
-        frameworks.update(dict.fromkeys(found if isinstance(found, dict) else {}))
+        frameworks.update(dict.fromkeys(run.record.environment.frameworks))
         frameworks.update(dict.fromkeys(r.case.framework for r in run.record.results))
     facts = (*FACTS, *((name, _framework(name)) for name in frameworks))
     values = [[fact(run) for run in runs] for _, fact in facts]
@@ -191,9 +177,8 @@ def packages_table(runs: Sequence[LoadedRun]) -> Table:
     """Installed package versions per run (from the environment record's ``packages``)."""
     names: dict[str, None] = {}
     for run in runs:
-        packages = lookup(run.record.environment, "packages")
-        names.update(dict.fromkeys(packages if isinstance(packages, dict) else {}))
-    values = [[text(lookup(run.record.environment, "packages", name)) for run in runs] for name in names]
+        names.update(dict.fromkeys(run.record.environment.packages))
+    values = [[text(run.record.environment.packages.get(name)) for run in runs] for name in names]
     rows = tuple(tuple([Cell(name), *(Cell(v) for v in row)])
                  for name, row in zip(names, values, strict=True))
     data = pd.DataFrame([[name, *row] for name, row in zip(names, values, strict=True)],

@@ -10,8 +10,10 @@ from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Any
 
-from dlbench.measure.timing import MeasureConfig
+import msgspec
+
 from dlbench.process.placement import cores_for
+from dlbench.record import ControlReading, RunConfig
 from dlbench.results import CaseResult
 from dlbench.runner.isolate import Executor
 from dlbench.runner.protocol import WorkerJob
@@ -61,19 +63,18 @@ class RunLoop:
 
     store: RunStore
     executors: dict[str, Executor]
-    measure: MeasureConfig
-    seed: int = 0
+    config: RunConfig  # the jobs' measurement settings and seed
     on_result: Callable[[CaseResult], None] | None = None
-    control: Callable[[int], dict[str, Any]] | None = None  # measures the drift control for a round
+    control: Callable[[int], ControlReading] | None = None  # measures the drift control for a round
 
     def _todo(self, step: Step) -> tuple[Case, ...]:
-        repeats = self.measure.repeats
+        repeats = self.config.measure.repeats
         return tuple(c for c in step.cases if self.store.rounds_done(step.environment, c.key, repeats) < step.round)
 
     def pending(self, cases: Iterable[Case]) -> list[Step]:
         """Every (round, environment, group) still to measure: resume completes missing rounds."""
         steps = []
-        for step in interleave(group_cases(cases), list(self.executors), self.measure.repeats):
+        for step in interleave(group_cases(cases), list(self.executors), self.config.measure.repeats):
             todo = self._todo(step)
             if todo:
                 steps.append(replace(step, cases=todo))
@@ -92,14 +93,12 @@ class RunLoop:
                 controlled.add(step.round)  # once per round, before its first worker, pinned like the cases
                 self.store.add_control(self.control(step.round))
             job = WorkerJob(key=step.worker, cores=cores_for(step.worker.threads), cases=todo,
-                            measure=self.measure, seed=self.seed)
+                            measure=self.config.measure, seed=self.config.seed)
             env = step.environment
             self.executors[env].run(job, functools.partial(self._record, env), functools.partial(self._runtime, env))
 
     def _record(self, environment: str, result: CaseResult) -> None:
-        result = replace(result, environment=environment)
-        if not result.host:
-            result = replace(result, host=HOSTNAME)
+        result = msgspec.structs.replace(result, environment=environment, host=result.host or HOSTNAME)
         self.store.add_round(result)
         if self.on_result is not None:
             self.on_result(result)

@@ -18,6 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from dlbench import gpu_telemetry
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable
 from dlbench.measure.memory import current_rss, peak_rss, reset_peak_rss
@@ -120,8 +122,8 @@ def warmup_case(first: Case) -> Case:
     compiling them from PTX) happens here and not in whichever conv case comes first. Both take the first
     case's variant and precision unless that variant exists for another workload only."""
     if first.device == "gpu":
-        return replace(first, workload="lenet", phase="", pass_="gradient", batch_size=1)
-    return replace(first, workload="autoencoder", phase="pretrain3", pass_="gradient", batch_size=1)
+        return msgspec.structs.replace(first, workload="lenet", phase="", pass_="gradient", batch_size=1)
+    return msgspec.structs.replace(first, workload="autoencoder", phase="pretrain3", pass_="gradient", batch_size=1)
 
 
 def warm_up_runtime(adapter: Adapter, job: protocol.WorkerJob, first: Case, threads: int | None) -> None:
@@ -135,7 +137,7 @@ def warm_up_runtime(adapter: Adapter, job: protocol.WorkerJob, first: Case, thre
     """
     tiny = warmup_case(first)
     if not adapter.applies(tiny.variant, tiny.workload):  # e.g. a variant made for the LSTM only
-        tiny = replace(tiny, variant=adapter.default_variant)
+        tiny = msgspec.structs.replace(tiny, variant=adapter.default_variant)
     run_case(adapter, replace(job, measure=WARMUP_MEASURE), tiny, threads)
 
 

@@ -76,7 +76,7 @@ def assert_one_group_per_node_at_a_time(run_dir: Path) -> None:
     inside a span of its own node."""
     record = load_run(run_dir)
     spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for entry in record.environment["nodes"].values():
+    for entry in record.environment.nodes.values():
         for group in entry["groups"]:
             spans[entry["node_id"]].append((group["started"], group["finished"]))
     assert spans
@@ -101,8 +101,8 @@ def test_spread_runs_every_case_once_across_both_nodes(cluster: Any, tmp_path: P
     assert {r.node_id for r in rows} == worker_ids(cluster)  # both worker nodes took a share, the head none
     assert all(r.host for r in rows)
     record = load_run(out)
-    assert record.config["executor"]["placement"] == "spread"
-    nodes = record.environment["nodes"]
+    assert record.config.executor.placement == "spread"
+    nodes = record.environment.nodes
     assert {n["node_id"] for n in nodes.values()} == worker_ids(cluster)
     for entry in nodes.values():  # each node's environment captured there: its own cores, its own process
         assert entry["environment"]["host"]["hostname"] == entry["hostname"]
@@ -128,7 +128,7 @@ def test_each_node_runs_every_case_on_every_node(cluster: Any, tmp_path: Path) -
         assert len(record.results) == N_CASES and all(r.status == "ok" for r in record.results)
         (node_id,) = {r.node_id for r in record.results}
         seen.add(node_id)
-        assert record.environment["host"]["hostname"]  # the node's own environment is the run's environment
+        assert record.environment.host.hostname  # the node's own environment is the run's environment
         assert_one_group_per_node_at_a_time(node_dir)
     assert seen == worker_ids(cluster)
     # a fleet run reads like several machines' runs: compare and report take the node directories

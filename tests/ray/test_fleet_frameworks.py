@@ -26,7 +26,7 @@ def test_torch_smoke_cases_spread_over_the_cluster(cluster: Any, tmp_path: Path)
     assert len(record.results) == 10  # lenet + autoencoder's four phases, forward and gradient
     assert all(r.status == "ok" and r.node_id in workers for r in record.results)
     assert all(r.threads_effective == 1 and len(r.affinity) == 1 for r in record.results)
-    assert record.environment["frameworks"]["torch"]["version"]
-    node_envs = record.environment["nodes"].values()
+    assert record.environment.frameworks["torch"].version
+    node_envs = record.environment.nodes.values()
     assert {n["node_id"] for n in node_envs} <= workers
     assert all(n["workers"]["torch/cpu/t1"]["framework"] == "torch" for n in node_envs if n.get("workers"))

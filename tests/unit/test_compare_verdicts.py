@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from dlbench.errors import DlbenchError
@@ -217,10 +218,15 @@ def test_calibration_gap_is_a_warning() -> None:
     assert len(warnings) == 1 and "machine speed differs" in warnings[0]
 
 
-def test_partial_or_odd_environment_records_do_not_crash() -> None:
-    odd = make_run("a", [], {"host": "not a dict", "gpus": "none", "calibration": {"1": 5}, "frameworks": {}})
-    assert environment_differences(odd, make_run("b", [], {}), {"torch"}) == []
-    assert environment_differences(make_run("b", [], {}), odd, {"torch"}) == []
+def test_partial_environment_records_do_not_crash() -> None:
+    partial = make_run("a", [], {"host": {}, "calibration": {"1": {"gflops": 5.0}}, "frameworks": {}})
+    assert environment_differences(partial, make_run("b", [], {}), {"torch"}) == []
+    assert environment_differences(make_run("b", [], {}), partial, {"torch"}) == []
+
+
+def test_odd_environment_records_are_refused_naming_the_field() -> None:
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.host"):
+        make_run("a", [], {"host": "not a dict", "gpus": "none", "frameworks": {}})
 
 
 def test_environment_warnings_reach_the_comparison() -> None:

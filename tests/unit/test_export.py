@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from dlbench.export import bencher, generic, github_action_benchmark
@@ -48,7 +48,7 @@ def test_github_action_benchmark_custom_smaller_is_better() -> None:
 def test_bencher_metric_format() -> None:
     record = sample_run()
     record.results[0] = make_result(LENET, SAMPLES, rise_mib=None)
-    record.results[2] = replace(make_result(LSTM, SAMPLES), memory=Memory(framework_peak=5 * MiB))
+    record.results[2] = msgspec.structs.replace(make_result(LSTM, SAMPLES), memory=Memory(framework_peak=5 * MiB))
     data = json.loads(bencher(record))
     assert set(data) == {LENET.key, LSTM.key}
     summary = summarize(SAMPLES)

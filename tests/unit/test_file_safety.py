@@ -165,7 +165,7 @@ def accepts_or_explains(parse: Callable[[], Suite]) -> None:
     except DlbenchError as exc:
         assert str(exc) and "\n" not in str(exc)
     else:
-        assert suite.to_dict()["workloads"]
+        assert suite.record().workloads
 
 
 @settings(max_examples=300, deadline=None)

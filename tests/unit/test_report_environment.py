@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from dlbench.errors import StoreError
 from dlbench.report.data import load_runs
 from dlbench.report.environment import environment_table, packages_table, text
 from tests.report_fixtures import cases, make_environment, make_run
@@ -36,14 +40,22 @@ def test_runs_side_by_side_with_hardware_versions_and_calibration(tmp_path: Path
     assert list(table.data.columns) == ["fact", "bench-1 / a", "old / b"]
 
 
-def test_junk_in_an_environment_record_is_shown_not_fatal(tmp_path: Path) -> None:
-    env = {"host": "not a dict", "gpus": "none", "calibration": {"1": "fast"},
-           "packages": {"numpy": None}}
+def test_an_empty_environment_record_shows_dashes(tmp_path: Path) -> None:
+    env = {"host": {}, "gpus": [], "calibration": {"1": {"gflops": 12.5}}, "packages": {"numpy": ""}}
     run = make_run(tmp_path / "r", [], environment=env)
     found = facts(environment_table(load_runs([run])))
     assert found["CPU"] == ["—"] and found["GPU"] == ["none"]
-    assert found["matmul peak (float32)"] == ["1 thread(s): — GFLOP/s"]
+    assert found["matmul peak (float32)"] == ["1 thread(s): 12.5 GFLOP/s"]
     assert facts(packages_table(load_runs([run]))) == {"numpy": ["—"]}
+
+
+def test_junk_in_a_stored_environment_is_one_clear_error(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "r", [])
+    data = json.loads((run / "run.json").read_text())
+    data["environment"]["calibration"] = {"1": {"gflops": "fast"}}
+    (run / "run.json").write_text(json.dumps(data))
+    with pytest.raises(StoreError, match=r"environment\.calibration\[\.\.\.\]\.gflops: expected `float`"):
+        load_runs([run])
 
 
 def test_text_flattens_json_values() -> None:

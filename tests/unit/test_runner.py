@@ -8,13 +8,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
+from dlbench.spec import Case
 from tests.conftest import ROOT, run_cli
 
 FAST = ("--framework", "fake", "--device", "cpu", "--quiet")
+
+
+def key_of(stored: dict[str, Any]) -> str:
+    return Case.from_dict(stored["case"]).key
 
 
 def rows(directory: Path) -> dict[str, dict[str, str]]:
@@ -36,8 +42,8 @@ def test_smoke_on_the_fake_adapter_writes_every_case(tmp_path: Path) -> None:
     lenet = next(r for r in table.values() if r["workload"] == "lenet")
     assert lenet["params"] == "431080" and lenet["macs"] == "2293000"
     record = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert record["schema_version"] == 1 and record["status"] == "complete"
-    assert record["environment"]["frameworks"]["fake"]["threads"] == 1
+    assert record["schema_version"] == 2 and record["status"] == "complete"
+    assert record["environment"]["workers"]["fake/cpu/t1"]["threads"] == 1
     assert all(len(r["samples_ms"]) >= 3 for r in record["results"])
 
 
@@ -156,7 +162,7 @@ def test_interrupted_run_resumes_without_measuring_again(tmp_path: Path, how: st
                              "--output", str(out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     wait_for_results(out, 12)  # lstm forward hangs: everything before it is stored
-    before = {r["key"]: r for r in json.loads((out / "run.json").read_text())["results"]}
+    before = {key_of(r): r for r in json.loads((out / "run.json").read_text())["results"]}
     if how == "sigkill":
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -168,13 +174,13 @@ def test_interrupted_run_resumes_without_measuring_again(tmp_path: Path, how: st
     resumed = run_cli("run", "--resume", str(out), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     after = json.loads((out / "run.json").read_text())
-    keys = [r["key"] for r in after["results"]]
+    keys = [key_of(r) for r in after["results"]]
     assert len(keys) == len(set(keys)) == 16
     assert after["status"] == "complete"
     for result in after["results"]:
         assert result["status"] == "ok"
-        if result["key"] in before and before[result["key"]]["status"] == "ok":
-            assert result == before[result["key"]]  # measured once, kept unchanged
+        if key_of(result) in before and before[key_of(result)]["status"] == "ok":
+            assert result == before[key_of(result)]  # measured once, kept unchanged
     assert len(rows(out)) == 16
 
 

@@ -9,6 +9,7 @@ from dlbench.errors import StoreError
 from dlbench.results import OK, TIMEOUT, CaseResult, Memory, failed_result
 from dlbench.spec import Case
 from dlbench.store import CSV_COLUMNS, RunRecord, RunStore, load_run
+from tests.record_fixtures import config, environment
 
 REQUIRED_COLUMNS = (
     "run_id, workload, phase, framework, framework_version, variant, device, threads, batch_size, pass, "
@@ -29,7 +30,7 @@ def ok_result(c: Case) -> CaseResult:
 
 def record() -> RunRecord:
     return RunRecord(run_id="r1", created="2026-01-01T00:00:00+00:00",
-                     environment={"frameworks": {"fake": {"version": "9.9"}}}, suite={"name": "t"}, config={})
+                     environment=environment({"frameworks": {"fake": {"version": "9.9"}}}), config=config())
 
 
 def test_round_trip_keeps_raw_samples_and_derives_the_csv(tmp_path: Path) -> None:

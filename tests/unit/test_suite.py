@@ -70,8 +70,8 @@ def test_workload_override_with_phase() -> None:
     ({**BASE, "devices": {"cpu": {"batch_sizes": ["big"]}}}, "'big' is not a whole number"),
     ({**BASE, "devices": {"cpu": {"threads": [1]}}}, "missing key 'batch_sizes'"),
     ({**BASE, "devices": {"cpu": {"batch_sizes": {"alexnet": [1]}}}}, "no batch sizes for workload 'lenet'"),
-    ({**BASE, "measure": {"max_time_s": "long"}}, "expected a number"),
-    ({**BASE, "measure": {"min_samples": 1}}, "min_samples must be at least 3"),
+    ({**BASE, "measure": {"max_time_s": "long"}}, "measure: max_time_s: expected `float`, got `str`"),
+    ({**BASE, "measure": {"min_samples": 1}}, "measure: min_samples: expected `int` >= 3"),
     ({**BASE, "measure": {"samples": 3}}, "unknown key 'samples'"),
     ({**BASE, "precision": "float8"}, "unknown precision"),
 ])
