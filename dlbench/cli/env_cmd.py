@@ -49,9 +49,9 @@ def command(as_json: bool, frameworks: bool, calibrate: bool) -> None:
 
         record["calibration"] = {str(k): v for k, v in run_calibration(sorted({1, threads})).items()}
     if as_json:
-        click.echo(json.dumps(record, indent=2, default=str))
+        click.echo(json.dumps(record, indent=2, default=str, allow_nan=False))
         return
     host = record["host"]
     console.print(plain(host["cpu_model"], "bold") + plain(f", {host['cpu_logical']} logical cores, "
                   f"{host['memory_gb']} GB, {host['os']}, Python {host['python']}"))
-    out.print_json(json.dumps({k: v for k, v in record.items() if k != "host"}, default=str))
+    out.print_json(json.dumps({k: v for k, v in record.items() if k != "host"}, default=str, allow_nan=False))

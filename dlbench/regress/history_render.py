@@ -181,4 +181,4 @@ def history_json(history: History) -> str:
         "cases": [_case_json(c) for c in history.cases],
         "skipped": list(history.skipped),
     }
-    return json.dumps(data, indent=1) + "\n"
+    return json.dumps(data, indent=1, allow_nan=False) + "\n"

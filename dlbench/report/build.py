@@ -175,7 +175,8 @@ def write_report(report: Report, output: Path) -> Path:
 
 
 def manifest_text(names: Iterable[str]) -> str:
-    return json.dumps({"written_by": "dlbench report", "files": sorted(set(names))}, indent=1) + "\n"
+    return json.dumps({"written_by": "dlbench report", "files": sorted(set(names))}, indent=1,
+                      allow_nan=False) + "\n"
 
 
 def read_manifest(output: Path) -> set[str]:

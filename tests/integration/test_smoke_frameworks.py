@@ -41,5 +41,5 @@ def test_smoke_suite_runs_every_case_ok(framework: str, tmp_path: Path) -> None:
         assert float(row["first_call_ms"]) > 0
         assert row["framework_version"]
     record = json.loads((out / "run.json").read_text())
-    info = record["environment"]["frameworks"][framework]
+    info = record["environment"]["workers"][f"{framework}/cpu/t1"]
     assert info["threads"] == 1 and info["version"]
