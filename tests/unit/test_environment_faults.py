@@ -17,6 +17,7 @@ from dlbench import store as store_module
 from dlbench.errors import StoreError
 from dlbench.store import RunRecord, RunStore
 from tests.conftest import ROOT, assert_one_line_error, run_cli
+from tests.record_fixtures import config
 from tests.regress_fixtures import make_result, make_run, write_run
 from tests.unit.test_file_safety import invoke, one_line_error
 
@@ -25,7 +26,7 @@ ONE_CASE = ("run", "--suite", "smoke", "--framework", "fake", "--workload", "len
 
 
 def record() -> RunRecord:
-    return RunRecord("r", "2026-01-01T00:00:00+00:00", {}, {}, {"cases": []})
+    return RunRecord(run_id="r", created="2026-01-01T00:00:00+00:00", config=config())
 
 
 # ----- the lock and the first write -----
