@@ -13,8 +13,10 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import msgspec
 
 from dlbench.errors import DlbenchError
 from dlbench.fleet.agent import ERROR, GROUP, RESULT, RUNTIME, STARTED, NodeAgent
@@ -177,8 +179,8 @@ class FleetDriver:
                         event = ray.get(ref)
                         if event["event"] == RESULT:
                             result = CaseResult.from_dict(event["result"])
-                            result = replace(result, host=node.hostname, node_id=node.node_id,
-                                             retries=item.retries.get(result.case.key, 0))
+                            result = msgspec.structs.replace(result, host=node.hostname, node_id=node.node_id,
+                                                             retries=item.retries.get(result.case.key, 0))
                             if result.case.key in remaining:
                                 remaining.remove(result.case.key)
                             emit(("span", node, event))  # first: the result's store write then keeps both
@@ -199,8 +201,8 @@ class FleetDriver:
                                         "to the queue"))
                     work.leave(node.node_id)
                     for row in work.lost(item, remaining, node, why):
-                        emit(("result", node, replace(row, host=node.hostname, node_id=node.node_id,
-                                                      retries=self.max_retries)))
+                        emit(("result", node, msgspec.structs.replace(row, host=node.hostname, node_id=node.node_id,
+                                                                      retries=self.max_retries)))
                     return
                 work.done()
         finally:
