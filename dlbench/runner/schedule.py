@@ -12,8 +12,6 @@ from typing import Any
 
 import msgspec
 
-import msgspec
-
 from dlbench.process.placement import cores_for
 from dlbench.record import ControlReading, RunConfig
 from dlbench.results import CaseResult
@@ -99,16 +97,9 @@ class RunLoop:
             env = step.environment
             self.executors[env].run(job, functools.partial(self._record, env), functools.partial(self._runtime, env))
 
-<<<<<<< HEAD
     def _record(self, environment: str, result: CaseResult) -> None:
         result = msgspec.structs.replace(result, environment=environment, host=result.host or HOSTNAME)
         self.store.add_round(result)
-=======
-    def _record(self, result: CaseResult) -> None:
-        if not result.host:
-            result = msgspec.structs.replace(result, host=HOSTNAME)
-        self.store.add(result)
->>>>>>> 6de6fa7 (CaseResult is a msgspec struct: replace with msgspec.structs.replace in the run loop and the fleet driver)
         if self.on_result is not None:
             self.on_result(result)
 

@@ -29,10 +29,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("foundation", frozenset({"dlbench", "errors", "spec", "precision", "formatting", "terminal", "files",
                               "stats", "gpu", "gpu_telemetry", "process", "round_stats"})),
     # The canonical work and what a measured case produced.
-    ("model", frozenset({"workloads", "results"})),
+    ("model", frozenset({"workloads", "results", "metrics"})),
     # Building, timing and storing one thing at a time: adapters, measurement, persistence, inputs.
-    ("machinery", frozenset({"frameworks", "measure", "store", "env", "suite", "calibrate", "bandwidth",
-                             "gpu_probe", "control"})),
+    ("machinery", frozenset({"frameworks", "measure", "store", "record", "record_v1", "env", "suite", "calibrate",
+                             "bandwidth", "gpu_probe", "control"})),
     # Deciding what runs where, and running it.
     ("orchestration", frozenset({"plan", "runner", "fleet"})),
     # Reading what was measured: verification, reports, regressions, exports, the run's terminal display.
