@@ -16,8 +16,8 @@ from dlbench.results import CaseResult
 from dlbench.workloads.definitions import pass_flops
 
 CASE_COLUMNS = (
-    "run_id", "environment", "key", "workload", "phase", "framework", "framework_version", "variant", "device", "threads",
-    "batch_size", "pass", "precision", "status",
+    "run_id", "environment", "key", "workload", "phase", "framework", "framework_version", "variant", "device",
+    "threads", "batch_size", "pass", "precision", "status",
 )
 METRIC_COLUMNS = (
     "median_ms", "iqr_ms", "ci_low_ms", "ci_high_ms", "mean_ms", "std_ms", "min_ms", "n_samples", "rounds",
@@ -29,8 +29,8 @@ CSV_COLUMNS = (*CASE_COLUMNS, *METRIC_COLUMNS, "error")
 # The columns that hold numbers (int or float) or None.
 NUMERIC_COLUMNS = (
     "threads", "batch_size", "median_ms", "iqr_ms", "ci_low_ms", "ci_high_ms", "mean_ms", "std_ms", "min_ms",
-    "n_samples", "rounds", "round_cv", "iterations_per_sample", "first_call_ms", "samples_per_s", "params", "macs", "flops",
-    "gflops_per_s", "framework_flops", "peak_rss_mb", "rss_rise_mb", "framework_peak_mb", "device_peak_mb",
+    "n_samples", "rounds", "round_cv", "iterations_per_sample", "first_call_ms", "samples_per_s", "params", "macs",
+    "flops", "gflops_per_s", "framework_flops", "peak_rss_mb", "rss_rise_mb", "framework_peak_mb", "device_peak_mb",
     "threads_effective", "cpu_per_wall", "retries", "duration_s",
 )
 
@@ -112,7 +112,8 @@ def result_row(run_id: str, result: CaseResult, framework_version: str = "") -> 
     """One row of ``results.csv`` as values: the case's axes, its status, its :func:`metrics`, its error."""
     case = result.case
     row: dict[str, Any] = {
-        "run_id": run_id, "environment": result.environment, "key": case.key, "workload": case.workload, "phase": case.phase,
+        "run_id": run_id, "environment": result.environment, "key": case.key, "workload": case.workload,
+        "phase": case.phase,
         "framework": case.framework, "framework_version": framework_version, "variant": case.variant,
         "device": case.device, "threads": case.threads, "batch_size": case.batch_size, "pass": case.pass_,
         "precision": case.precision, "status": result.status,

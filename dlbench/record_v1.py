@@ -16,8 +16,11 @@ import msgspec
 from dlbench.measure.timing import MeasureConfig
 from dlbench.record import (
     Environment,
+    EnvironmentRuntime,
+    ExecutorConfig,
     FrameworkRuntime,
     MemoryLimitMb,
+    PythonEnvironment,
     RunConfig,
     RunRecord,
     RunStatus,
@@ -27,10 +30,19 @@ from dlbench.results import CaseResult
 from dlbench.spec import Case, Name, Seed
 
 
+class SuiteExecutorV1(msgspec.Struct, frozen=True):
+    resources: dict[str, Annotated[float, msgspec.Meta(ge=0, le=1e12)]] = {}
+
+
 class SuiteV1(SuiteRecord, frozen=True):
-    precision: str = "float32"  # version 1 planned one precision
+    precision: str | tuple[str, ...] = "float32"  # one precision in 0.1, a list since mixed precision
     measure: MeasureConfig | None = None
     seed: int | None = None  # the suite file's seed; the run's own seed is config.seed
+    executor: SuiteExecutorV1 = SuiteExecutorV1()  # the Ray resources a node needs (fleet runs)
+
+    @property
+    def planned_precisions(self) -> tuple[str, ...]:
+        return (self.precision,) if isinstance(self.precision, str) else self.precision
 
 
 class ConfigV1(msgspec.Struct, frozen=True):
@@ -40,10 +52,18 @@ class ConfigV1(msgspec.Struct, frozen=True):
     memory_limit_mb: MemoryLimitMb | None = None
     default_variants: dict[str, str] = {}
     command: tuple[str, ...] = ()
+    executor: ExecutorConfig = ExecutorConfig()  # fleet runs
+    environments: tuple[PythonEnvironment, ...] = ()  # A/B runs (--python)
+    control: bool = False  # the drift control (--repeat)
+
+
+class EnvironmentRuntimeV1(EnvironmentRuntime, frozen=True):
+    frameworks_v1: dict[str, FrameworkRuntime] = msgspec.field(default={}, name="frameworks")
 
 
 class EnvironmentV1(Environment, frozen=True):
     frameworks_v1: dict[str, FrameworkRuntime] = msgspec.field(default={}, name="frameworks")
+    environments: dict[str, EnvironmentRuntimeV1] = {}  # type: ignore[assignment]  # also each one's frameworks
 
 
 class RunRecordV1(msgspec.Struct, kw_only=True):
@@ -58,22 +78,33 @@ class RunRecordV1(msgspec.Struct, kw_only=True):
     results: list[CaseResult] = []
 
 
+def with_frameworks(workers: dict[str, FrameworkRuntime],
+                    frameworks: dict[str, FrameworkRuntime]) -> dict[str, FrameworkRuntime]:
+    """Version 1's workers plus, under the framework's name, any framework that no listed worker covers."""
+    found = dict(workers)
+    covered = {runtime.framework for runtime in found.values()}
+    for name, runtime in frameworks.items():
+        if name not in covered:
+            found[name] = runtime
+    return found
+
+
 def upgrade(old: RunRecordV1) -> RunRecord:
     """The version-2 record holding the same facts."""
     suite_fields = {f: getattr(old.suite, f) for f in SuiteRecord.__struct_fields__}
+    suite = SuiteRecord(**{**suite_fields, "precisions": old.suite.planned_precisions,
+                           "resources": old.suite.resources or old.suite.executor.resources})
     config = RunConfig(
-        suite=SuiteRecord(**{**suite_fields, "precisions": (old.suite.precision,)}), cases=old.config.cases,
-        measure=old.config.measure,
+        suite=suite, cases=old.config.cases, measure=old.config.measure,
         seed=old.config.seed, memory_limit_mb=old.config.memory_limit_mb,
         default_variants=old.config.default_variants, command=old.config.command,
+        executor=old.config.executor, environments=old.config.environments, control=old.config.control,
     )
-    workers = dict(old.environment.workers)
-    covered = {runtime.framework for runtime in workers.values()}
-    for name, runtime in old.environment.frameworks_v1.items():  # a framework seen by no listed worker
-        if name not in covered:
-            workers[name] = runtime
     env_fields = {f: getattr(old.environment, f) for f in Environment.__struct_fields__}
-    environment = Environment(**{**env_fields, "workers": workers})
+    environments = {name: EnvironmentRuntime(workers=with_frameworks(section.workers, section.frameworks_v1))
+                    for name, section in old.environment.environments.items()}
+    environment = Environment(**{**env_fields, "environments": environments,
+                                 "workers": with_frameworks(old.environment.workers, old.environment.frameworks_v1)})
     return RunRecord(
         run_id=old.run_id, created=old.created, finished=old.finished, status=old.status, config=config,
         environment=environment, results=old.results,

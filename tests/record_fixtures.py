@@ -21,5 +21,6 @@ def environment(data: dict[str, Any]) -> Environment:
     return msgspec.convert({**values, "workers": workers}, Environment, strict=False)  # "1" -> 1 (threads)
 
 
-def config(cases: Iterable[Case] = (), suite: str = "synthetic", **extra: Any) -> RunConfig:
-    return RunConfig(suite=SuiteRecord(name=suite), cases=tuple(cases), measure=MeasureConfig(), **extra)
+def config(cases: Iterable[Case] = (), suite: str = "synthetic", measure: MeasureConfig | None = None,
+           **extra: Any) -> RunConfig:
+    return RunConfig(suite=SuiteRecord(name=suite), cases=tuple(cases), measure=measure or MeasureConfig(), **extra)

@@ -20,7 +20,7 @@ which neither kernel tracks, nor across CPU models.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import msgspec
 
 from dlbench.control import COMPUTE, MEMORY, control_level
 from dlbench.errors import DlbenchError
@@ -82,6 +82,6 @@ def normalized(baseline: RunRecord, current: RunRecord, shifts: dict[str, float 
     def scaled(result: CaseResult) -> CaseResult:
         shift = shifts[fitting_kernel(result, ridge)]
         factor = 1.0 + (shift or 0.0)
-        return replace(result, samples_ms=tuple(x * factor for x in result.samples_ms))
+        return msgspec.structs.replace(result, samples_ms=tuple(x * factor for x in result.samples_ms))
 
-    return replace(current, results=[scaled(r) for r in current.results])
+    return msgspec.structs.replace(current, results=[scaled(r) for r in current.results])

@@ -8,8 +8,7 @@ exactly what an A/B of two framework versions expects to see.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+import msgspec
 
 from dlbench.errors import DlbenchError
 from dlbench.store import RunRecord
@@ -21,12 +20,11 @@ def environment_run(record: RunRecord, name: str) -> RunRecord:
     if name not in names:
         known = ", ".join(names) if names else "none: it was not run with --python"
         raise DlbenchError(f"run {record.run_id} has no environment {name!r} (environments: {known})")
-    section: dict[str, Any] = dict(record.environment)
-    own = record.environment.get("environments", {}).get(name, {})
-    section.pop("environments", None)
-    section.update({k: v for k, v in own.items() if k in ("frameworks", "workers")})
-    results = [replace(r, environment="") for r in record.results if r.environment == name]
-    return replace(record, run_id=f"{record.run_id}:{name}", environment=section, results=results)
+    own = record.environment.environments.get(name)
+    section = msgspec.structs.replace(record.environment, environments={},
+                                      workers=own.workers if own is not None else {})
+    results = [msgspec.structs.replace(r, environment="") for r in record.results if r.environment == name]
+    return msgspec.structs.replace(record, run_id=f"{record.run_id}:{name}", environment=section, results=results)
 
 
 def split_run(record: RunRecord, baseline: str, current: str) -> tuple[RunRecord, RunRecord]:

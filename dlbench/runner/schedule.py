@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Any
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -12,10 +13,12 @@ from dlbench.control import COMPUTE, MEMORY
 from dlbench.errors import DlbenchError
 from dlbench.measure.timing import MeasureConfig
 from dlbench.regress.control import fitting_kernel, ridge_point
+from dlbench.record import ControlReading
 from dlbench.regress.verdict import REGRESSED, UNCHANGED, Policy, compare_runs
 from dlbench.results import CaseResult
 from dlbench.runner.schedule import RunLoop
 from dlbench.store import RunRecord, RunStore
+from tests.record_fixtures import config
 from tests.regress_fixtures import make_case, make_result, make_run
 from tests.rounds_model import draw_rounds
 from tests.unit.test_rounds_runner import CASES, RecordingExecutor
@@ -31,7 +34,8 @@ def with_rounds(rounds: list[list[float]]) -> CaseResult:
 def run_with_control(run_id: str, median: float, gflops: float, seed: int) -> RunRecord:
     rng = np.random.default_rng(seed)
     record = make_run(run_id, [with_rounds(draw_rounds(rng, 4, median, 0.005))])
-    record.environment["control"] = [{"round": r, "gflops": gflops * (1 + 0.002 * r)} for r in (1, 2, 3, 4)]
+    readings = tuple(ControlReading(round=r, kernel="matmul", gflops=gflops * (1 + 0.002 * r)) for r in (1, 2, 3, 4))
+    record.environment = msgspec.structs.replace(record.environment, control=readings)
     return record
 
 
@@ -57,26 +61,26 @@ def test_a_steady_machine_is_not_marked() -> None:
 
 def test_normalising_needs_the_control_in_both_runs() -> None:
     base = run_with_control("a", 10.0, 50.0, 1)
-    base.environment.pop("control")
+    base.environment = msgspec.structs.replace(base.environment, control=())
     with pytest.raises(DlbenchError, match="needs the control in both runs"):
         compare_runs(base, run_with_control("b", 10.0, 50.0, 2), Policy(normalize_control=True))
     assert compare_runs(base, run_with_control("b", 10.0, 50.0, 2), Policy()).control_shift is None
 
 
 def test_the_control_runs_once_at_the_start_of_every_round(tmp_path: Path) -> None:
-    store = RunStore.open(tmp_path / "run", RunRecord("r", "now", {}, {}, {}))
+    store = RunStore.open(tmp_path / "run", RunRecord(run_id="r", created="now", config=config(CASES)))
     launches: list[tuple[str, str, tuple[str, ...]]] = []
     calls: list[tuple[int, int]] = []
 
-    def control(round_number: int) -> dict[str, float]:
+    def control(round_number: int) -> ControlReading:
         calls.append((round_number, len(launches)))
-        return {"round": round_number, "gflops": 40.0}
+        return ControlReading(round=round_number, kernel="matmul", gflops=40.0)
 
     executors = {"base": RecordingExecutor("base", launches), "head": RecordingExecutor("head", launches)}
-    RunLoop(store=store, executors=executors, measure=MeasureConfig(repeats=3),  # type: ignore[arg-type]
-            control=control).run(CASES)
+    RunLoop(store=store, executors=executors,  # type: ignore[arg-type]
+            config=config(CASES, measure=MeasureConfig(repeats=3)), control=control).run(CASES)
     assert calls == [(1, 0), (2, 4), (3, 8)]  # before the 4 launches (2 groups x 2 environments) of each round
-    assert [e["round"] for e in store.record.environment["control"]] == [1, 2, 3]
+    assert [e.round for e in store.record.environment.control] == [1, 2, 3]
     store.close()
 
 
@@ -92,7 +96,8 @@ def _case_run(run_id: str, gflops: float, gbps: float, medians: dict[str, float]
             result = result.add_round(make_result(samples=more))
         results.append(result)
     record = make_run(run_id, results)
-    record.environment["control"] = [{"round": r, "gflops": gflops, "gbps": gbps} for r in (1, 2, 3, 4)]
+    readings = tuple(ControlReading(round=r, kernel="matmul", gflops=gflops, gbps=gbps) for r in (1, 2, 3, 4))
+    record.environment = msgspec.structs.replace(record.environment, control=readings)
     return record
 
 

@@ -55,7 +55,7 @@ def test_suite_key_takes_a_name_or_a_list_and_expands_every_precision() -> None:
     assert sorted({c.precision for c in cases}) == ["bf16", "float32"]
     assert len(cases) == 4  # 2 precisions x 2 passes
     assert len({c.key for c in cases}) == 4  # the precision is part of the key
-    assert suite.to_dict()["precision"] == ["float32", "bf16"]
+    assert suite.record().precisions == ("float32", "bf16")
 
 
 def test_the_command_line_replaces_the_suite_precisions() -> None:
@@ -104,7 +104,7 @@ def test_bf16_rows_are_ok_and_record_bfloat16(tmp_path: Path) -> None:
     record = json.loads((out / "run.json").read_text())
     (result,) = record["results"]
     assert result["status"] == "ok" and result["dtypes"]["activation"] == "bfloat16"
-    assert result["key"].endswith("/bf16")
+    assert result["case"]["precision"] == "bf16"
 
 
 def test_gpu_precisions_run_on_the_simulated_gpu(tmp_path: Path) -> None:

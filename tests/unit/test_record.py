@@ -20,6 +20,7 @@ from tests.conftest import ROOT, run_cli
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "v1"
 COMPLETE, INTERRUPTED = FIXTURES / "complete", FIXTURES / "interrupted"
+AB_ROUNDS = FIXTURES / "ab-rounds"  # written by the last version-1 dlbench: --repeat 2, two --python environments
 SCHEMA_DOC = ROOT / "docs" / "run-schema.json"
 
 
@@ -36,7 +37,9 @@ def test_a_version_1_record_is_read_without_loss(directory: Path) -> None:
         old["run_id"], old["created"], old["finished"], old["status"])
     config = record.config
     assert [c.to_dict() for c in config.cases] == old["config"]["cases"]
-    assert config.measure.to_dict() == old["config"]["measure"] == old["suite"]["measure"]
+    added_settings = {"repeats": 1}  # measurement settings added since 0.1, at their defaults
+    assert config.measure.to_dict() == {**old["config"]["measure"], **added_settings}
+    assert old["config"]["measure"] == old["suite"]["measure"]
     assert config.seed == old["config"]["seed"] == 7  # the run's seed (--seed 7), not the suite file's 0
     assert config.memory_limit_mb == old["config"]["memory_limit_mb"]
     assert config.default_variants == old["config"]["default_variants"]
@@ -53,21 +56,44 @@ def test_a_version_1_record_is_read_without_loss(directory: Path) -> None:
     for threads, entry in old_env.get("calibration", {}).items():
         stored = env.calibration[int(threads)]
         assert {k: json.loads(json.dumps(getattr(stored, k))) for k in entry} == entry
-    added = {"host": "", "node_id": "", "retries": 0, "dtypes": {}}  # fields added since 0.1, at their defaults
+    added = {"host": "", "node_id": "", "retries": 0, "dtypes": {}, "rounds": [], "environment": ""}  # since 0.1
     assert [json.loads(json.dumps(r.to_dict())) for r in record.results] == [
         {**{k: v for k, v in r.items() if k != "key"}, **added} for r in old["results"]]
     # the numbers derived today are those that 0.1 wrote into results.csv, as the same text; only the median's
     # confidence interval differs: its order statistics were corrected since (see test_stats)
-    text = csv_text(record.run_id, record.results, record.framework_versions())
+    text = csv_text(record)
     now, then = csv_rows(text), csv_rows((directory / "results.csv").read_text())
     corrected = ("ci_low_ms", "ci_high_ms")
     assert [{k: v for k, v in r.items() if k in then[0] and k not in corrected} for r in now] == [
         {k: v for k, v in r.items() if k not in corrected} for r in then]
-    assert all(r["host"] == r["node_id"] == "" and r["retries"] == "0" for r in now)  # columns added since 0.1
+    assert all(r["host"] == r["node_id"] == r["environment"] == "" and r["retries"] == "0" for r in now)  # since 0.1
     for row in now:
         assert (row["ci_low_ms"] == "") == (row["median_ms"] == "")
         if row["median_ms"]:
             assert float(row["ci_low_ms"]) <= float(row["median_ms"]) <= float(row["ci_high_ms"])
+
+
+def test_a_version_1_ab_run_with_rounds_keeps_its_environments_rounds_and_control() -> None:
+    old, record = raw(AB_ROUNDS), load_run(AB_ROUNDS)
+    assert [(e.name, e.python) for e in record.config.environments] == [
+        (e["name"], e["python"]) for e in old["config"]["environments"]]
+    assert record.config.control is True and record.config.measure.repeats == 2
+    assert record.config.suite.precisions == tuple(old["suite"]["precision"])
+    assert [msgspec.to_builtins(c) for c in record.environment.control] == old["environment"]["control"]
+    for name, section in old["environment"]["environments"].items():
+        assert record.framework_versions(name) == {fw: info["version"] for fw, info in section["frameworks"].items()}
+    assert [(r.environment, r.round_count, list(r.samples_ms)) for r in record.results] == [
+        (r["environment"], len(r["rounds"]), r["samples_ms"]) for r in old["results"]]
+    now, then = csv_rows(csv_text(record)), csv_rows((AB_ROUNDS / "results.csv").read_text())
+    same = [k for k in then[0] if k not in ("ci_low_ms", "ci_high_ms")]
+    assert [{k: r[k] for k in same} for r in now] == [{k: r[k] for k in same} for r in then]
+
+
+def test_compare_within_reads_a_version_1_ab_run() -> None:
+    proc = run_cli("compare", "base", "head", "--within", str(AB_ROUNDS), "--format", "json")
+    assert proc.returncode in (0, 1), proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["cases"] and all(c["key"] for c in data["cases"])
 
 
 def csv_rows(text: str) -> list[dict[str, str]]:

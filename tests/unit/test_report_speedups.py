@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pandas as pd
 import pytest
 
@@ -83,10 +84,8 @@ def test_variant_without_a_default_to_compare_is_left_out(tmp_path: Path) -> Non
 
 
 def test_precision_speedups_pair_each_low_precision_row_with_its_float32_twin(tmp_path: Path) -> None:
-    from dataclasses import replace
-
     full = cases(batches=(64,), threads=(1,))
-    low = [replace(c, precision="bf16") for c in full if c.framework == "alpha"]
+    low = [msgspec.structs.replace(c, precision="bf16") for c in full if c.framework == "alpha"]
     timed = timed_frame(make_run(tmp_path / "r", full + low))
     table = speedups.precision_speedups(timed, many_runs=False)
     assert table is not None
@@ -103,13 +102,12 @@ def test_no_precision_table_without_a_low_precision(tmp_path: Path) -> None:
 
 
 def test_gflops_of_a_bf16_case_are_judged_against_the_bf16_peak(tmp_path: Path) -> None:
-    from dataclasses import replace
-
     environment = make_environment()
     environment["calibration"] = {"1": {"gflops": 100.0}}
     environment["calibration_precisions"] = {"bf16": {"1": {"gflops": 400.0}}}
     full = cases(batches=(64,), threads=(1,), frameworks=("alpha",))
-    run = make_run(tmp_path / "r", full + [replace(c, precision="bf16") for c in full], environment=environment)
+    low = [msgspec.structs.replace(c, precision="bf16") for c in full]
+    run = make_run(tmp_path / "r", full + low, environment=environment)
     frame = results_frame(load_runs([run]))
     peaks = dict(zip(frame["precision"], frame["peak_gflops"], strict=True))
     assert peaks == {"float32": 100.0, "bf16": 400.0}

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from dlbench.measure.timing import MeasureConfig
+from dlbench.record import PythonEnvironment
 from dlbench.results import CRASHED, INTERRUPTED, OK, CaseResult, failed_result
 from dlbench.runner.protocol import WorkerJob
 from dlbench.runner.schedule import RunLoop, group_cases, interleave
 from dlbench.store import RunRecord, RunStore
 from tests.conftest import run_cli
+from tests.record_fixtures import config
 from tests.regress_fixtures import make_case
 
 CASES = [make_case("lenet", framework="torch"), make_case("lstm", framework="torch"),
@@ -45,14 +48,16 @@ class RecordingExecutor:
 
 
 def make_store(tmp_path: Path) -> RunStore:
-    record = RunRecord("r", "now", {}, {}, {"environments": [{"name": "base"}, {"name": "head"}]})
+    environments = tuple(PythonEnvironment(name=name, python=f"/bin/{name}") for name in ("base", "head"))
+    record = RunRecord(run_id="r", created="now", config=config(CASES, environments=environments))
     return RunStore.open(tmp_path / "run", record)
 
 
 def loop(store: RunStore, repeats: int, launches: list[tuple[str, str, tuple[str, ...]]],
          names: tuple[str, ...] = ("base", "head"), **fail: set[tuple[str, int]]) -> RunLoop:
     executors = {n: RecordingExecutor(n, launches, fail.get(n, set())) for n in names}
-    return RunLoop(store=store, executors=executors, measure=MeasureConfig(repeats=repeats))  # type: ignore[arg-type]
+    return RunLoop(store=store, executors=executors,  # type: ignore[arg-type]
+                   config=config(CASES, measure=MeasureConfig(repeats=repeats)))
 
 
 def test_rounds_are_interleaved_and_environments_alternate() -> None:
@@ -77,8 +82,8 @@ def test_every_case_gets_one_round_per_worker_launch_in_each_environment(tmp_pat
         assert result.environment in ("base", "head")
         first, second = (r[0] for r in result.round_samples())
         assert first < second  # the rounds are stored in the order they ran
-    environments = store.record.environment["environments"]
-    assert environments["head"]["frameworks"]["torch"] == {"version": "head-1.0"}
+    assert store.record.framework_versions("head") == {"torch": "head-1.0", "jax": "head-1.0"}
+    assert store.record.environment.environments["base"].frameworks["torch"].version == "base-1.0"
     rows = list(csv.DictReader((tmp_path / "run" / "results.csv").open()))
     assert {r["environment"] for r in rows} == {"base", "head"} and {r["rounds"] for r in rows} == {"2"}
     store.close()
@@ -92,7 +97,8 @@ def test_resume_completes_missing_rounds_only(tmp_path: Path) -> None:
     lstm = store.find("base", CASES[1].key)
     assert lstm is not None
     store.add(lstm.add_round(lstm))
-    store.add_round(replace(failed_result(CASES[2], INTERRUPTED, "run interrupted"), environment="base"))
+    interrupted = failed_result(CASES[2], INTERRUPTED, "run interrupted")
+    store.add_round(msgspec.structs.replace(interrupted, environment="base"))
     jax = store.find("base", CASES[2].key)
     assert jax is not None and jax.status == INTERRUPTED and jax.round_count == 1
     resumed: list[tuple[str, str, tuple[str, ...]]] = []
