@@ -27,7 +27,8 @@ def test_torch_repeat_two_in_two_environments_then_compare_within(tmp_path: Path
     assert sorted(r["environment"] for r in results) == ["base", "head"]
     assert all(r["status"] == "ok" and len(r["rounds"]) == 2 for r in results)
     for name in ("base", "head"):  # each environment's framework version, from its own workers
-        assert record["environment"]["environments"][name]["frameworks"]["torch"]["version"]
+        workers = record["environment"]["environments"][name]["workers"].values()
+        assert [w["framework"] for w in workers if w["version"]] == ["torch"]
     assert [c["round"] for c in record["environment"]["control"]] == [1, 2]
     proc = run_cli("compare", "--within", str(out), "base", "head", "--format", "json")
     assert proc.returncode in (0, 1), proc.stderr
