@@ -99,7 +99,6 @@ def capture(gpu_probes: dict[str, dict[str, Any]] | None = None) -> dict[str, An
         "gpus": list(nvml_gpus()),
         "git": git_info(),
         "packages": package_versions(),
-        "frameworks": {},
     }
     if gpu_probes:
         record["gpu_probes"] = gpu_probes

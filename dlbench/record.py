@@ -102,12 +102,22 @@ class HostInfo(msgspec.Struct, frozen=True):
 
 
 class GpuInfo(msgspec.Struct, frozen=True):
-    """One GPU as NVML reports it."""
+    """One GPU as NVML reports it (:func:`dlbench.gpu.nvml_gpus`); a field NVML refused is missing and its
+    reason is under ``errors``."""
 
     index: Annotated[int, msgspec.Meta(ge=0)] | None = None
     name: str = ""
+    uuid: str = ""
+    pci_bus_id: str = ""
     driver: str = ""
+    cuda_driver: str = ""
     memory_mb: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    compute_capability: str = ""
+    mig_mode: str = ""
+    persistence_mode: str = ""
+    power_limit_w: Annotated[float, msgspec.Meta(ge=0, le=1e6)] | None = None
+    clocks: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = {}  # application and maximum clocks, MHz
+    errors: dict[str, str] = {}  # field -> why NVML did not answer it
 
 
 class GitInfo(msgspec.Struct, frozen=True):

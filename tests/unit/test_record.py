@@ -7,16 +7,19 @@ import csv
 import io
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from dlbench import env, gpu
 from dlbench.metrics import result_row
-from dlbench.record import SCHEMA_VERSION, dumps, json_schema
+from dlbench.record import SCHEMA_VERSION, Environment, dumps, json_schema
 from dlbench.store import csv_text, load_run, read_record
 from tests.conftest import ROOT, run_cli
+from tests.fake_nvml import FakeDevice, fake_pynvml
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "v1"
 COMPLETE, INTERRUPTED = FIXTURES / "complete", FIXTURES / "interrupted"
@@ -162,3 +165,25 @@ def test_run_resume_finishes_a_version_1_run(tmp_path: Path) -> None:
 def test_the_published_json_schema_is_generated_from_the_types() -> None:
     committed = json.loads(SCHEMA_DOC.read_text())
     assert committed == json.loads(dumps(json_schema())), "regenerate: python -m dlbench.record > docs/run-schema.json"
+
+
+def leaves(data: Any, path: str = "") -> set[str]:
+    """Every key path of a JSON-like value (list items as ``[]``), to see what a conversion dropped."""
+    if isinstance(data, dict):
+        return set().union(*(leaves(v, f"{path}.{k}") for k, v in data.items())) | {path}
+    if isinstance(data, list | tuple):
+        return set().union(*(leaves(v, f"{path}[]") for v in data)) | {path}
+    return {path}
+
+
+def test_the_typed_environment_keeps_every_field_that_capture_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a field that the types do not know would be dropped in silence when the record is built
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([FakeDevice(), FakeDevice(denied={"uuid"})]))
+    gpu.nvml_gpus.cache_clear()
+    try:
+        captured = env.capture()
+        assert captured["gpus"] and captured["gpus"][1]["errors"]
+        typed = msgspec.to_builtins(msgspec.convert(captured, Environment), str_keys=True)
+    finally:
+        gpu.nvml_gpus.cache_clear()
+    assert leaves(captured) <= leaves(typed)
