@@ -12,8 +12,8 @@ from dlbench.bandwidth import measure_bandwidth
 from dlbench.control import COMPUTE, MEMORY
 from dlbench.errors import DlbenchError
 from dlbench.measure.timing import MeasureConfig
-from dlbench.regress.control import fitting_kernel, ridge_point
 from dlbench.record import ControlReading
+from dlbench.regress.control import fitting_kernel, ridge_point
 from dlbench.regress.verdict import REGRESSED, UNCHANGED, Policy, compare_runs
 from dlbench.results import CaseResult
 from dlbench.runner.schedule import RunLoop
