@@ -167,7 +167,7 @@ class Calibration(msgspec.Struct, frozen=True):
     float32_same_library_gflops: NonNegative | None = None
 
 
-class ControlReading(msgspec.Struct, frozen=True):
+class ControlReading(msgspec.Struct, frozen=True, omit_defaults=True):
     """One round's reading of the fixed drift control (:mod:`dlbench.control`)."""
 
     round: Annotated[int, msgspec.Meta(ge=1)]
