@@ -10,7 +10,7 @@ Every field of the environment record may be empty: partial records simply yield
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dlbench.store import RunRecord
@@ -58,10 +58,8 @@ def _gpu_differences(base: RunRecord, cur: RunRecord) -> list[str]:
 
 
 def _gpu_values(record: RunRecord, field: str) -> list[str]:
-    gpus = record.environment.get("gpus")
-    if not isinstance(gpus, list):
-        return []
-    return sorted({str(gpu[field]) for gpu in gpus if isinstance(gpu, Mapping) and gpu.get(field) not in (None, "")})
+    values = (getattr(gpu, field) for gpu in record.environment.gpus)
+    return sorted({str(value) for value in values if value not in (None, "")})
 
 
 def _framework_libraries(record: RunRecord, frameworks: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -69,16 +67,15 @@ def _framework_libraries(record: RunRecord, frameworks: Iterable[str]) -> dict[s
     (``gpu_probes``: the library's own answer) wins over what the worker's framework reported (``frameworks``:
     often the version it was built against)."""
     found: dict[str, dict[str, str]] = {}
-    reported = _section(record, "frameworks")
-    probed = _section(record, "gpu_probes")
+    reported = record.environment.frameworks
+    probed = record.environment.gpu_probes
     for name in frameworks:
         versions: dict[str, str] = {}
         info = reported.get(name)
-        backends = info.get("backends") if isinstance(info, Mapping) else None
-        if isinstance(backends, Mapping):
-            for key, label in (("cuda", "CUDA"), ("cuda_runtime", "CUDA"), ("cudnn", "cuDNN")):
-                if backends.get(key) not in (None, ""):
-                    versions[label] = str(backends[key])
+        backends = info.backends if info is not None else {}
+        for key, label in (("cuda", "CUDA"), ("cuda_runtime", "CUDA"), ("cudnn", "cuDNN")):
+            if backends.get(key) not in (None, ""):
+                versions[label] = str(backends[key])
         probe = probed.get(name)
         loaded = probe.get("loaded") if isinstance(probe, Mapping) else None
         if isinstance(loaded, Mapping):

@@ -44,7 +44,7 @@ class LoadedRun:
         """The calibrated matrix-multiply peak of ``precision`` for a CPU thread count, or of the GPU, if the
         run recorded one: GFLOP/s of a bf16 case are judged against the bf16 peak, never the float32 one."""
         if device == "gpu":
-            value = lookup(self.record.environment, "calibration_gpu", precision or "float32", "gflops")
+            value = self.record.environment.calibration_gpu.get(precision or "float32", {}).get("gflops")
             return float(value) if isinstance(value, int | float) and value > 0 else None
         if device != "cpu":
             return None
