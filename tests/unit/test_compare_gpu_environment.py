@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import msgspec
+import pytest
+
 from dlbench.regress.environment import environment_differences
 from tests.regress_fixtures import make_environment, make_run
 
@@ -48,10 +51,17 @@ def test_without_probes_the_frameworks_own_report_is_compared() -> None:
     assert differences(base, cur) == ["torch CUDA differs: 12.4 (baseline) vs 12.8 (current)"]
 
 
-def test_cpu_runs_and_odd_records_give_no_gpu_warning() -> None:
+def test_cpu_runs_and_odd_probe_findings_give_no_gpu_warning() -> None:
     odd = copy.deepcopy(gpu_environment())
-    odd["gpu_probes"] = {"torch": "broken"}
-    odd["frameworks"]["torch"]["backends"] = ["not", "a", "dict"]
-    odd["gpus"] = [{"driver": None}, "junk"]
+    odd["gpu_probes"] = {"torch": {"loaded": "broken"}}  # probe findings are kept as found (plain JSON)
+    odd["frameworks"]["torch"]["backends"] = {}
+    odd["gpus"] = [{"index": 0}]  # a GPU that answered nothing else
     assert differences(make_environment(), make_environment()) == []
     assert not [w for w in differences(odd, make_environment()) if "driver" in w or "CUDA" in w or "cuDNN" in w]
+
+
+def test_a_damaged_gpu_record_is_refused_when_read() -> None:
+    damaged = copy.deepcopy(gpu_environment())
+    damaged["gpus"] = [{"driver": None}, "junk"]
+    with pytest.raises(msgspec.ValidationError, match=r"gpus\[0\]\.driver"):
+        make_run("a", [], damaged)

@@ -59,7 +59,8 @@ def test_a_version_1_record_is_read_without_loss(directory: Path) -> None:
     for threads, entry in old_env.get("calibration", {}).items():
         stored = env.calibration[int(threads)]
         assert {k: json.loads(json.dumps(getattr(stored, k))) for k in entry} == entry
-    added = {"host": "", "node_id": "", "retries": 0, "dtypes": {}, "rounds": [], "environment": ""}  # since 0.1
+    added = {"host": "", "node_id": "", "retries": 0, "dtypes": {}, "rounds": [], "environment": "",
+             "gpu_telemetry": None}  # fields added since 0.1, at their defaults
     assert [json.loads(json.dumps(r.to_dict())) for r in record.results] == [
         {**{k: v for k, v in r.items() if k != "key"}, **added} for r in old["results"]]
     # the numbers derived today are those that 0.1 wrote into results.csv, as the same text; only the median's
