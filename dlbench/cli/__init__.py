@@ -98,6 +98,10 @@ class GuardedStdout:
 
 
 def main(argv: list[str] | None = None) -> None:
+    if sys.stdout is None:  # file descriptor 1 was closed before Python started: nothing could be printed
+        if sys.stderr is not None:
+            sys.stderr.write("dlbench: error: cannot write to standard output: it is closed\n")
+        sys.exit(2)
     stdout = GuardedStdout.install()
     code: Any = 0
     try:

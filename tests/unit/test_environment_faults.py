@@ -118,6 +118,16 @@ def test_compare_into_a_full_device_or_a_closed_pipe(tmp_path: Path) -> None:
         assert_one_line_error(with_stdout(proc), "cannot write to standard output: Broken pipe")
 
 
+def test_a_closed_standard_output_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Descriptor 1 closed before dlbench starts (``dlbench compare a b >&-``): Python has no sys.stdout."""
+    run = write_run(tmp_path / "run", make_run("r1", [make_result()]))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "dlbench", "compare", str(run), str(run)]
+    proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                          timeout=300, check=False, preexec_fn=lambda: os.close(1))
+    assert_one_line_error(with_stdout(proc), "cannot write to standard output: it is closed")
+
+
 # ----- resume -----
 @pytest.mark.parametrize("option", [("--framework", "fake"), ("--batch-size", "4"), ("--suite", "smoke"),
                                     ("--threads", "1"), ("--timeout", "5"), ("--seed", "3"), ("-w", "lenet")])
