@@ -302,7 +302,9 @@ def plain_attention(q: Array, k: Array, v: Array, keep: Array) -> Array:
 def transformer(params: Params, inputs: Inputs, fused: bool) -> Array:
     """Token + learned position embeddings, pre-LN encoder layers, final layer norm, mean over the valid
     tokens, classifier (workloads.md). The attention function is looked up when JAX traces, so that tests
-    can substitute deliberately wrong ones.
+    can substitute deliberately wrong ones. The residual stream is kept as ``[N*T, D]`` (the layout of the
+    plain implementations and of the TF adapter): with ``[N, T, D]`` XLA's CPU backward of the projections
+    did measurably more work than plain JAX (``benchmarks/transformer_plain.py``).
 
     Mixed precision: the embedding tables and the layer norms' gamma and beta stay float32
     (:data:`dlbench.precision.FLOAT32_PARAMS`), so the residual stream (float32 + a compute-dtype projection
@@ -315,7 +317,8 @@ def transformer(params: Params, inputs: Inputs, fused: bool) -> Array:
     heads, layers = extra["heads"], extra["layers"]
     tokens, mask = inputs
     n, steps = tokens.shape
-    h = jnp.take(params["embedding.table"], tokens, axis=0) + params["position.table"][:steps]
+    embedded = jnp.take(params["embedding.table"], tokens, axis=0) + params["position.table"][:steps]
+    h = embedded.reshape(n * steps, -1)  # the residual stream as [N*T, D]: every projection one 2-D GEMM
     keep = (mask > 0)[:, None, None, :]
     for i in range(layers):
         prefix = f"layer{i}"
@@ -323,10 +326,10 @@ def transformer(params: Params, inputs: Inputs, fused: bool) -> Array:
         q, k, v = (dense(params, f"{prefix}.attn.{part}", a).reshape(n, steps, heads, -1)
                    for part in ("query", "key", "value"))
         context = (fused_attention if fused else plain_attention)(q, k, v, keep)
-        h = h + dense(params, f"{prefix}.attn.output", context.reshape(n, steps, -1))
+        h = h + dense(params, f"{prefix}.attn.output", context.reshape(n * steps, -1))
         hidden = gelu(dense(params, f"{prefix}.ff1", layer_norm(params, f"{prefix}.ln2", h)))
         h = h + dense(params, f"{prefix}.ff2", hidden)
-    final = layer_norm(params, "final_ln", h)
+    final = layer_norm(params, "final_ln", h).reshape(n, steps, -1)
     pooled = jnp.sum(final * mask[:, :, None], axis=1) / jnp.sum(mask, axis=1, keepdims=True)
     return dense(params, "classifier", pooled)
 
