@@ -74,11 +74,12 @@ def one_line(text: str) -> str:
 
 
 def probe_gpu(adapter: Adapter, python: str = sys.executable, timeout_s: float = PROBE_TIMEOUT_S,
-              env: Mapping[str, str] | None = None) -> ProbeResult:
+              env: Mapping[str, str] | None = None, gpu: str = "") -> ProbeResult:
     """Start ``adapter``'s framework on the GPU in a child process and run one tiny case there.
 
-    ``env`` is added on top of the adapter's GPU worker environment (e.g. the GPU a worker is given)."""
-    spec = ChildSpec(module="dlbench.gpu_probe", placement=place(1, device="gpu"), codec=CODEC, python=python,
+    The child is placed like a GPU worker, on ``gpu`` (the run's ``--gpu``; "" = the default GPU); ``env`` is
+    added on top of the adapter's GPU worker environment."""
+    spec = ChildSpec(module="dlbench.gpu_probe", placement=place(1, device="gpu", gpu=gpu), codec=CODEC, python=python,
                      env={**adapter.worker_env("gpu", 1), **(env or {})})
     with Child(spec, {"framework": adapter.name}) as child:
         message = child.receive(time.monotonic() + timeout_s)

@@ -8,6 +8,7 @@ rounded here, once, to the precision the CSV has always carried (timings to 0.1 
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import msgspec
@@ -24,6 +25,8 @@ METRIC_COLUMNS = (
     "round_cv", "iterations_per_sample", "noisy", "first_call_ms", "samples_per_s", "params", "macs", "flops",
     "gflops_per_s", "framework_flops", "peak_rss_mb", "rss_rise_mb", "framework_peak_mb", "device_peak_mb",
     "threads_effective", "affinity", "cpu_per_wall", "host", "node_id", "retries", "started_at", "duration_s",
+    "sync_ms", "sync_bound", "device_median_ms", "device_peak_measure_mb", "device_in_use_before_mb", "layout",
+    "recurrence", "gpu_selector",
 )
 CSV_COLUMNS = (*CASE_COLUMNS, *METRIC_COLUMNS, "error")
 # The columns that hold numbers (int or float) or None.
@@ -31,7 +34,8 @@ NUMERIC_COLUMNS = (
     "threads", "batch_size", "median_ms", "iqr_ms", "ci_low_ms", "ci_high_ms", "mean_ms", "std_ms", "min_ms",
     "n_samples", "rounds", "round_cv", "iterations_per_sample", "first_call_ms", "samples_per_s", "params", "macs",
     "flops", "gflops_per_s", "framework_flops", "peak_rss_mb", "rss_rise_mb", "framework_peak_mb", "device_peak_mb",
-    "threads_effective", "cpu_per_wall", "retries", "duration_s",
+    "threads_effective", "cpu_per_wall", "retries", "duration_s", "sync_ms", "device_median_ms",
+    "device_peak_measure_mb", "device_in_use_before_mb",
 )
 
 
@@ -70,6 +74,14 @@ class Metrics(msgspec.Struct, frozen=True):
     retries: int = 0  # times the case was placed again because its node died
     started_at: str = ""
     duration_s: float | None = None
+    sync_ms: float | None = None  # one sync on the idle device (docs/measurement.md, "GPUs")
+    sync_bound: bool | None = None  # that sync is more than 5% of the median
+    device_median_ms: float | None = None  # median of the device-event times (PyTorch on a GPU)
+    device_peak_measure_mb: float | None = None  # the device peak over the whole measurement, first call included
+    device_in_use_before_mb: float | None = None  # the device allocator's bytes in use before the build
+    layout: str = ""  # traits: the image layout in effect
+    recurrence: str = ""  # traits: the LSTM fused or not
+    gpu_selector: str = ""  # the GPU (CUDA_VISIBLE_DEVICES) of a GPU case
 
 
 def _mb(value: int | None) -> float | None:
@@ -90,7 +102,12 @@ def metrics(result: CaseResult) -> Metrics:
         device_peak_mb=_mb(memory.device_peak), threads_effective=result.threads_effective,
         affinity=" ".join(map(str, result.affinity)), cpu_per_wall=_round(result.cpu_per_wall, 3),
         host=result.host, node_id=result.node_id, retries=result.retries, started_at=result.started_at,
-        duration_s=_round(result.duration_s, 3),
+        duration_s=_round(result.duration_s, 3), sync_ms=_round(result.sync_ms, 5),
+        device_median_ms=_round(statistics.median(result.device_samples_ms)) if result.device_samples_ms else None,
+        device_peak_measure_mb=_mb(memory.device_peak_measure),
+        device_in_use_before_mb=_mb(memory.device_in_use_before),
+        layout=result.traits.get("layout", ""), recurrence=result.traits.get("recurrence", ""),
+        gpu_selector=result.gpu_selector,
     )
     summary = result.summary()
     if summary is None:
@@ -102,7 +119,7 @@ def metrics(result: CaseResult) -> Metrics:
         **common, median_ms=_round(summary.median), iqr_ms=_round(summary.iqr), ci_low_ms=_round(summary.ci_low),
         ci_high_ms=_round(summary.ci_high), mean_ms=_round(summary.mean), std_ms=_round(summary.std),
         min_ms=_round(summary.min), n_samples=summary.n, rounds=summary.rounds, round_cv=_round(summary.round_cv),
-        noisy=summary.noisy,
+        noisy=summary.noisy, sync_bound=result.sync_bound if result.sync_ms is not None else None,
         samples_per_s=_round(case.batch_size / seconds, 2), flops=flops,
         gflops_per_s=_round(flops / seconds / 1e9, 3),
     )

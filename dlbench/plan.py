@@ -6,7 +6,8 @@ registered and installed, which variants they offer, whether a GPU is usable, ho
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,7 +18,7 @@ from dlbench.gpu import describe_processes, gpu_processes, nvml_gpus
 from dlbench.gpu_probe import ProbeResult, probe_gpu
 from dlbench.process.placement import available_cores
 from dlbench.spec import Case
-from dlbench.suite import Overrides, Suite, apply_overrides, expand, load_suite
+from dlbench.suite import DeviceSettings, Overrides, Suite, apply_overrides, expand, load_suite
 
 FLEET_CORES = 1 << 16  # no limit: every node checks the thread counts against its own cores
 
@@ -51,9 +52,12 @@ def resolve_frameworks(names: tuple[str, ...]) -> list[Adapter]:
 
 
 def resolve_variants(adapters: list[Adapter], requested: tuple[str, ...],
-                     suite_variants: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+                     suite_variants: dict[str, tuple[str, ...]],
+                     suite_devices: Mapping[str, DeviceSettings] | None = None) -> dict[str, tuple[str, ...]]:
     """Variants per framework: ``--variant`` names apply to every framework that has them (``all`` = all),
-    otherwise the suite's table, otherwise each adapter's default."""
+    otherwise the suite's table, otherwise each adapter's default. A device's own ``variants`` table (which
+    ``expand`` uses on that device instead) is checked here too."""
+    suite_devices = suite_devices or {}
     chosen: dict[str, tuple[str, ...]] = {}
     for fw in suite_variants:
         get_adapter(fw)  # the suite may only name registered frameworks
@@ -75,6 +79,13 @@ def resolve_variants(adapters: list[Adapter], requested: tuple[str, ...],
         if v != "all" and not any(v in a.variants for a in adapters):
             known = "; ".join(f"{a.name}: {', '.join(a.variants)}" for a in adapters)
             raise SuiteError(f"unknown variant {v!r} (variants: {known})")
+    for device, settings in suite_devices.items():
+        for fw, names in settings.variants.items():
+            adapter = get_adapter(fw)  # the suite may only name registered frameworks
+            for v in names:
+                if v not in adapter.variants:
+                    raise SuiteError(f"devices.{device}.variants: framework {fw!r} has no variant {v!r}; "
+                                     f"variants: {', '.join(adapter.variants)}")
     return {fw: vs for fw, vs in chosen.items() if vs}
 
 
@@ -140,6 +151,17 @@ def check_gpu(suite: Suite, adapters: list[Adapter], explicit: bool, named: froz
     return GpuCheck(replace(suite, notes=tuple(notes)), frozenset(reasons), probes)
 
 
+def check_selected_gpu(selector: str, gpus: Sequence[Mapping[str, Any]]) -> None:
+    """A GPU named by ``--gpu`` or the suite must be one NVML lists here (by index or UUID). Unchecked where
+    NVML lists none (the GPU check then decides) and for MIG slices, which NVML lists under their parent."""
+    if not selector or not gpus or selector.startswith("MIG-"):
+        return
+    known = [str(g["index"]) for g in gpus if "index" in g] + [str(g["uuid"]) for g in gpus if g.get("uuid")]
+    if selector not in known:
+        listed = ", ".join(f"{g.get('index')} {g.get('uuid', '')}".strip() for g in gpus)
+        raise DlbenchError(f"--gpu {selector}: no such GPU here (NVML lists {listed})")
+
+
 def make_plan(suite_name: str, overrides: Overrides, fleet: bool = False,
               probe: Callable[[Adapter], ProbeResult] | None = probe_gpu) -> Plan:
     """The cases to run. For a ``fleet`` the nodes, not this machine, decide what is possible: thread counts
@@ -149,10 +171,14 @@ def make_plan(suite_name: str, overrides: Overrides, fleet: bool = False,
     adapters = resolve_frameworks(suite.frameworks)
     gpu = GpuCheck(suite)
     if not fleet:
+        if "gpu" in suite.devices:
+            check_selected_gpu(suite.gpu, nvml_gpus())
+        if probe is probe_gpu and suite.gpu:  # the probe starts where the workers will: on the chosen GPU
+            probe = functools.partial(probe_gpu, gpu=suite.gpu)
         gpu = check_gpu(suite, adapters, explicit="gpu" in overrides.devices,
                         named=frozenset(overrides.frameworks), probe=probe)
         suite = gpu.suite
-    frameworks = resolve_variants(adapters, overrides.variants, dict(suite.variants))
+    frameworks = resolve_variants(adapters, overrides.variants, dict(suite.variants), suite.devices)
     if not frameworks:
         raise SuiteError("no framework offers the requested variants")
     by_name = {a.name: a for a in adapters}

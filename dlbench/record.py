@@ -30,6 +30,7 @@ class DeviceSettings(msgspec.Struct, frozen=True):
 
     threads: tuple[Threads, ...]
     batch_sizes: dict[str, tuple[BatchSize, ...]]
+    variants: dict[str, tuple[str, ...]] = {}  # framework -> variants on this device, replacing the suite's
 
 
 class SuiteRecord(msgspec.Struct, frozen=True):
@@ -47,6 +48,7 @@ class SuiteRecord(msgspec.Struct, frozen=True):
     devices: dict[str, DeviceSettings] = {}
     notes: tuple[Text, ...] = ()
     resources: dict[str, Annotated[float, msgspec.Meta(ge=0, le=1e12)]] = {}  # Ray resources a node needs
+    gpu: str = ""  # the GPU of the GPU cases (index or UUID); "" = the default GPU
 
 
 class ExecutorConfig(msgspec.Struct, frozen=True):

@@ -23,6 +23,7 @@ OOM = "oom"
 UNAVAILABLE = "unavailable"  # the framework cannot run this case here (not installed, no GPU, variant)
 INTERRUPTED = "interrupted"  # the run was stopped (Ctrl-C) before this case finished
 STATUSES = (OK, FAILED, CRASHED, TIMEOUT, OOM, UNAVAILABLE, INTERRUPTED)
+SYNC_SHARE_LIMIT = 0.05  # a case whose idle sync costs more than this share of its median is flagged
 # The memory readings that comparisons and exports name, as keys of :meth:`Memory.readings`.
 MEMORY_METRICS = ("rss_rise", "framework_peak", "device_peak")
 Status = Annotated[str, msgspec.Meta(pattern=f"^({'|'.join(STATUSES)})$")]
@@ -42,14 +43,19 @@ class Memory(msgspec.Struct, frozen=True):
 
     ``peak_rss``: the worker's peak resident set during the case (VmHWM after a reset);
     ``baseline_rss``: resident set before the model was built, so ``rise`` is what the case added;
-    ``framework_peak``: the framework's own counter (TF allocator peak, JAX compiled memory analysis);
-    ``device_peak``: the GPU allocator's peak (GPU cases only).
+    ``framework_peak``: the framework's own counter on a CPU (TF allocator peak, JAX compiled memory analysis);
+    ``device_peak``: the GPU allocator's steady-state peak: one iteration after the samples, after a reset;
+    ``device_peak_measure``: the GPU allocator's peak over the whole measurement, first call (autotuning,
+    compilation) included; ``device_in_use_before``: the GPU allocator's bytes in use before the build
+    (docs/measurement.md, "Memory", says which counter each is in each framework).
     """
 
     peak_rss: Bytes = None
     baseline_rss: Bytes = None
     framework_peak: Bytes = None
     device_peak: Bytes = None
+    device_peak_measure: Bytes = None
+    device_in_use_before: Bytes = None
 
     @property
     def rise(self) -> int | None:
@@ -100,6 +106,17 @@ class CaseResult(msgspec.Struct, frozen=True):
     rounds: tuple[Round, ...] = ()  # empty: one round, all of samples_ms
     environment: str = ""  # the --python environment (A/B runs); "" for the interpreter running dlbench
     gpu_telemetry: dict[str, Any] | None = None  # GPU cases: clocks, temperature, power, throttling while timed
+    traits: dict[str, str] = {}  # layout, fused recurrence (BuiltCase.traits)
+    sync_ms: OptionalMs = None  # one sync on the idle device, measured after the samples
+    device_samples_ms: tuple[SampleMs, ...] = ()  # per-iteration device-event times (PyTorch on a GPU)
+    gpu_selector: str = ""  # GPU cases: the one GPU the worker saw (CUDA_VISIBLE_DEVICES: index or UUID)
+
+    @property
+    def sync_bound(self) -> bool:
+        """Whether one sync costs more than :data:`SYNC_SHARE_LIMIT` of the median: part of the case's time
+        is then the framework's synchronisation, which biases a comparison across frameworks."""
+        summary = self.summary() if self.sync_ms is not None else None
+        return summary is not None and self.sync_ms is not None and self.sync_ms > SYNC_SHARE_LIMIT * summary.median
 
     @property
     def ok(self) -> bool:

@@ -46,7 +46,12 @@ class Case(msgspec.Struct, frozen=True, order=True):
 
     @property
     def key(self) -> str:
-        """Stable identifier, independent of run and machine: ``lenet/-/forward/torch/eager/cpu/t1/b64/float32``."""
+        """Stable identifier, independent of run and machine: ``lenet/-/forward/torch/eager/cpu/t1/b64/float32``.
+
+        A GPU case's key has no thread count (``lenet/-/forward/torch/eager/gpu/b64/float32``): its host
+        threads only feed the GPU and are by default all the host's cores, so with them in the key the same
+        GPU case would never match across hosts with different core counts."""
+        threads = [] if self.device == "gpu" else [f"t{self.threads}"]
         return "/".join(
             [
                 self.workload,
@@ -55,7 +60,7 @@ class Case(msgspec.Struct, frozen=True, order=True):
                 self.framework,
                 self.variant,
                 self.device,
-                f"t{self.threads}",
+                *threads,
                 f"b{self.batch_size}",
                 self.precision,
             ]

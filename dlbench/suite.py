@@ -9,8 +9,11 @@ A suite names workloads, passes, frameworks, variants, and per device the thread
     batch_sizes = [16, 64]            # or a table per workload: { lenet = [64], lstm = [16] }
     [devices.gpu]
     batch_sizes = [64, 256]
+    variants = { torch = ["channels_last", "eager"] }   # per device, replacing the suite's variants
     [measure]
     max_time_s = 5
+
+A top-level ``gpu = "0"`` (an index or a UUID) chooses the GPU of the GPU cases, like ``run --gpu``.
 
 Every key is checked: unknown keys and wrong types are errors with a one-line message, as are unknown
 frameworks, workloads, phases and variants (checked later, against the registry, in :func:`expand`).
@@ -29,6 +32,7 @@ from dlbench.errors import SuiteError
 from dlbench.files import read_regular_text
 from dlbench.measure.timing import MeasureConfig
 from dlbench.precision import check_precisions
+from dlbench.process.placement import check_gpu_selector
 from dlbench.record import DeviceSettings as StoredDevice
 from dlbench.record import SuiteRecord
 from dlbench.spec import DEVICES, MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, Case
@@ -39,8 +43,8 @@ PACKAGED_SUITES = Path(__file__).resolve().parent.parent / "suites"
 # megabytes is a mistake, and would be copied into every run record and rewritten after every case.
 SUITE_FILE_LIMIT = 256 * 2**10
 TOP_KEYS = {"name", "description", "workloads", "passes", "frameworks", "variants", "precision", "devices",
-            "measure", "seed", "executor"}
-DEVICE_KEYS = {"threads", "batch_sizes"}
+            "measure", "seed", "executor", "gpu"}
+DEVICE_KEYS = {"threads", "batch_sizes", "variants"}
 EXECUTOR_KEYS = {"resources"}
 
 
@@ -48,6 +52,8 @@ EXECUTOR_KEYS = {"resources"}
 class DeviceSettings:
     threads: tuple[int, ...]
     batch_sizes: Mapping[str, tuple[int, ...]]  # workload -> batch sizes
+    # framework -> variants on this device, replacing the suite's (e.g. the GPU runs torch's NCHW eager too)
+    variants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,15 +74,16 @@ class Suite:
     source: str = ""
     notes: tuple[str, ...] = field(default=())
     resources: Mapping[str, float] = field(default_factory=dict)  # Ray resources a node needs (fleet runs)
+    gpu: str = ""  # the GPU of the GPU cases (index or UUID); "" = the default (dlbench.process.placement)
 
     def record(self) -> SuiteRecord:
         """What the run record keeps of this suite (measurement settings and seed are the run's own)."""
         return SuiteRecord(
             name=self.name, description=self.description, source=self.source, workloads=self.workloads,
             passes=self.passes, frameworks=self.frameworks, variants=dict(self.variants), precisions=self.precisions,
-            devices={d: StoredDevice(threads=s.threads, batch_sizes=dict(s.batch_sizes))
+            devices={d: StoredDevice(threads=s.threads, batch_sizes=dict(s.batch_sizes), variants=dict(s.variants))
                      for d, s in self.devices.items()},
-            notes=self.notes, resources=dict(self.resources),
+            notes=self.notes, resources=dict(self.resources), gpu=self.gpu,
         )
 
 
@@ -172,9 +179,13 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
         if "batch_sizes" not in table:
             raise _fail(where, "missing key 'batch_sizes'")
         default_threads = [1] if device == "cpu" else [len(os.sched_getaffinity(0))]
+        device_variants = table.get("variants", {})
+        if not isinstance(device_variants, dict):
+            raise _fail(f"{where}.variants", "expected a table framework = [variants]")
         devices[device] = DeviceSettings(
             threads=positive_ints(table.get("threads", default_threads), f"{where}.threads", MAX_THREADS),
             batch_sizes=_batch_sizes(table["batch_sizes"], workloads, f"{where}.batch_sizes"),
+            variants={fw: _str_list(v, f"{where}.variants.{fw}", non_empty=True) for fw, v in device_variants.items()},
         )
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
@@ -189,7 +200,17 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
         precisions=precisions, devices=devices,
         measure=parse_measure(data.get("measure", {}), f"{source}: measure"), seed=seed, source=source,
         resources=parse_resources(data.get("executor", {}), f"{source}: executor"),
+        gpu=parse_gpu(data.get("gpu", ""), f"{source}: gpu"),
     )
+
+
+def parse_gpu(value: Any, where: str) -> str:
+    """``gpu = 0`` or ``gpu = "GPU-..."``: one GPU (see :func:`dlbench.process.placement.check_gpu_selector`)."""
+    if value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _fail(where, "expected a GPU index or UUID")
+    return check_gpu_selector(str(value), where)
 
 
 def suite_dirs() -> tuple[Path, ...]:
@@ -269,6 +290,7 @@ class Overrides:
     batch_sizes: tuple[int, ...] = ()
     precisions: tuple[str, ...] = ()
     measure: Mapping[str, Any] = field(default_factory=dict)
+    gpu: str = ""  # --gpu
 
 
 def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
@@ -297,6 +319,9 @@ def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
             threads = limited
         if device == "gpu" and not o.threads:
             threads = tuple(min(t, cores) for t in threads)
+        if device == "gpu" and len(threads) > 1:  # a GPU case's key has no thread count: one count only
+            notes.append(f"gpu threads {list(threads)}: GPU cases run with one host thread count, {max(threads)}")
+            threads = (max(threads),)
         names = {w.split("/")[0] for w in workloads}
         if o.batch_sizes:
             sizes = {w: o.batch_sizes for w in names}
@@ -304,7 +329,9 @@ def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
             sizes = dict(base.batch_sizes)
             for w in names - set(sizes):  # a workload chosen on the command line that the suite lacks
                 sizes[w] = (get_workload(w).paper_batch_size,)
-        devices[device] = DeviceSettings(threads=threads, batch_sizes=sizes)
+        # a device's own variants give way to --variant, as the suite's do
+        devices[device] = DeviceSettings(threads=threads, batch_sizes=sizes,
+                                         variants={} if o.variants else dict(base.variants))
     measure = suite.measure
     if o.measure:
         try:
@@ -312,17 +339,19 @@ def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
         except ValueError as exc:
             raise SuiteError(str(exc)) from None
     precisions = check_precisions(o.precisions, "--precision") if o.precisions else suite.precisions
+    gpu = check_gpu_selector(o.gpu) if o.gpu else suite.gpu
     return replace(suite, workloads=workloads, passes=passes, devices=devices, measure=measure,
-                   frameworks=o.frameworks or suite.frameworks, precisions=precisions, notes=tuple(notes))
+                   frameworks=o.frameworks or suite.frameworks, precisions=precisions, notes=tuple(notes), gpu=gpu)
 
 
 def expand(suite: Suite, frameworks: Mapping[str, tuple[str, ...]]) -> list[Case]:
-    """Every case of the suite, for the given frameworks and their variants, in a readable order."""
+    """Every case of the suite, for the given frameworks and their variants (a device's own ``variants``
+    replace them on that device), in a readable order."""
     cases = []
     for device, settings in suite.devices.items():
         for threads in settings.threads:
-            for framework, variants in frameworks.items():
-                for variant in variants:
+            for framework, chosen in frameworks.items():
+                for variant in settings.variants.get(framework, chosen):
                     for entry in suite.workloads:
                         name, phases = select_phases(entry)
                         for batch in settings.batch_sizes[name]:

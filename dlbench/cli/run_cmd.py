@@ -109,6 +109,9 @@ def parse_environments(specs: tuple[str, ...]) -> tuple[PythonEnvironment, ...]:
 @click.option("--variant", "variants", multiple=True, type=CommaList(label="variant"),
               help="Framework variants (e.g. eager, channels_last, xla) or 'all'.")
 @click.option("--device", "-d", "devices", multiple=True, type=CommaList(label="device"), help="cpu, gpu.")
+@click.option("--gpu", "gpu", help="The GPU of the GPU cases: an index as nvidia-smi numbers them, or a UUID "
+                                   "(GPU-...; nvidia-smi -L) [the suite's gpu, else the first GPU in "
+                                   "CUDA_VISIBLE_DEVICES, else 0].")
 @click.option("--threads", "-t", multiple=True,
               type=CommaList(positive_int=True, label="thread count", maximum=MAX_THREADS),
               help="CPU thread counts, e.g. 1,2.")
@@ -155,7 +158,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             timeout: float | None, max_time: float | None, min_samples: int | None, repeat: int | None,
             control: bool | None, pythons: tuple[str, ...], memory_limit: float | None, seed: int | None,
             make_report: bool, calibrate: bool, skip_missing_cores: bool, quiet: bool, executor: str,
-            address: str | None, placement: str | None) -> None:
+            address: str | None, placement: str | None, gpu: str | None) -> None:
     """Measure forward and gradient time and memory of the suite's cases.
 
     Exit codes: 0 every case ok (or unavailable here), 1 some case failed, crashed, timed out or ran out of
@@ -180,7 +183,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             frameworks=flatten(frameworks), workloads=flatten(workloads), passes=flatten(passes),
             variants=flatten(variants), devices=flatten(devices), threads=flatten(threads),
             batch_sizes=flatten(batch_sizes), precisions=flatten(precisions),
-            measure=measure_overrides(max_time, min_samples, timeout, repeat))
+            measure=measure_overrides(max_time, min_samples, timeout, repeat), gpu=gpu or "")
         environments = parse_environments(pythons)
         plan = make_plan(suite, overrides, fleet=executor == "ray")
         run_id = new_run_id()
@@ -253,7 +256,7 @@ def finish(stores: list[RunStore], status: str, quiet: bool, make_report: bool, 
 
 # What a run's record fixes: on --resume these options would change the run, so they are refused.
 FIXED_ON_RESUME = ("suite", "frameworks", "workloads", "passes", "variants", "devices", "threads", "batch_sizes",
-                   "timeout", "max_time", "min_samples", "memory_limit", "seed", "repeat", "pythons", "control")
+                   "timeout", "max_time", "min_samples", "memory_limit", "seed", "repeat", "pythons", "control", "gpu")
 
 
 def refuse_changes_on_resume(ctx: click.Context) -> None:

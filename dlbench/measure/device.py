@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from dlbench.frameworks.base import DeviceTimer
+from dlbench.frameworks.base import BuiltCase, DeviceTimer
 
 SYNC_REPEATS = 50  # idle syncs timed together: a single one is close to the clock's resolution
-SYNC_SHARE_LIMIT = 0.05  # a sync costing more than this share of the median is flagged
 DEVICE_BLOCKS = 5  # blocks timed with device events, at most one per wall-clock sample
 
 
@@ -34,14 +34,6 @@ def idle_sync_ms(sync: Callable[[Any], None], handle: Any, repeats: int = SYNC_R
     for _ in range(repeats):
         sync(handle)
     return (clock() - start) / 1e6 / repeats
-
-
-def sync_heavy(sync_ms: float | None, median_ms: float | None, limit: float = SYNC_SHARE_LIMIT) -> bool:
-    """Whether one sync costs more than ``limit`` of the median iteration: such a case's time is partly the
-    framework's synchronisation, and its comparison with another framework is biased by it."""
-    if sync_ms is None or not median_ms:
-        return False
-    return sync_ms > limit * median_ms
 
 
 def device_samples_ms(fn: Callable[[], Any], sync: Callable[[Any], None], timer: DeviceTimer,
@@ -59,3 +51,46 @@ def device_samples_ms(fn: Callable[[], Any], sync: Callable[[Any], None], timer:
             total += timer.elapsed_ms()
         samples.append(total / iterations)
     return tuple(samples)
+
+
+@dataclass(frozen=True)
+class AfterTiming:
+    """What is read once the samples are taken (see :func:`after_timing`)."""
+
+    measure_peak: int | None  # the framework's peak over the whole measurement, first call included
+    steady_peak: int | None  # the peak of one iteration after a reset: the pass's own steady-state need
+    sync_ms: float | None  # one sync on the idle device (None: not probed, see after_timing)
+    device_samples_ms: tuple[float, ...]  # per-iteration device time of event-timed blocks (where events exist)
+
+
+# A CPU case slower than this gets no sync probe: its extra iteration would cost seconds, and a sync of
+# microseconds cannot reach 5% of it. GPU cases always get one (their steady-state peak needs the iteration).
+SYNC_PROBE_MAX_MEDIAN_MS = 1000.0
+
+
+def after_timing(built: BuiltCase, fn: Callable[[], Any], pass_: str, iterations: int, blocks: int,
+                 steady: bool, probe: bool = True) -> AfterTiming:
+    """Readings taken after the timed samples, never inside them.
+
+    The framework's peak counter, reset before the first call, first gives the peak of the whole measurement:
+    on a GPU that is mostly the scratch of cuDNN's algorithm search, TensorFlow's autotuning or XLA's
+    compilation, which the first call does once. With ``steady`` the counter is then reset and one more
+    synchronised iteration run: its peak is what the pass needs in steady state (live parameters and batch
+    included, as the allocator counts them). That iteration's finished result then serves to time the idle
+    sync, and, where the framework has device events, ``blocks`` blocks of ``iterations`` calls are timed on
+    the device's clock."""
+    measure_peak = built.peak_memory_bytes(pass_)
+    if not (steady or probe):
+        return AfterTiming(measure_peak, None, None, ())
+    steady_peak = None
+    if steady:
+        built.reset_peak_memory()
+    handle = fn()
+    built.sync(handle)
+    if steady:
+        steady_peak = built.peak_memory_bytes(pass_)
+    sync_ms = idle_sync_ms(built.sync, handle)
+    del handle
+    timer = built.device_timer()
+    samples = device_samples_ms(fn, built.sync, timer, iterations, blocks) if timer is not None else ()
+    return AfterTiming(measure_peak, steady_peak, sync_ms, samples)

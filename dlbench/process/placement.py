@@ -16,8 +16,11 @@ A CPU child gets ``CUDA_VISIBLE_DEVICES=""`` and so never initialises CUDA, even
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from dlbench.errors import SuiteError
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
@@ -55,6 +58,19 @@ def gpu_environment(device: str, gpu: str = "", inherited: Mapping[str, str] | N
     order = "PCI_BUS_ID" if gpu else inherited.get("CUDA_DEVICE_ORDER") or "PCI_BUS_ID"
     return {"CUDA_DEVICE_ORDER": order, "CUDA_VISIBLE_DEVICES": gpu or default_gpu(inherited),
             "CUDA_CACHE_MAXSIZE": inherited.get("CUDA_CACHE_MAXSIZE") or CUDA_CACHE_BYTES}
+
+
+GPU_SELECTOR = re.compile(r"^(\d{1,4}|(GPU|MIG)-[A-Za-z0-9/_-]{1,120})$")
+
+
+def check_gpu_selector(text: str, where: str = "--gpu") -> str:
+    """A GPU as ``CUDA_VISIBLE_DEVICES`` takes it: an index (PCI bus order, as in ``nvidia-smi``) or a UUID
+    (``GPU-...``, ``MIG-...``). One GPU only: a list would let the frameworks spread over several."""
+    text = text.strip()
+    if not GPU_SELECTOR.match(text):
+        raise SuiteError(f"{where}: {text!r} is not one GPU; give an index such as 0 or a UUID such as "
+                         "GPU-5f3c2a9e-... (nvidia-smi -L lists them)")
+    return text
 
 
 def default_gpu(inherited: Mapping[str, str] | None = None) -> str:

@@ -100,9 +100,14 @@ def _time_cell(cell_row: pd.Series | None, best: bool) -> Cell:
         return Cell(str(cell_row["status"]), muted=True, note=str(cell_row["error"]))
     median, low, high = cell_row["median_ms"], cell_row["ci_low_ms"], cell_row["ci_high_ms"]
     note = f"median of {int(cell_row['n_samples'])} samples; 95% CI of the median {low:g} to {high:g} ms"
-    flag = ""
+    flags = []
     if cell_row["noisy"]:
-        flag, note = "noisy", note + "; noisy: IQR above 10% of the median"
+        flags.append("noisy")
+        note += "; noisy: IQR above 10% of the median"
+    if cell_row.get("sync_bound") in (True, "True"):  # absent from runs recorded before it existed
+        flags.append("sync-bound")
+        note += "; sync-bound: one synchronisation costs more than 5% of the median"
+    flag = ", ".join(flags)
     return Cell(f"{fmt_ms(median)} ({fmt_ms(low)}–{fmt_ms(high)})", best=best, note=note, flag=flag)
 
 

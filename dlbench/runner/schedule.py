@@ -93,7 +93,7 @@ class RunLoop:
                 controlled.add(step.round)  # once per round, before its first worker, pinned like the cases
                 self.store.add_control(self.control(step.round))
             job = WorkerJob(key=step.worker, cores=cores_for(step.worker.threads), cases=todo,
-                            measure=self.config.measure, seed=self.config.seed)
+                            measure=self.config.measure, seed=self.config.seed, gpu=self.config.suite.gpu)
             env = step.environment
             self.executors[env].run(job, functools.partial(self._record, env), functools.partial(self._runtime, env))
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import gc
 import os
+import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import msgspec
 
 from dlbench import gpu_telemetry
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable
+from dlbench.measure.device import DEVICE_BLOCKS, SYNC_PROBE_MAX_MEDIAN_MS, after_timing
 from dlbench.measure.memory import current_rss, peak_rss, reset_peak_rss
 from dlbench.measure.timing import MeasureConfig, measure
 from dlbench.process.messages import Channel
@@ -45,7 +48,7 @@ def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effe
     common: dict[str, Any] = {
         "params": workload.trainable_params(case.phase), "macs": workload.macs(case.phase),
         "threads_effective": threads_effective, "affinity": tuple(sorted(os.sched_getaffinity(0))),
-        "started_at": started,
+        "started_at": started, "gpu_selector": gpu_selector(case.device),
     }
     built = None
     try:
@@ -57,19 +60,35 @@ def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effe
         request = BuildRequest(workload=workload, phase=case.phase, batch=batch, weights=weights,
                                variant=case.variant, device=case.device, precision=case.precision,
                                case_key=case.key)
+        on_gpu = case.device == "gpu"
+        in_use_before = adapter.device_memory_in_use(case.device) if on_gpu else None
         built = adapter.build(request)  # checks the request and the canonical parameter count
         common["dtypes"] = built.dtypes()  # checked against the precision by build()
+        common["traits"] = built.traits()
         built.reset_peak_memory()
-        with gpu_telemetry.sampling(case.device == "gpu") as telemetry:  # clocks, power, throttling
-            timing = measure(lambda: built.prepare(case.pass_), built.sync, job.measure)
-        memory = Memory(peak_rss=peak_rss(), baseline_rss=baseline,
-                        framework_peak=built.peak_memory_bytes(case.pass_) if case.device == "cpu" else None,
-                        device_peak=built.peak_memory_bytes(case.pass_) if case.device == "gpu" else None)
+        timed: list[Callable[[], Any]] = []
+
+        def prepare() -> Callable[[], Any]:
+            timed.append(built.prepare(case.pass_))
+            return timed[-1]
+
+        with gpu_telemetry.sampling(on_gpu) as telemetry:  # clocks, power, throttling
+            timing = measure(prepare, built.sync, job.measure)
+        rss = peak_rss()
+        after = after_timing(built, timed[-1], case.pass_, timing.iterations_per_sample,
+                             min(DEVICE_BLOCKS, len(timing.samples_ms)), steady=on_gpu,
+                             probe=on_gpu or statistics.median(timing.samples_ms) < SYNC_PROBE_MAX_MEDIAN_MS)
+        memory = Memory(peak_rss=rss, baseline_rss=baseline,
+                        framework_peak=None if on_gpu else after.measure_peak,
+                        device_peak=after.steady_peak if on_gpu else None,
+                        device_peak_measure=after.measure_peak if on_gpu else None,
+                        device_in_use_before=in_use_before)
         flops = built.framework_flops(case.pass_)
         return CaseResult(
             case=case, status=OK, samples_ms=timing.samples_ms, iterations_per_sample=timing.iterations_per_sample,
             first_call_ms=timing.first_call_ms, warmup_iterations=timing.warmup_iterations,
             framework_flops=flops, memory=memory, cpu_per_wall=timing.cpu_per_wall, gpu_telemetry=telemetry.summary,
+            sync_ms=after.sync_ms, device_samples_ms=after.device_samples_ms,
             duration_s=time.perf_counter() - t0, **common)
     except CaseUnavailable as exc:
         return failed_result(case, UNAVAILABLE, str(exc), **common)
@@ -169,6 +188,12 @@ def settle_heap(collect: bool = True) -> None:
     if collect:
         gc.collect()
     gc.freeze()
+
+
+def gpu_selector(device: str) -> str:
+    """The one GPU a GPU worker could see (``CUDA_VISIBLE_DEVICES``, set by :mod:`dlbench.process.placement`):
+    an index in ``CUDA_DEVICE_ORDER`` (PCI bus order) or a UUID; "" for CPU cases."""
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "") if device == "gpu" else ""
 
 
 def placement_settings(device: str) -> dict[str, str]:

@@ -99,7 +99,7 @@ def test_ordinary_errors_are_not_out_of_memory() -> None:
 def test_a_cublas_alloc_failure_is_oom_and_the_next_case_gets_a_fresh_worker() -> None:
     cases = (case(pass_="forward"), case(pass_="gradient"), case("lstm", "forward"))
     job = protocol.WorkerJob(WorkerKey("fake", "gpu", 1), (0,), cases, TINY)
-    results, _, spawned = run_job(job, faults="cublas:lenet/-/forward/fake/default/gpu/*/b2/*")
+    results, _, spawned = run_job(job, faults="cublas:lenet/-/forward/fake/default/gpu/b2/*")
     by_pass = {(r.case.workload, r.case.pass_): r for r in results}
     assert by_pass[("lenet", "forward")].status == "oom"
     assert "CUBLAS_STATUS_ALLOC_FAILED" in by_pass[("lenet", "forward")].error
@@ -174,3 +174,32 @@ def test_the_plan_time_gpu_probe_is_placed_on_the_gpu_like_a_worker(monkeypatch:
     with pytest.raises(Stop):
         gpu_probe.probe_gpu(get_adapter("fake"))
     assert seen["CUDA_VISIBLE_DEVICES"] == "0" and seen["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+
+
+# ----- what a GPU case records (simulated GPU, through a real worker)
+def test_a_gpu_case_records_its_gpu_traits_peaks_sync_and_device_time() -> None:
+    job = protocol.WorkerJob(WorkerKey("fake", "gpu", 1), (0,), (case(batch=8),), TINY, gpu=UUID)
+    results, _, _ = run_job(job)
+    (result,) = results
+    assert result.status == "ok" and result.gpu_selector == UUID and result.traits == {"layout": "NHWC"}
+    memory = result.memory
+    assert memory.device_peak is not None and memory.device_peak_measure is not None
+    assert memory.device_peak < memory.device_peak_measure  # the first call's autotuning scratch is left out
+    assert memory.device_in_use_before is not None and memory.framework_peak is None
+    assert result.sync_ms is not None and len(result.device_samples_ms) == len(result.samples_ms) == 3
+
+
+def test_a_cpu_case_records_no_gpu_and_its_framework_peak() -> None:
+    job = protocol.WorkerJob(WorkerKey("fake", "cpu", 1), (0,), (case(device="cpu"),), TINY, gpu=UUID)
+    (result,), _, _ = run_job(job)
+    assert result.gpu_selector == "" and result.device_samples_ms == ()
+    assert result.memory.device_peak is None and result.memory.device_in_use_before is None
+
+
+def test_a_case_whose_sync_costs_more_than_5_percent_is_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    job = protocol.WorkerJob(WorkerKey("fake", "gpu", 1), (0,), (case(batch=2),), TINY)
+    results, _, _ = run_job(job)
+    assert not results[0].sync_bound  # the simulated sync is free
+    monkeypatch.setenv("DLBENCH_FAKE_SYNC_US", "2000")  # a sync far above 5% of a tiny LeNet forward
+    (result,), _, _ = run_job(job)
+    assert result.sync_ms is not None and result.sync_ms >= 2.0 and result.sync_bound
