@@ -39,10 +39,19 @@ TIME, THROUGHPUT = "time", "throughput"
 METRICS = (TIME, THROUGHPUT)
 
 
+def export_name(result: CaseResult) -> str:
+    """The benchmark's name in the tracking tool: the case's stable key, and in an A/B run (``--python
+    NAME=PATH``) its environment after an ``@`` (``lenet/-/forward/torch/.../float32@head``), so that the
+    two environments' cases are two series instead of one name given twice (github-action-benchmark) or
+    one overwriting the other (Bencher). Runs without environments keep the bare key, so their series
+    continue unbroken."""
+    return f"{result.case.key}@{result.environment}" if result.environment else result.case.key
+
+
 def timed(record: RunRecord) -> list[tuple[CaseResult, Summary]]:
-    """The ok results that have samples, with their summaries, in key order."""
+    """The ok results that have samples, with their summaries, in name order."""
     found = []
-    for result in sorted(record.results, key=lambda r: r.case.key):
+    for result in sorted(record.results, key=export_name):
         summary = result.summary() if result.ok else None
         if summary is not None:
             found.append((result, summary))
@@ -106,7 +115,7 @@ def github_action_benchmark(record: RunRecord, memory: bool = True, metric: str 
     require_timed(record)
     entries: list[dict[str, Any]] = []
     for result, summary in timed(record):
-        key = result.case.key
+        key = export_name(result)
         if metric == THROUGHPUT:
             value, low, high = throughput(result, summary)
             entries.append({"name": key, "unit": "samples/s", "value": round(value, 3),
@@ -139,7 +148,7 @@ def bencher(record: RunRecord, memory: bool = True, metric: str = TIME) -> str:
         }
         if memory:
             measures.update({name: {"value": float(v)} for name, v in memory_measures(result.memory).items()})
-        data[result.case.key] = measures
+        data[export_name(result)] = measures
     return _dumps(data)
 
 

@@ -138,3 +138,19 @@ def test_a_run_with_no_timed_case_is_refused_with_one_line(
     err = capsys.readouterr().err.strip()
     assert "run-f has no timed case to export (1 case(s), status failed)" in err
     assert len(err.splitlines()) == 1 and not target.exists()
+
+
+def test_an_ab_run_exports_each_environment_as_its_own_series() -> None:
+    """In a --python run every case exists once per environment: the names carry the environment, so
+    github-action-benchmark gets no name twice and Bencher loses neither side."""
+    record = make_run("ab", [
+        msgspec.structs.replace(make_result(LENET, SAMPLES, rise_mib=None), environment="head"),
+        msgspec.structs.replace(make_result(LENET, [x * 2 for x in SAMPLES], rise_mib=None), environment="base"),
+    ])
+    names = [e["name"] for e in json.loads(github_action_benchmark(record))]
+    assert names == [f"{LENET.key}@base", f"{LENET.key}@head"]
+    data = json.loads(bencher(record))
+    assert set(data) == {f"{LENET.key}@base", f"{LENET.key}@head"}
+    base, head = data[f"{LENET.key}@base"], data[f"{LENET.key}@head"]
+    assert base["latency"]["value"] == pytest.approx(2 * head["latency"]["value"])
+    assert [e["name"] for e in json.loads(github_action_benchmark(sample_run()))][0] == LENET.key  # no environment
