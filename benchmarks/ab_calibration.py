@@ -78,11 +78,18 @@ def dlbench(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def verdicts(compare_args: list[str]) -> list[tuple[str, str]]:
-    """``(case key, timing verdict)`` of every timed case."""
+    """``(case key, timing verdict)`` of every timed case. Prints the round-level noise compare saw (the
+    fitted prior's standard deviation of the log round medians, or of the per-round log ratios in an A/B
+    run), which says how large a change the run could have found."""
     proc = dlbench("compare", *compare_args, "--format", "json")
     if proc.returncode not in (0, 1):
         raise SystemExit(f"dlbench compare failed: {proc.stderr.strip()}")
-    return [(c["key"], c["timing"]["verdict"]) for c in json.loads(proc.stdout)["cases"] if c["timing"]]
+    data = json.loads(proc.stdout)
+    prior = data.get("variance_prior")
+    if prior:
+        print(f"  round-level noise: {prior['variance'] ** 0.5:.1%} (prior of {prior['cases']} cases, "
+              f"{prior['df']:.1f} df)", flush=True)
+    return [(c["key"], c["timing"]["verdict"]) for c in data["cases"] if c["timing"]]
 
 
 def trial(work: Path, number: int, layout: str, head_python: str, affected: str, slowdown: float,
