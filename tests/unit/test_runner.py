@@ -37,8 +37,12 @@ def test_smoke_on_the_fake_adapter_writes_every_case(tmp_path: Path) -> None:
         assert row["status"] == "ok"
         assert float(row["median_ms"]) > 0
         assert int(row["n_samples"]) >= 3
-        assert float(row["first_call_ms"]) > float(row["median_ms"])  # "compilation" kept out of samples
+        assert float(row["first_call_ms"]) > 0
         assert row["affinity"] == "0" and row["threads"] == "1" and row["threads_effective"] == "1"
+    # the fake's first call does 3x its work again ("compilation"): kept out of the samples, it stands above
+    # the median in most cases; not in every one, since a busy machine can slow any single sample as much
+    slower_first = [float(r["first_call_ms"]) > float(r["median_ms"]) for r in table.values()]
+    assert sum(slower_first) > len(slower_first) / 2, slower_first
     lenet = next(r for r in table.values() if r["workload"] == "lenet")
     assert lenet["params"] == "431080" and lenet["macs"] == "2293000"
     record = json.loads((tmp_path / "r" / "run.json").read_text())
