@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from dlbench.errors import DlbenchError
+from dlbench.gpu_telemetry import throttled
 from dlbench.metrics import CSV_COLUMNS, NUMERIC_COLUMNS, csv_fields, result_row
 from dlbench.results import CaseResult
 from dlbench.store import RunRecord, load_run
@@ -139,6 +140,7 @@ def results_frame(runs: Sequence[LoadedRun]) -> pd.DataFrame:
             workload_label=workload_label(case.workload, case.phase),
             series=series_label(case.framework, case.variant, case.precision),
             peak_gflops=run.peak_gflops(case.device, case.threads, case.precision),
+            gpu_throttled=throttled(result.gpu_telemetry),
         )
         rows.append(row)
     frame = pd.DataFrame(rows)

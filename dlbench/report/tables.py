@@ -107,6 +107,9 @@ def _time_cell(cell_row: pd.Series | None, best: bool) -> Cell:
     if cell_row.get("sync_bound") in (True, "True"):  # absent from runs recorded before it existed
         flags.append("sync-bound")
         note += "; sync-bound: one synchronisation costs more than 5% of the median"
+    if cell_row.get("gpu_throttled") in (True, "True"):
+        flags.append("throttled")
+        note += "; throttled: the GPU slowed down while timed (power or thermal limit, see gpu_telemetry)"
     flag = ", ".join(flags)
     return Cell(f"{fmt_ms(median)} ({fmt_ms(low)}–{fmt_ms(high)})", best=best, note=note, flag=flag)
 
