@@ -20,7 +20,6 @@ GPU exists it says so in one line and exits 2. Not run on real GPU hardware yet.
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from dlbench.frameworks.registry import broken_adapters, get_adapter, installed_
 from dlbench.gpu import describe_processes, gpu_processes, nvml_gpus
 from dlbench.gpu_telemetry import throttled
 from dlbench.process.placement import available_cores
+from dlbench.results import CaseResult
+from dlbench.store import RunRecord, load_run
 from dlbench.terminal import plain
 
 PASS, FAIL, WARN, INFO = "PASS", "FAIL", "WARN", "INFO"
@@ -112,22 +113,20 @@ def gpu_setup_checks(adapters: list[Adapter]) -> tuple[list[Check], list[str]]:
     return checks, working
 
 
-def run_smoke(frameworks: list[str], directory: Path) -> tuple[int, str, dict[str, Any] | None]:
+def run_smoke(frameworks: list[str], directory: Path) -> tuple[int, str, RunRecord | None]:
     """The smoke suite on the GPU with the real command line; (exit code, last stderr line, run record)."""
     command = [sys.executable, "-m", "dlbench", "run", "--suite", "smoke", "--device", "gpu", "--quiet",
                "--framework", ",".join(frameworks), "--output", str(directory)]
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    record_path = directory / "run.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else None
+    record = load_run(directory) if (directory / "run.json").is_file() else None
     return proc.returncode, lines[-1] if lines else "", record
 
 
-def invariant_checks(code: int, record: dict[str, Any]) -> list[Check]:
+def invariant_checks(code: int, record: RunRecord) -> list[Check]:
     """The invariants of a GPU run's record (see the module docstring)."""
-    results = [r for r in record.get("results", []) if isinstance(r, dict)]
-    gpu_rows = [r for r in results if r.get("case", {}).get("device") == "gpu"]
-    failed = [r for r in results if r.get("status") in FAILED_STATUSES]
+    gpu_rows = [r for r in record.results if r.case.device == "gpu"]
+    failed = [r for r in record.results if r.status in FAILED_STATUSES]
     checks = []
     expected = 1 if failed else 0
     if code == expected:
@@ -135,9 +134,9 @@ def invariant_checks(code: int, record: dict[str, Any]) -> list[Check]:
     else:
         checks.append(Check(FAIL, f"exit code {code}, expected {expected} for {len(failed)} failed row(s)"))
     for row in failed:
-        checks.append(Check(FAIL, f"{row.get('key')}: {row.get('status')}: {row.get('error', '')}"))
-    ok = [r for r in gpu_rows if r.get("status") == "ok"]
-    unavailable = [r for r in gpu_rows if r.get("status") == "unavailable"]
+        checks.append(Check(FAIL, f"{row.case.key}: {row.status}: {row.error}"))
+    ok = [r for r in gpu_rows if r.ok]
+    unavailable = [r for r in gpu_rows if r.status == "unavailable"]
     if not ok:
         checks.append(Check(FAIL, f"no GPU row was measured ({len(unavailable)} unavailable of {len(gpu_rows)})"))
         return checks
@@ -146,40 +145,47 @@ def invariant_checks(code: int, record: dict[str, Any]) -> list[Check]:
     checks += _peak_checks(ok)
     checks += _tf32_checks(record, ok)
     checks += _one_gpu_checks(record)
-    with_telemetry = [r for r in ok if r.get("gpu_telemetry")]
+    with_telemetry = [r for r in ok if r.gpu_telemetry]
     checks.append(Check(PASS if len(with_telemetry) == len(ok) else WARN,
                         f"GPU telemetry on {len(with_telemetry)} of {len(ok)} measured row(s)"))
-    hot = [r.get("key") for r in ok if throttled(r.get("gpu_telemetry"))]
+    hot = [r.case.key for r in ok if throttled(r.gpu_telemetry)]
     if hot:
-        checks.append(Check(WARN, f"throttled while timed: {', '.join(map(str, hot))}"))
+        checks.append(Check(WARN, f"throttled while timed: {', '.join(hot)}"))
     return checks
 
 
-def _peak_checks(ok: list[dict[str, Any]]) -> list[Check]:
-    missing = [r.get("key") for r in ok if not (r.get("memory") or {}).get("device_peak")]
+def _peak_checks(ok: list[CaseResult]) -> list[Check]:
+    missing = [r.case.key for r in ok if not r.memory.device_peak]
     checks = [Check(FAIL if missing else PASS, "device memory peak on every measured GPU row"
-                    + (f"; missing: {', '.join(map(str, missing))}" if missing else ""))]
+                    + (f"; missing: {', '.join(missing)}" if missing else ""))]
     stuck = []
-    for framework in sorted({r["case"]["framework"] for r in ok}):
-        rows = [r for r in ok if r["case"]["framework"] == framework and (r.get("memory") or {}).get("device_peak")]
-        peaks = [int(r["memory"]["device_peak"]) for r in rows]
+    for framework in sorted({r.case.framework for r in ok}):
+        rows = [r for r in ok if r.case.framework == framework and r.memory.device_peak]
+        peaks = [int(r.memory.device_peak or 0) for r in rows]
         if len(peaks) < 3:
             continue
         top = peaks.index(max(peaks))
-        later = [(r, p) for r, p in zip(rows[top + 1:], peaks[top + 1:], strict=True)
-                 if r["case"]["workload"] != rows[top]["case"]["workload"]]
-        if len(later) >= 2 and all(p == peaks[top] for _, p in later):
+        later = [p for r, p in zip(rows[top + 1:], peaks[top + 1:], strict=True)
+                 if r.case.workload != rows[top].case.workload]
+        if len(later) >= 2 and all(p == peaks[top] for p in later):
             stuck.append(framework)
     checks.append(Check(FAIL if stuck else PASS, "device peak reset between cases"
                         + (f"; stuck at the largest case for {', '.join(stuck)}" if stuck else "")))
     return checks
 
 
-def _tf32_checks(record: dict[str, Any], ok: list[dict[str, Any]]) -> list[Check]:
+def _gpu_workers(record: RunRecord) -> dict[str, dict[str, str]]:
+    """The settings of each GPU worker, by worker label (``torch/gpu/t2``)."""
+    return {label: dict(runtime.settings) for label, runtime in record.environment.workers.items()
+            if "/gpu/" in f"{label}/"}
+
+
+def _tf32_checks(record: RunRecord, ok: list[CaseResult]) -> list[Check]:
     checks = []
-    frameworks = (record.get("environment") or {}).get("frameworks") or {}
-    for name in sorted({r["case"]["framework"] for r in ok}):
-        settings = (frameworks.get(name) or {}).get("settings") or {}
+    frameworks = record.environment.frameworks
+    for name in sorted({r.case.framework for r in ok}):
+        runtime = frameworks.get(name)
+        settings = dict(runtime.settings) if runtime is not None else {}
         tf32, precision = settings.get("tf32"), settings.get("matmul_precision")
         if tf32 is None and precision is None:
             checks.append(Check(WARN, f"{name}: records no TF32 setting"))
@@ -187,20 +193,18 @@ def _tf32_checks(record: dict[str, Any], ok: list[dict[str, Any]]) -> list[Check
             checks.append(Check(FAIL, f"{name}: TF32 not off (tf32={tf32}, matmul_precision={precision})"))
         else:
             checks.append(Check(PASS, f"{name}: TF32 off"))
-    leaked = [r.get("key") for r in ok
-              if r["case"].get("precision", "float32") == "float32" and (r.get("dtypes") or {}).get("matmul") == "tf32"]
+    leaked = [r.case.key for r in ok if r.case.precision == "float32" and r.dtypes.get("matmul") == "tf32"]
     if leaked:
-        checks.append(Check(FAIL, f"float32 rows computed in TF32: {', '.join(map(str, leaked))}"))
+        checks.append(Check(FAIL, f"float32 rows computed in TF32: {', '.join(leaked)}"))
     return checks
 
 
-def _one_gpu_checks(record: dict[str, Any]) -> list[Check]:
-    frameworks = (record.get("environment") or {}).get("frameworks") or {}
-    selectors = {name: ((info or {}).get("settings") or {}).get("gpu_selector") for name, info in frameworks.items()}
-    selectors = {name: s for name, s in selectors.items() if s is not None}
+def _one_gpu_checks(record: RunRecord) -> list[Check]:
+    selectors = {label: settings["gpu_selector"] for label, settings in _gpu_workers(record).items()
+                 if "gpu_selector" in settings}
     if not selectors:
-        return [Check(WARN, "one GPU used: the workers recorded no GPU selector")]
-    several = [f"{name}={s}" for name, s in selectors.items() if not s or "," in str(s)]
+        return [Check(WARN, "one GPU used: the GPU workers recorded no GPU selector")]
+    several = [f"{label}={s}" for label, s in selectors.items() if not s or "," in s]
     if several:
         return [Check(FAIL, f"a GPU worker saw more or less than one GPU: {', '.join(several)}")]
     if len(set(selectors.values())) > 1:

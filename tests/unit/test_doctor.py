@@ -3,12 +3,15 @@ GPU with a fake NVML; the invariants themselves against hand-made records."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 from dlbench.cli.doctor_cmd import FAIL, PASS, WARN, invariant_checks
+from dlbench.record import RunRecord
+from dlbench.results import CaseResult, Memory
+from dlbench.spec import Case
 from tests.conftest import assert_one_line_error, run_cli
+from tests.regress_fixtures import make_environment, make_run
 from tests.unit.test_gpu_record import fake_nvml_path
 
 
@@ -45,22 +48,31 @@ def test_gpu_doctor_with_a_broken_framework_fails(tmp_path: Path) -> None:
 
 
 def row(workload: str, peak: int | None, framework: str = "torch", status: str = "ok",
-        precision: str = "float32", matmul: str = "float32") -> dict[str, Any]:
-    return {"key": f"{workload}/{framework}", "status": status, "error": "",
-            "case": {"workload": workload, "framework": framework, "device": "gpu", "precision": precision},
-            "memory": {"device_peak": peak}, "dtypes": {"matmul": matmul}, "gpu_telemetry": {"n_samples": 3}}
+        precision: str = "float32", matmul: str = "float32", telemetry: dict[str, Any] | None = None) -> CaseResult:
+    case = Case(workload, "", "forward", framework, "default", "gpu", 2, 8, precision)
+    if status != "ok":
+        return CaseResult(case=case, status=status, error="boom")
+    return CaseResult(case=case, status="ok", samples_ms=(1.0, 1.1), iterations_per_sample=1,
+                      memory=Memory(device_peak=peak), dtypes={"matmul": matmul},
+                      gpu_telemetry=telemetry or {"n_samples": 3})
 
 
-def record(rows: list[dict[str, Any]], settings: dict[str, str] | None = None) -> dict[str, Any]:
-    settings = {"tf32": "off", "matmul_precision": "highest", "gpu_selector": "GPU-aaaa"} if settings is None \
-        else settings
-    return {"results": rows, "environment": {"frameworks": {"torch": {"settings": settings}}}}
+TF32_OFF = {"tf32": "off", "matmul_precision": "highest", "gpu_selector": "GPU-aaaa"}
+
+
+def record(rows: list[CaseResult], settings: dict[str, str] | None = None,
+           more: dict[str, Any] | None = None) -> RunRecord:
+    workers = {"torch/gpu/t2": {"framework": "torch", "version": "2.13.0",
+                                "settings": TF32_OFF if settings is None else settings}, **(more or {})}
+    env = {**make_environment(), "workers": workers}
+    env.pop("frameworks")
+    return make_run("r", rows, env)
 
 
 GOOD = [row("lenet", 50), row("alexnet", 900), row("autoencoder", 20), row("lstm", 70)]
 
 
-def verdicts(code: int, data: dict[str, Any]) -> dict[str, str]:
+def verdicts(code: int, data: RunRecord) -> dict[str, str]:
     return {check.text: check.verdict for check in invariant_checks(code, data)}
 
 
@@ -83,7 +95,7 @@ def test_tf32_left_on_fails_and_so_does_a_float32_row_in_tf32() -> None:
     found = verdicts(0, record(GOOD, {"tf32": "on", "matmul_precision": "high", "gpu_selector": "0"}))
     assert found["torch: TF32 not off (tf32=on, matmul_precision=high)"] == FAIL
     leaked = verdicts(0, record([*GOOD[:3], row("lstm", 70, matmul="tf32")]))
-    assert leaked["float32 rows computed in TF32: lstm/torch"] == FAIL
+    assert leaked["float32 rows computed in TF32: lstm/-/forward/torch/default/gpu/t2/b8/float32"] == FAIL
 
 
 def test_exit_code_must_match_the_rows() -> None:
@@ -100,12 +112,11 @@ def test_every_row_unavailable_fails() -> None:
 
 def test_more_than_one_gpu_fails() -> None:
     data = record(GOOD, {"tf32": "off", "gpu_selector": "0,1"})
-    assert verdicts(0, data)["a GPU worker saw more or less than one GPU: torch=0,1"] == FAIL
-    two = copy.deepcopy(record(GOOD))
-    two["environment"]["frameworks"]["jax"] = {"settings": {"matmul_precision": "highest", "gpu_selector": "1"}}
+    assert verdicts(0, data)["a GPU worker saw more or less than one GPU: torch/gpu/t2=0,1"] == FAIL
+    two = record(GOOD, more={"jax/gpu/t2": {"framework": "jax", "settings": {"gpu_selector": "1"}}})
     assert any(t.startswith("GPU workers used different GPUs") and v == FAIL for t, v in verdicts(0, two).items())
 
 
 def test_a_throttled_case_is_a_warning() -> None:
-    rows = [*GOOD[:3], {**row("lstm", 70), "gpu_telemetry": {"throttled": True}}]
-    assert verdicts(0, record(rows))["throttled while timed: lstm/torch"] == WARN
+    rows = [*GOOD[:3], row("lstm", 70, telemetry={"throttled": True})]
+    assert verdicts(0, record(rows))["throttled while timed: lstm/-/forward/torch/default/gpu/t2/b8/float32"] == WARN
