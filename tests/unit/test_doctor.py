@@ -94,8 +94,9 @@ def test_a_missing_device_peak_fails() -> None:
 def test_tf32_left_on_fails_and_so_does_a_float32_row_in_tf32() -> None:
     found = verdicts(0, record(GOOD, {"tf32": "on", "matmul_precision": "high", "gpu_selector": "0"}))
     assert found["torch: TF32 not off (tf32=on, matmul_precision=high)"] == FAIL
-    leaked = verdicts(0, record([*GOOD[:3], row("lstm", 70, matmul="tf32")]))
-    assert leaked["float32 rows computed in TF32: lstm/-/forward/torch/default/gpu/t2/b8/float32"] == FAIL
+    tf32_row = row("lstm", 70, matmul="tf32")
+    leaked = verdicts(0, record([*GOOD[:3], tf32_row]))
+    assert leaked[f"float32 rows computed in TF32: {tf32_row.case.key}"] == FAIL
 
 
 def test_exit_code_must_match_the_rows() -> None:
@@ -118,5 +119,5 @@ def test_more_than_one_gpu_fails() -> None:
 
 
 def test_a_throttled_case_is_a_warning() -> None:
-    rows = [*GOOD[:3], row("lstm", 70, telemetry={"throttled": True})]
-    assert verdicts(0, record(rows))["throttled while timed: lstm/-/forward/torch/default/gpu/t2/b8/float32"] == WARN
+    hot = row("lstm", 70, telemetry={"throttled": True})
+    assert verdicts(0, record([*GOOD[:3], hot]))[f"throttled while timed: {hot.case.key}"] == WARN
