@@ -8,8 +8,10 @@ jitter plus 5% preemption outliers, 10-30 samples per round. Printed:
    on log round medians that dlbench uses, next to a seeded hierarchical bootstrap (rounds, then samples),
    and next to the one-round order-statistic interval, which ignores the process level;
 2. the share of pairs that ``compare`` calls ``regressed`` with identical code (A/A), and with a 10%
-   slow-down (power), at the default policy (threshold 5%, alpha 0.01), for the round-level t-test and for
-   the sample-level Mann-Whitney test on one round per side.
+   slow-down (power), at threshold 5% and alpha 0.01, for the plain round-level t-test of one case on its
+   own (``compare --round-test t``) and for the sample-level Mann-Whitney test on one round per side. The
+   default round-level test borrows strength across the cases of a comparison; benchmarks/round_power.py
+   measures it on a run of many cases.
 
     python benchmarks/round_stats.py [--trials 2000]
 """
