@@ -380,10 +380,9 @@ def reopen(directory: Path, output: Path | None) -> tuple[RunStore, list[Case]]:
 def execute(store: RunStore, cases: list[Case], memory_limit: float | None, quiet: bool) -> str:
     """Run what is pending; returns the run's final status (complete or interrupted)."""
     config = store.record.config
-    environments = config.environments or (PythonEnvironment(name="", python=sys.executable),)
     executors: dict[str, Executor] = {
-        e.name: LocalExecutor(memory_limit_mb=memory_limit, python=e.python) for e in environments
-    }
+        e.name: LocalExecutor(memory_limit_mb=memory_limit, python=e.python) for e in config.environments
+    } or {"": LocalExecutor(memory_limit_mb=memory_limit, python=sys.executable)}  # "": this interpreter
     with progress_bar(quiet) as bar:
         loop = RunLoop(store=store, executors=executors, config=config,
                        control=measure_control if config.control else None)
