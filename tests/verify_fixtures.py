@@ -99,6 +99,27 @@ def identity(weights: Weights) -> Weights:
     return dict(weights)
 
 
+class DelegatingCase(BuiltCase):
+    """A real built case seen through a wrapper: everything goes to ``inner``; a test overrides the one
+    method it makes wrong (a misloaded gradient, a wrong function during evaluation)."""
+
+    def __init__(self, inner: BuiltCase) -> None:
+        self.inner = inner
+
+    @property
+    def trainable_params(self) -> int:
+        return self.inner.trainable_params
+
+    def prepare(self, pass_: str) -> Callable[[], Any]:
+        return self.inner.prepare(pass_)
+
+    def sync(self, handle: Any) -> None:
+        self.inner.sync(handle)
+
+    def evaluate(self) -> Evaluation:
+        return self.inner.evaluate()
+
+
 class NumpyCase(BuiltCase):
     def __init__(
         self, request: BuildRequest, weights_in: WeightMap, gradients_out: WeightMap, params_delta: int

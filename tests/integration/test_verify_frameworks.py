@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +26,7 @@ from dlbench.frameworks.registry import get_adapter, installed_adapters
 from dlbench.verify.collect import OK, Target, evaluate_adapter
 from dlbench.verify.session import FAIL, PASS, verify_all
 from tests.verify_fixtures import (
+    DelegatingCase,
     WeightMap,
     forget_flatten_permutation,
     identity,
@@ -99,22 +99,12 @@ def test_other_variants_pass_the_layout_hazards() -> None:
     assert evaluated == expected
 
 
-class MisloadingCase(BuiltCase):
+class MisloadingCase(DelegatingCase):
     """Delegates to the real built case; only the gradients' way back to the canonical layout is remapped."""
 
     def __init__(self, inner: BuiltCase, gradients_out: WeightMap) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.gradients_out = gradients_out
-
-    @property
-    def trainable_params(self) -> int:
-        return self.inner.trainable_params
-
-    def prepare(self, pass_: str) -> Callable[[], Any]:
-        return self.inner.prepare(pass_)
-
-    def sync(self, handle: Any) -> None:
-        self.inner.sync(handle)
 
     def evaluate(self) -> Evaluation:
         ev = self.inner.evaluate()

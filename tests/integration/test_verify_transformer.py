@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
 from unittest.mock import patch
 
 import pytest
@@ -24,6 +23,7 @@ from dlbench.frameworks.base import Adapter, BuildRequest, BuiltCase, Evaluation
 from dlbench.frameworks.registry import get_adapter
 from dlbench.verify.collect import OK, Target, evaluate_adapter
 from dlbench.verify.session import FAIL, verify_all
+from tests.verify_fixtures import DelegatingCase
 
 pytestmark = pytest.mark.integration
 
@@ -45,19 +45,10 @@ def test_every_framework_and_variant_passes() -> None:
     assert all(i["status"] == "ok" and i["trainable_params"] == 5_752_834 for i in target["implementations"])
 
 
-class WrongCase(BuiltCase):
+class WrongCase(DelegatingCase):
     def __init__(self, inner: BuiltCase, wrong: Callable[[], AbstractContextManager[None]]) -> None:
-        self.inner, self.wrong = inner, wrong
-
-    @property
-    def trainable_params(self) -> int:
-        return self.inner.trainable_params
-
-    def prepare(self, pass_: str) -> Callable[[], Any]:
-        return self.inner.prepare(pass_)
-
-    def sync(self, handle: Any) -> None:
-        self.inner.sync(handle)
+        super().__init__(inner)
+        self.wrong = wrong
 
     def evaluate(self) -> Evaluation:
         with self.wrong():  # JAX and TF trace here: the wrong function must be in place
