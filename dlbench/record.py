@@ -23,6 +23,9 @@ MAX_MEMORY_LIMIT_MB = 2.0**30  # a petabyte: anything above is a typo, not a lim
 MemoryLimitMb = Annotated[float, msgspec.Meta(ge=1, le=MAX_MEMORY_LIMIT_MB)]
 RunStatus = Annotated[str, msgspec.Meta(pattern="^(running|complete|interrupted)$")]
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
+ROUNDS, SAMPLES = "rounds", "samples"  # how the environments of an A/B run interleave (RunConfig.interleave)
+INTERLEAVES = (SAMPLES, ROUNDS)
+Interleave = Annotated[str, msgspec.Meta(pattern=f"^({'|'.join(INTERLEAVES)})$")]
 
 
 class DeviceSettings(msgspec.Struct, frozen=True):
@@ -84,6 +87,10 @@ class RunConfig(msgspec.Struct, frozen=True):
     environments: tuple[PythonEnvironment, ...] = ()  # A/B runs (--python); () runs this interpreter
     control: bool = False  # measure the drift control at the start of every round (dlbench.control)
     command: tuple[str, ...] = ()  # the command line, for the record
+    # A/B runs: "samples" = the environments' workers of a round run side by side and take turns on the
+    # cores sample by sample (dlbench.process.turns); "rounds" = one after the other (and every run before
+    # this field existed)
+    interleave: Interleave = ROUNDS
 
 
 class HostInfo(msgspec.Struct, frozen=True):

@@ -42,7 +42,10 @@ from dlbench.measure.timing import ABSOLUTE_MIN_SAMPLES, MAX_REPEATS, MAX_SAMPLE
 from dlbench.plan import Plan, make_plan
 from dlbench.process.placement import available_cores
 from dlbench.record import (
+    INTERLEAVES,
     MAX_MEMORY_LIMIT_MB,
+    ROUNDS,
+    SAMPLES,
     Calibration,
     Environment,
     PythonEnvironment,
@@ -135,6 +138,10 @@ def parse_environments(specs: tuple[str, ...]) -> tuple[PythonEnvironment, ...]:
 @click.option("--python", "pythons", multiple=True, metavar="NAME=PATH",
               help="Run every case with this interpreter too (repeatable, e.g. base=venvA/bin/python "
                    "head=venvB/bin/python): an A/B run, judged with dlbench compare --within RUN base head.")
+@click.option("--interleave", type=click.Choice(INTERLEAVES),
+              help="A/B runs: samples = each round's workers of the environments run side by side and take "
+                   "turns on the cores sample by sample, so both see the same drift of the machine [default]; "
+                   "rounds = one after the other.")
 @click.option("--memory-limit", type=Number(1, MAX_MEMORY_LIMIT_MB),
               help="Kill a worker above this RSS (MB): status oom.")
 @click.option("--seed", type=Number(0, MAX_SEED, integer=True), default=None,
@@ -156,7 +163,8 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             batch_sizes: tuple[tuple[int, ...], ...], precisions: tuple[tuple[str, ...], ...],
             output: Path | None, resume: Path | None,
             timeout: float | None, max_time: float | None, min_samples: int | None, repeat: int | None,
-            control: bool | None, pythons: tuple[str, ...], memory_limit: float | None, seed: int | None,
+            control: bool | None, pythons: tuple[str, ...], interleave: str | None, memory_limit: float | None,
+            seed: int | None,
             make_report: bool, calibrate: bool, skip_missing_cores: bool, quiet: bool, executor: str,
             address: str | None, placement: str | None, gpu: str | None) -> None:
     """Measure forward and gradient time and memory of the suite's cases.
@@ -185,10 +193,12 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             batch_sizes=flatten(batch_sizes), precisions=flatten(precisions),
             measure=measure_overrides(max_time, min_samples, timeout, repeat), gpu=gpu or "")
         environments = parse_environments(pythons)
+        if interleave is not None and len(environments) < 2:
+            raise DlbenchError("--interleave orders the environments of an A/B run; give two or more --python")
         plan = make_plan(suite, overrides, fleet=executor == "ray")
         run_id = new_run_id()
         directory = output or Path("results") / run_id
-        config = run_config(plan, seed, memory_limit, environments, control)
+        config = run_config(plan, seed, memory_limit, environments, control, interleave)
         record = RunRecord(run_id=run_id, created=now_iso(), config=config,
                            environment=msgspec.convert(environment.capture(plan.gpu_probes), Environment))
         options = None
@@ -256,7 +266,8 @@ def finish(stores: list[RunStore], status: str, quiet: bool, make_report: bool, 
 
 # What a run's record fixes: on --resume these options would change the run, so they are refused.
 FIXED_ON_RESUME = ("suite", "frameworks", "workloads", "passes", "variants", "devices", "threads", "batch_sizes",
-                   "timeout", "max_time", "min_samples", "memory_limit", "seed", "repeat", "pythons", "control", "gpu")
+                   "timeout", "max_time", "min_samples", "memory_limit", "seed", "repeat", "pythons", "control", "gpu",
+                   "interleave")
 
 
 def refuse_changes_on_resume(ctx: click.Context) -> None:
@@ -351,16 +362,18 @@ def finish_fleet_each_node(directory: Path, output: Path | None, address: str | 
 
 
 def run_config(plan: Plan, seed: int | None, memory_limit_mb: float | None,
-               environments: tuple[PythonEnvironment, ...] = (), control: bool | None = None) -> RunConfig:
+               environments: tuple[PythonEnvironment, ...] = (), control: bool | None = None,
+               interleave: str | None = None) -> RunConfig:
     """The configuration of a fresh run: the planned cases and the settings every worker job gets; the
-    drift control is on by default with two rounds or more."""
+    drift control is on by default with two rounds or more, and the environments of an A/B run take turns
+    sample by sample unless told otherwise."""
     measure = plan.suite.measure
     return RunConfig(
         suite=plan.suite.record(), cases=tuple(plan.cases), measure=measure,
         seed=plan.suite.seed if seed is None else seed, memory_limit_mb=memory_limit_mb,
         default_variants={fw: get_adapter(fw).default_variant for fw in plan.frameworks},
         environments=environments, control=measure.repeats > 1 if control is None else control,
-        command=tuple(sys.argv[1:]),
+        command=tuple(sys.argv[1:]), interleave=interleave or (SAMPLES if len(environments) > 1 else ROUNDS),
     )
 
 

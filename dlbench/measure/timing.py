@@ -90,12 +90,16 @@ def _run_once(fn: Callable[[], Any], sync: Callable[[Any], None]) -> None:
     sync(fn())
 
 
+def budget_spent(samples_ms: list[float], elapsed_s: float, config: MeasureConfig) -> bool:
+    """The case's sampling budget is spent: it stops whatever the other rules say."""
+    n = len(samples_ms)
+    return n >= config.max_samples or (elapsed_s >= config.max_time_s and n >= ABSOLUTE_MIN_SAMPLES)
+
+
 def should_stop(samples_ms: list[float], elapsed_s: float, config: MeasureConfig) -> bool:
     """The adaptive stopping rule, separate so that it can be tested on synthetic samples."""
     n = len(samples_ms)
-    if n >= config.max_samples:
-        return True
-    if elapsed_s >= config.max_time_s and n >= ABSOLUTE_MIN_SAMPLES:
+    if budget_spent(samples_ms, elapsed_s, config):
         return True
     if n < config.min_samples or elapsed_s < config.min_time_s:
         return False
@@ -114,8 +118,16 @@ def measure(
     config: MeasureConfig,
     clock: Clock = time.perf_counter_ns,
     cpu_clock: Callable[[], float] = time.process_time,
+    between_samples: Callable[[bool], bool] | None = None,
 ) -> Timing:
-    """Time one pass: ``prepare()`` returns the callable to time; ``sync`` waits for its result."""
+    """Time one pass: ``prepare()`` returns the callable to time; ``sync`` waits for its result.
+
+    ``between_samples``, if given, is called after every sample until the budget is spent: a worker that
+    takes turns with others (:mod:`dlbench.process.turns`) lets them run there. It gets whether this case's
+    own stopping rule is satisfied and returns whether to stop, so that workers taking turns stop together
+    (the budget, ``max_samples`` and ``max_time_s``, still ends a case on its own). The time spent in it is
+    not this case's: the time budgets and ``cpu_per_wall`` count the case's own time only.
+    """
     start = clock()
     fn = prepare()
     _run_once(fn, sync)
@@ -132,13 +144,23 @@ def measure(
     samples: list[float] = []
     sample_start = clock()
     cpu_start = cpu_clock()
+    away_ns = 0  # time spent in between_samples: the other workers' turns
     while True:
         t0 = clock()
         for _ in range(k):
             _run_once(fn, sync)
         samples.append((clock() - t0) / 1e6 / k)
-        if should_stop(samples, (clock() - sample_start) / 1e9, config):
+        own_s = (clock() - sample_start - away_ns) / 1e9
+        ready = should_stop(samples, own_s, config)
+        if between_samples is None or budget_spent(samples, own_s, config):
+            if ready:
+                break
+            continue
+        left = clock()
+        stop = between_samples(ready)
+        away_ns += clock() - left
+        if stop:
             break
-    wall_s = (clock() - sample_start) / 1e9
+    wall_s = (clock() - sample_start - away_ns) / 1e9
     cpu_per_wall = (cpu_clock() - cpu_start) / wall_s if wall_s > 0 else 0.0
     return Timing(first_call_ms, tuple(samples), k, warmup, cpu_per_wall)

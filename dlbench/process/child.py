@@ -36,6 +36,7 @@ import psutil
 
 from dlbench.process.messages import Codec, Message
 from dlbench.process.placement import Placement
+from dlbench.process.turns import BATON_ENV, CONTINUE
 
 MEMORY_CHECK_S = 0.1  # how often the memory watchdog reads the child's resident memory
 EXIT_GRACE_S = 5.0  # after the pipe closed, how long the child may take to exit before it is killed
@@ -82,6 +83,7 @@ class ChildSpec:
     env: Mapping[str, str] = field(default_factory=dict)  # on top of os.environ and the thread variables
     python: str = sys.executable
     memory_limit_mb: float | None = None
+    baton: bool = False  # the child takes turns with others (dlbench.process.turns): give it a baton pipe
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -102,6 +104,7 @@ class Child:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd = -1
+        self._baton = -1  # the write end of the baton pipe (ChildSpec.baton)
         self._buffer = b""
         self._pending: list[Message] = []
         self._oom_kills_at_start: int | None = None
@@ -134,26 +137,44 @@ class Child:
         envelope.write_text(json.dumps({"module": self.spec.module, "cores": list(self.spec.placement.cores),
                                         "job": self.job}))
         read_fd, write_fd = os.pipe()
+        env = self.spec.environment()
+        passed = [write_fd]
+        if self.spec.baton:
+            baton_read, self._baton = os.pipe()
+            passed.append(baton_read)
+            env[BATON_ENV] = str(baton_read)
         self._oom_kills_at_start = kernel_oom_kills()
         try:
             with open(self.directory / "stderr.txt", "wb") as err:
                 self._proc = subprocess.Popen(
                     [self.spec.python, "-m", "dlbench.process.boot", str(envelope), str(write_fd)],
-                    env=self.spec.environment(), pass_fds=(write_fd,), stdout=err, stderr=err,
+                    env=env, pass_fds=tuple(passed), stdout=err, stderr=err,
                     stdin=subprocess.DEVNULL, start_new_session=True,  # Ctrl-C reaches only the parent
                 )
         except BaseException:
             os.close(read_fd)
             raise
         finally:
-            os.close(write_fd)
+            for fd in passed:
+                os.close(fd)
         self._fd = read_fd
+
+    def give_turn(self, signal: bytes = CONTINUE) -> None:
+        """Hand the child the turn, with ``signal`` (:mod:`dlbench.process.turns`). A child that is gone is
+        not an error here: its end is seen, and accounted for, where its messages are read."""
+        if self._baton < 0:
+            return
+        try:
+            os.write(self._baton, signal)
+        except OSError:  # BrokenPipeError: the child closed its end, i.e. it exited
+            pass
 
     def close(self) -> None:
         self.kill()
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        for fd in (self._fd, self._baton):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._baton = -1
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -17,6 +17,7 @@ Failure mapping (the worker never gets to decide these, the parent sees them hap
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 
 from dlbench.frameworks.registry import get_adapter
 from dlbench.process.child import Cause, Child, ChildSpec, Ended
+from dlbench.process.turns import Turns, Yield
 from dlbench.results import CRASHED, FAILED, INTERRUPTED, OOM, TIMEOUT, CaseResult, failed_result
 from dlbench.runner import protocol
 from dlbench.spec import Case, WorkerKey
@@ -64,11 +66,16 @@ class LocalExecutor:
     python: str = sys.executable
     trace: TraceSink | None = None
 
-    def run(self, job: protocol.WorkerJob, on_result: ResultSink, on_runtime: RuntimeSink) -> None:
+    def run(self, job: protocol.WorkerJob, on_result: ResultSink, on_runtime: RuntimeSink,
+            turns: SharedCores | None = None) -> None:
+        """Measure the job's cases, starting a fresh worker after one dies; with ``turns`` every worker
+        takes turns on its cores with the other workers of that ring (:func:`run_side_by_side`)."""
         remaining = list(job.cases)
         while remaining:
             attempt = replace(job, cases=tuple(remaining))
-            done = WorkerProcess(attempt, self).supervise(on_result, on_runtime)
+            done = WorkerProcess(attempt, self, turns).supervise(on_result, on_runtime)
+            if turns is not None and turns.stopped:
+                return
             if not done:  # a worker that neither measured nor failed a case: do not loop forever
                 for case in remaining:
                     on_result(failed_result(case, CRASHED, "worker exited without measuring any case"))
@@ -79,10 +86,77 @@ class LocalExecutor:
         """Start a worker with no cases, only to hear what its framework reports about itself."""
         WorkerProcess(replace(job, cases=()), self).supervise(lambda result: None, on_runtime)
 
-    def spec(self, job: protocol.WorkerJob) -> ChildSpec:
+    def spec(self, job: protocol.WorkerJob, baton: bool = False) -> ChildSpec:
         env = {**get_adapter(job.framework).worker_env(job.device, job.threads), **self.extra_env}
         return ChildSpec(module=WORKER_MODULE, placement=job.placement, codec=protocol.CODEC, env=env,
-                         python=self.python, memory_limit_mb=self.memory_limit_mb)
+                         python=self.python, memory_limit_mb=self.memory_limit_mb, baton=baton)
+
+
+@dataclass
+class SharedCores:
+    """The workers of one :func:`run_side_by_side`: their ring of turns, how many they are (a worker's
+    deadlines stretch by that much, since it runs only part of the time), and whether the run was stopped."""
+
+    members: int
+    turns: Turns = field(default_factory=Turns)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one result callback at a time
+    stopped: bool = False
+    children: set[Child] = field(default_factory=set)
+
+    def stop(self) -> None:
+        """Ctrl-C: end every worker now; each supervising thread then records its running case as interrupted."""
+        self.stopped = True
+        with self.lock:
+            for child in list(self.children):
+                child.kill()
+
+
+SideBySide = tuple[LocalExecutor, protocol.WorkerJob, ResultSink, RuntimeSink]
+
+
+def run_side_by_side(runs: list[SideBySide]) -> int:
+    """Run these jobs at the same time on the same cores, taking turns sample by sample (see
+    :mod:`dlbench.process.turns`): the environments of an A/B run measured under the same drift of the
+    machine. Each job is supervised from its own thread, exactly as :meth:`LocalExecutor.run` would alone
+    (a worker that dies is replaced, its case gets its status); the result callbacks are called one at a
+    time. Returns how many turns were handed out. Ctrl-C ends every worker, marks their running cases
+    ``interrupted`` and is raised again."""
+    shared = SharedCores(members=len(runs))
+    failures: list[BaseException] = []
+
+    def supervise(executor: LocalExecutor, job: protocol.WorkerJob, on_result: ResultSink,
+                  on_runtime: RuntimeSink) -> None:
+        def result(result: CaseResult) -> None:
+            with shared.lock:
+                on_result(result)
+
+        def runtime(worker: WorkerKey, info: dict[str, Any]) -> None:
+            with shared.lock:
+                on_runtime(worker, info)
+
+        try:
+            executor.run(job, result, runtime, shared)
+        except BaseException as exc:  # reported to the calling thread, which raises it
+            failures.append(exc)
+            shared.stop()
+
+    threads = [threading.Thread(target=supervise, args=run, daemon=True) for run in runs]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)  # short waits: Ctrl-C reaches the main thread between them
+    except BaseException:
+        shared.stop()
+        for thread in threads:
+            thread.join()
+        raise
+    if failures:
+        raise failures[0]
+    if shared.stopped:
+        raise KeyboardInterrupt
+    return shared.turns.given
 
 
 def startup_timeout(job: protocol.WorkerJob) -> float:
@@ -95,16 +169,19 @@ def startup_timeout(job: protocol.WorkerJob) -> float:
 class WorkerProcess:
     """One worker process and the bookkeeping to attribute what happens to the right case."""
 
-    def __init__(self, job: protocol.WorkerJob, executor: LocalExecutor) -> None:
+    def __init__(self, job: protocol.WorkerJob, executor: LocalExecutor, shared: SharedCores | None = None) -> None:
         self.job = job
         self.executor = executor
+        self.shared = shared
+        # a worker that takes turns with others runs only part of the time: its deadlines stretch to match
+        self.timeout_s = job.measure.timeout_s * (shared.members if shared is not None else 1)
         self.by_key = {c.key: c for c in job.cases}
         self.done: set[str] = set()
         self.current: Case | None = None
         self.case_deadline = 0.0
         self.late = False  # the running case's result came after its deadline
         self.pid = 0
-        self.startup_timeout_s = startup_timeout(job)
+        self.startup_timeout_s = startup_timeout(job) * (shared.members if shared is not None else 1)
 
     def _trace(self, event: str) -> None:
         if self.executor.trace is not None:
@@ -112,17 +189,33 @@ class WorkerProcess:
 
     def supervise(self, on_result: ResultSink, on_runtime: RuntimeSink) -> set[str]:
         """Run the worker to the end; returns the keys that got a result (any status)."""
-        with Child(self.executor.spec(self.job), self.job.to_wire()) as child:
+        shared = self.shared
+        with Child(self.executor.spec(self.job, baton=shared is not None), self.job.to_wire()) as child:
             self.pid = child.pid
             self._trace("spawn")
             try:
+                if shared is not None:
+                    with shared.lock:
+                        shared.children.add(child)
+                    if shared.stopped:  # stopped while this worker was being started
+                        child.kill()
+                    shared.turns.join(child)
                 self._pump(child, on_result, on_runtime)
+                if shared is not None and shared.stopped:
+                    raise KeyboardInterrupt
             except BaseException:
                 child.kill()
                 if self.current is not None and self.current.key not in self.done:
                     on_result(failed_result(self.current, INTERRUPTED, "run interrupted"))
                     self.done.add(self.current.key)
-                raise
+                if shared is None or not shared.stopped:
+                    raise
+                return self.done  # stopped from outside: the caller raises KeyboardInterrupt once
+            finally:
+                if shared is not None:
+                    shared.turns.leave(child)
+                    with shared.lock:
+                        shared.children.discard(child)
             self._account_for_end(child, on_result)
         self._trace("exit")
         return self.done
@@ -137,10 +230,10 @@ class WorkerProcess:
                 self.late = True  # it came, but too late: the case timed out like any other
                 child.kill(Cause.TIMEOUT)
                 return
-            self._handle(message, on_result, on_runtime)
+            self._handle(child, message, on_result, on_runtime)
             idle_deadline = time.monotonic() + self.startup_timeout_s
 
-    def _handle(self, message: object, on_result: ResultSink, on_runtime: RuntimeSink) -> None:
+    def _handle(self, child: Child, message: object, on_result: ResultSink, on_runtime: RuntimeSink) -> None:
         if isinstance(message, protocol.Ready):
             self._trace("ready")
             on_runtime(self.job.key, message.runtime)
@@ -149,10 +242,13 @@ class WorkerProcess:
             for case in self.job.cases:
                 on_result(failed_result(case, message.status or FAILED, message.error))
                 self.done.add(case.key)
+        elif isinstance(message, Yield):
+            if self.shared is not None:
+                self.shared.turns.yielded(child, message.topic, message.ready)
         elif isinstance(message, protocol.Started):
             self._trace("start")
             self.current = self.by_key.get(message.key)
-            self.case_deadline = time.monotonic() + self.job.measure.timeout_s
+            self.case_deadline = time.monotonic() + self.timeout_s
         elif isinstance(message, protocol.Finished):
             self._trace("result")
             self.done.add(message.result.case.key)
@@ -184,7 +280,7 @@ class WorkerProcess:
             return
         case = self.current
         if ending.cause is Cause.TIMEOUT or self.late:  # late: the worker may have exited on its own meanwhile
-            status, reason = TIMEOUT, f"no result after {self.job.measure.timeout_s:g} s; worker killed"
+            status, reason = TIMEOUT, f"no result after {self.timeout_s:g} s; worker killed"
         elif ending.cause is Cause.MEMORY_LIMIT:
             status, reason = OOM, f"worker exceeded the memory limit of {limit:g} MB (--memory-limit); killed"
         elif ending.cause is Cause.KERNEL_OOM:

@@ -1,7 +1,8 @@
 """The benchmark worker's job and messages, on the process kit's typed channel (:mod:`dlbench.process`).
 
 The parent sends a :class:`WorkerJob` when it starts the worker; the worker answers with :class:`Ready` (or
-:class:`InitFailed`), then :class:`Started` and :class:`Finished` for each case, in order.
+:class:`InitFailed`), then :class:`Started` and :class:`Finished` for each case, in order; a worker that
+takes turns with others also sends the process kit's :class:`~dlbench.process.turns.Yield` between samples.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Self
 from dlbench.measure.timing import MeasureConfig
 from dlbench.process.messages import Codec, Message
 from dlbench.process.placement import Placement
+from dlbench.process.turns import Yield
 from dlbench.results import CaseResult
 from dlbench.spec import Case, WorkerKey
 
@@ -94,4 +96,4 @@ class Finished(Message):
         return cls(CaseResult.from_dict(data["result"]))
 
 
-CODEC = Codec(Ready, InitFailed, Started, Finished)
+CODEC = Codec(Ready, InitFailed, Started, Finished, Yield)

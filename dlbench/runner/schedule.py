@@ -13,9 +13,9 @@ from typing import Any
 import msgspec
 
 from dlbench.process.placement import cores_for
-from dlbench.record import ControlReading, RunConfig
+from dlbench.record import SAMPLES, ControlReading, RunConfig
 from dlbench.results import CaseResult
-from dlbench.runner.isolate import Executor
+from dlbench.runner.isolate import Executor, LocalExecutor, ResultSink, RuntimeSink, run_side_by_side
 from dlbench.runner.protocol import WorkerJob
 from dlbench.spec import Case, WorkerKey
 from dlbench.store import RunStore
@@ -44,7 +44,9 @@ def interleave(groups: list[tuple[WorkerKey, tuple[Case, ...]]], environments: l
     """The order of worker launches: round 1 of every group, then round 2, and so on, so that a slow drift
     of the machine spreads over all cases instead of landing on some; within a round each group runs in
     every environment back to back (A/B: base then head, then head then base in the next round), so the
-    two sides of a comparison are measured minutes apart, with the order alternating."""
+    two sides of a comparison are measured minutes apart, with the order alternating. With ``interleave =
+    "samples"`` those back-to-back steps run side by side instead (:meth:`RunLoop.batches`), the first of
+    them taking the first turn."""
     steps: list[Step] = []
     for number in range(1, repeats + 1):
         order = environments if number % 2 else environments[::-1]
@@ -85,17 +87,52 @@ class RunLoop:
 
     def run(self, cases: list[Case]) -> None:
         controlled: set[int] = set()
-        for step in self.pending(cases):
-            todo = self._todo(step)  # a round that failed earlier in this run ends the case's rounds
-            if not todo:
+        for batch in self.batches(self.pending(cases)):
+            # a round that failed earlier in this run ends the case's rounds
+            steps = [replace(step, cases=todo) for step in batch if (todo := self._todo(step))]
+            if not steps:
                 continue
-            if self.control is not None and step.round not in controlled:
-                controlled.add(step.round)  # once per round, before its first worker, pinned like the cases
-                self.store.add_control(self.control(step.round))
-            job = WorkerJob(key=step.worker, cores=cores_for(step.worker.threads), cases=todo,
-                            measure=self.config.measure, seed=self.config.seed, gpu=self.config.suite.gpu)
-            env = step.environment
-            self.executors[env].run(job, functools.partial(self._record, env), functools.partial(self._runtime, env))
+            number = steps[0].round
+            if self.control is not None and number not in controlled:
+                controlled.add(number)  # once per round, before its first worker, pinned like the cases
+                self.store.add_control(self.control(number))
+            if len(steps) == 1:
+                step = steps[0]
+                self.executors[step.environment].run(self._job(step), *self._sinks(step.environment))
+            else:
+                run_side_by_side([(self._local(step.environment), self._job(step), *self._sinks(step.environment))
+                                  for step in steps])
+
+    def batches(self, steps: list[Step]) -> list[list[Step]]:
+        """The steps that run together: with ``interleave = "samples"``, the environments' steps of one round
+        and CPU worker group run side by side, taking turns on the cores (:func:`run_side_by_side`); every
+        other step runs alone. GPU groups always run alone: two workers on one GPU would each hold their
+        memory there at once."""
+        batches: list[list[Step]] = []
+        for step in steps:
+            last = batches[-1][-1] if batches else None
+            if (last is not None and self._side_by_side(step) and last.round == step.round
+                    and last.worker == step.worker):
+                batches[-1].append(step)
+            else:
+                batches.append([step])
+        return batches
+
+    def _side_by_side(self, step: Step) -> bool:
+        return (self.config.interleave == SAMPLES and step.worker.device == "cpu" and len(self.executors) > 1
+                and all(isinstance(e, LocalExecutor) for e in self.executors.values()))
+
+    def _local(self, environment: str) -> LocalExecutor:
+        executor = self.executors[environment]
+        assert isinstance(executor, LocalExecutor)  # _side_by_side checked it
+        return executor
+
+    def _job(self, step: Step) -> WorkerJob:
+        return WorkerJob(key=step.worker, cores=cores_for(step.worker.threads), cases=step.cases,
+                         measure=self.config.measure, seed=self.config.seed, gpu=self.config.suite.gpu)
+
+    def _sinks(self, environment: str) -> tuple[ResultSink, RuntimeSink]:
+        return functools.partial(self._record, environment), functools.partial(self._runtime, environment)
 
     def _record(self, environment: str, result: CaseResult) -> None:
         result = msgspec.structs.replace(result, environment=environment, host=result.host or HOSTNAME)

@@ -9,6 +9,7 @@ exists so that a later crash loses nothing.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import statistics
@@ -28,6 +29,7 @@ from dlbench.measure.device import DEVICE_BLOCKS, SYNC_PROBE_MAX_MEDIAN_MS, afte
 from dlbench.measure.memory import current_rss, peak_rss, reset_peak_rss
 from dlbench.measure.timing import MeasureConfig, measure
 from dlbench.process.messages import Channel
+from dlbench.process.turns import Baton
 from dlbench.results import FAILED, OK, OOM, UNAVAILABLE, CaseResult, Memory, failed_result
 from dlbench.runner import protocol
 from dlbench.spec import Case
@@ -42,7 +44,11 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effective: int | None) -> CaseResult:
+def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effective: int | None,
+             baton: Baton | None = None) -> CaseResult:
+    """Measure one case; any way it can fail in this process becomes its status. With a ``baton`` the
+    worker takes turns with the other environments' workers (:mod:`dlbench.process.turns`): it yields the
+    cores between two samples and waits for its next turn, so both sides sample the same moments."""
     workload = get_workload(case.workload)
     started, t0 = now_iso(), time.perf_counter()
     common: dict[str, Any] = {
@@ -73,7 +79,8 @@ def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effe
             return timed[-1]
 
         with gpu_telemetry.sampling(on_gpu) as telemetry:  # clocks, power, throttling
-            timing = measure(prepare, built.sync, job.measure)
+            between = None if baton is None else functools.partial(baton.pass_on, case.key)
+            timing = measure(prepare, built.sync, job.measure, between_samples=between)
         rss = peak_rss()
         after = after_timing(built, timed[-1], case.pass_, timing.iterations_per_sample,
                              min(DEVICE_BLOCKS, len(timing.samples_ms)), steady=on_gpu,
@@ -209,6 +216,9 @@ def placement_settings(device: str) -> dict[str, str]:
 def child_main(data: dict[str, Any], channel: Channel) -> None:
     """Entry point in the worker process (called by the kit's boot, already pinned)."""
     job = protocol.WorkerJob.from_wire(data)
+    baton = Baton.from_environment(channel)
+    if baton is not None:
+        baton.wait()  # nothing, not even the framework's import, runs beside another worker's samples
     block_unused_imports()
     from dlbench.frameworks.registry import get_adapter  # light: adapters import no framework at module level
 
@@ -230,7 +240,7 @@ def child_main(data: dict[str, Any], channel: Channel) -> None:
     settle_heap()
     for case in job.cases:
         channel.send(protocol.Started(case.key))
-        result = run_case(adapter, job, case, runtime.threads)
+        result = run_case(adapter, job, case, runtime.threads, baton)
         channel.send(protocol.Finished(result))
         if ends_worker(case, result):
             return  # the parent starts a fresh worker for the cases left
