@@ -77,10 +77,11 @@ def dlbench(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     return subprocess.run([sys.executable, "-m", "dlbench", *args], capture_output=True, text=True, env=env)
 
 
-def verdicts(compare_args: list[str]) -> list[tuple[str, str]]:
+def verdicts(compare_args: list[str], affected: str) -> list[tuple[str, str]]:
     """``(case key, timing verdict)`` of every timed case. Prints the round-level noise compare saw (the
     fitted prior's standard deviation of the log round medians, or of the per-round log ratios in an A/B
-    run), which says how large a change the run could have found."""
+    run), which says how large a change the run could have found, and every surprise: an affected case
+    (matching ``affected``) not found, or another case flagged."""
     proc = dlbench("compare", *compare_args, "--format", "json")
     if proc.returncode not in (0, 1):
         raise SystemExit(f"dlbench compare failed: {proc.stderr.strip()}")
@@ -89,7 +90,14 @@ def verdicts(compare_args: list[str]) -> list[tuple[str, str]]:
     if prior:
         print(f"  round-level noise: {prior['variance'] ** 0.5:.1%} (prior of {prior['cases']} cases, "
               f"{prior['df']:.1f} df)", flush=True)
-    return [(c["key"], c["timing"]["verdict"]) for c in data["cases"] if c["timing"]]
+    found = [(c["key"], c["timing"]["verdict"]) for c in data["cases"] if c["timing"]]
+    for case in data["cases"]:  # what a verdict other than "unchanged" rested on, and what was missed
+        timing = case["timing"]
+        if timing and (timing["verdict"] != "unchanged") != fnmatch.fnmatchcase(case["key"], affected):
+            print(f"    {timing['verdict']:>9} {case['key']}: ratio {timing['ratio']:.3f} "
+                  f"({timing['ratio_low']:.3f} … {timing['ratio_high']:.3f}), p = {timing['p_value']:.2g}",
+                  flush=True)
+    return found
 
 
 def trial(work: Path, number: int, layout: str, head_python: str, affected: str, slowdown: float,
@@ -100,7 +108,7 @@ def trial(work: Path, number: int, layout: str, head_python: str, affected: str,
                        "--python", f"head={head_python}", "--output", str(out))
         if proc.returncode not in (0, 1):
             raise SystemExit(f"dlbench run failed: {proc.stderr.strip()}")
-        return verdicts(["--within", str(out), "base", "head"])
+        return verdicts(["--within", str(out), "base", "head"], affected)
     sides = []
     for side in ("base", "head"):
         out = work / f"{side}-{number}"
@@ -111,7 +119,7 @@ def trial(work: Path, number: int, layout: str, head_python: str, affected: str,
         if proc.returncode not in (0, 1):
             raise SystemExit(f"dlbench run failed: {proc.stderr.strip()}")
         sides.append(str(out))
-    return verdicts(sides)
+    return verdicts(sides, affected)
 
 
 def main() -> None:
@@ -139,7 +147,8 @@ def main() -> None:
             head = (slow_wrapper(work, sys.executable, args.affected, args.slowdown) if args.slowdown
                     else sys.executable)
             for number in range(args.pairs):
-                found = trial(work, number, args.layout, head, args.affected, args.slowdown, run_args)
+                affected = args.affected if args.slowdown else ""  # A/A: no case is affected
+                found = trial(work, number, args.layout, head, affected, args.slowdown, run_args)
                 for key, verdict in found:
                     counts[bool(args.slowdown) and fnmatch.fnmatchcase(key, args.affected)][verdict] += 1
                 print(f"trial {number + 1}/{args.pairs}: {dict(collections.Counter(v for _, v in found))}",

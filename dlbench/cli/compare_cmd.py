@@ -8,6 +8,7 @@ timing in both runs: they share no case, or every current case failed; ``--allow
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ import click
 from dlbench.cli.options import Number
 from dlbench.cli.paths import NonEmptyPath, check_output_file
 from dlbench.files import write_text
+from dlbench.record import SAMPLES
 from dlbench.regress.render import render_json, render_markdown, table_renderable
 from dlbench.regress.threshold import parse_alpha, parse_threshold
 from dlbench.regress.verdict import MODERATED, ROUND_TESTS, Policy, compare_runs
@@ -84,8 +86,11 @@ def command(ctx: click.Context, baseline: str, current: str, threshold: str, alp
             raise click.BadParameter("an empty path names nothing (write . for the current directory)",
                                      param_hint=name)
     if within is not None:
-        base_run, cur_run = split_run(load_run(within), baseline, current)
+        record = load_run(within)
+        base_run, cur_run = split_run(record, baseline, current)
         inputs = [within]
+        # the environments took turns sample by sample: pair the samples too
+        policy = replace(policy, paired_samples=record.config.interleave == SAMPLES)
     else:
         base_run, cur_run = load_run(Path(baseline)), load_run(Path(current))
         inputs = [Path(baseline), Path(current)]

@@ -18,11 +18,14 @@ from rich.text import Text
 from dlbench.formatting import fmt_change, fmt_mib, fmt_ms, fmt_ratio_change
 from dlbench.regress.significance import (
     CI_OVERLAP,
+    MODERATED_METHODS,
     RATIO_CONFIDENCE,
     ROUND_METHODS,
     ROUND_MODERATED_T,
     ROUND_PAIRED_MODERATED_T,
     ROUND_PAIRED_T,
+    ROUND_SAMPLE_PAIRED_MODERATED_T,
+    ROUND_SAMPLE_PAIRED_T,
     ROUND_T,
 )
 from dlbench.regress.verdict import (
@@ -101,6 +104,10 @@ def counts_line(comparison: Comparison) -> str:
 def _test_names(comparison: Comparison) -> str:
     methods = {c.timing.method for c in comparison.cases if c.timing is not None}
     described = {
+        ROUND_SAMPLE_PAIRED_MODERATED_T: "moderated paired t-test on the per-round medians of the log ratios "
+                                         "of sample pairs taken in turn",
+        ROUND_SAMPLE_PAIRED_T: "paired t-test on the per-round medians of the log ratios of sample pairs "
+                               "taken in turn",
         ROUND_PAIRED_MODERATED_T: "moderated paired t-test on the per-round log ratios",
         ROUND_MODERATED_T: "moderated t-test on the log round medians",
         ROUND_PAIRED_T: "paired t-test on the per-round log ratios",
@@ -110,7 +117,7 @@ def _test_names(comparison: Comparison) -> str:
     if methods - ROUND_METHODS:
         names.append("Mann-Whitney U on the samples")
     prior = comparison.variance_prior
-    if prior is not None and methods & {ROUND_MODERATED_T, ROUND_PAIRED_MODERATED_T}:
+    if prior is not None and methods & MODERATED_METHODS:
         names.append(f"variance prior from {prior.cases} cases worth {prior.df:.1f} degrees of freedom")
     return ", ".join(names) or "Mann-Whitney U on the samples"
 

@@ -47,7 +47,13 @@ ROUND_T = "round-t"  # Student's pooled t on log round medians
 ROUND_PAIRED_T = "round-paired-t"  # paired t on the per-round log ratios (one interleaved A/B run)
 ROUND_MODERATED_T = "round-moderated-t"  # pooled, variance shrunk towards the across-case prior
 ROUND_PAIRED_MODERATED_T = "round-paired-moderated-t"
-ROUND_METHODS = frozenset({ROUND_T, ROUND_PAIRED_T, ROUND_MODERATED_T, ROUND_PAIRED_MODERATED_T})
+# the sides took turns sample by sample (dlbench run --interleave samples): a round's log ratio is the median
+# of the log ratios of its sample pairs, each pair measured at the same moment
+ROUND_SAMPLE_PAIRED_T = "round-sample-paired-t"
+ROUND_SAMPLE_PAIRED_MODERATED_T = "round-sample-paired-moderated-t"
+ROUND_METHODS = frozenset({ROUND_T, ROUND_PAIRED_T, ROUND_MODERATED_T, ROUND_PAIRED_MODERATED_T,
+                           ROUND_SAMPLE_PAIRED_T, ROUND_SAMPLE_PAIRED_MODERATED_T})
+MODERATED_METHODS = frozenset({ROUND_MODERATED_T, ROUND_PAIRED_MODERATED_T, ROUND_SAMPLE_PAIRED_MODERATED_T})
 RATIO_CONFIDENCE = 0.95
 
 
@@ -138,19 +144,35 @@ class RoundContrast:
     paired: bool
 
 
-def round_contrast(baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]],
-                   paired: bool = False) -> RoundContrast:
-    """Pooled two-sample contrast of the log round medians (df = R1 + R2 - 2); with ``paired`` and as many
-    rounds on both sides, the paired one: the per-round log ratios current/baseline (df = R - 1).
+def sample_paired_log_ratios(baseline_rounds: Sequence[Sequence[float]],
+                             current_rounds: Sequence[Sequence[float]]) -> np.ndarray:
+    """Per round, the median of ``log(current[i] / baseline[i])`` over the samples both sides took.
 
-    Pairing is for the two environments of one interleaved A/B run, whose round ``r`` ran back to back:
-    a slow round of the machine then slows both sides alike and cancels in the ratio."""
+    For the environments of an A/B run that took turns sample by sample (``--interleave samples``): sample
+    ``i`` of both sides ran one right after the other, so each pair saw the same state of the machine, and
+    its ratio is free of the drift that the round medians of each side carry separately."""
+    ratios = []
+    for base, cur in zip(baseline_rounds, current_rounds, strict=True):
+        n = min(len(base), len(cur))
+        ratios.append(float(np.median(np.log(np.asarray(cur[:n], dtype=float) / np.asarray(base[:n], dtype=float)))))
+    return np.asarray(ratios)
+
+
+def round_contrast(baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]],
+                   paired: bool = False, by_sample: bool = False) -> RoundContrast:
+    """Pooled two-sample contrast of the log round medians (df = R1 + R2 - 2); with ``paired`` and as many
+    rounds on both sides, the paired one: the per-round log ratios current/baseline (df = R - 1), with
+    ``by_sample`` those of :func:`sample_paired_log_ratios`.
+
+    Pairing is for the two environments of one interleaved A/B run, whose round ``r`` ran back to back (or
+    side by side, taking turns): a slow round of the machine then slows both sides alike and cancels in
+    the ratio."""
     base = np.log(round_medians(baseline_rounds))
     cur = np.log(round_medians(current_rounds))
     if base.size < 2 or cur.size < 2:
         raise ValueError("a round-level test needs two rounds or more on each side")
     if paired and base.size == cur.size:
-        ratios = cur - base
+        ratios = sample_paired_log_ratios(baseline_rounds, current_rounds) if by_sample else cur - base
         return RoundContrast(float(ratios.mean()), float(ratios.var(ddof=1)), ratios.size - 1,
                              math.sqrt(1.0 / ratios.size), True)
     df = base.size + cur.size - 2
@@ -162,12 +184,13 @@ def round_contrast(baseline_rounds: Sequence[Sequence[float]], current_rounds: S
 def round_test(
     baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]],
     confidence: float = RATIO_CONFIDENCE, prior: VariancePrior | None = None, paired: bool = False,
+    by_sample: bool = False,
 ) -> tuple[float, float, float, float]:
     """``(ratio, ratio_low, ratio_high, p_value)`` from the round medians of two runs (two rounds or more
     each): Student's t on the :func:`round_contrast`, its variance moderated by ``prior`` when one is
     given (:mod:`dlbench.regress.moderated`). Without a prior and unpaired it is scipy's pooled
     ``ttest_ind`` on the log round medians."""
-    contrast = round_contrast(baseline_rounds, current_rounds, paired)
+    contrast = round_contrast(baseline_rounds, current_rounds, paired, by_sample)
     variance, df = moderate(contrast.variance, contrast.df, prior)
     se = math.sqrt(variance) * contrast.scale
     diff = contrast.difference
@@ -182,7 +205,7 @@ def round_test(
 
 
 def round_prior(pairs: Sequence[tuple[Sequence[Sequence[float]], Sequence[Sequence[float]]]],
-                paired: bool = False) -> VariancePrior | None:
+                paired: bool = False, by_sample: bool = False) -> VariancePrior | None:
     """The across-case prior of the round-level variance (:func:`dlbench.regress.moderated.fit_prior`)
     from every ``(baseline_rounds, current_rounds)`` pair with two rounds or more on both sides, each
     taken as :func:`rounds_change` will take it. With ``paired``, only the pairs with as many rounds on
@@ -192,20 +215,22 @@ def round_prior(pairs: Sequence[tuple[Sequence[Sequence[float]], Sequence[Sequen
         base = [r for r in base_rounds if len(r)]
         cur = [r for r in cur_rounds if len(r)]
         if len(base) >= 2 and len(cur) >= 2 and (not paired or len(base) == len(cur)):
-            contrast = round_contrast(base, cur, paired)
+            contrast = round_contrast(base, cur, paired, by_sample)
             variances.append(contrast.variance)
             dfs.append(contrast.df)
     return fit_prior(variances, dfs)
 
 
-def round_method(moderated: bool, paired: bool) -> str:
+def round_method(moderated: bool, paired: bool, by_sample: bool = False) -> str:
+    if paired and by_sample:
+        return ROUND_SAMPLE_PAIRED_MODERATED_T if moderated else ROUND_SAMPLE_PAIRED_T
     return {(False, False): ROUND_T, (True, False): ROUND_PAIRED_T, (False, True): ROUND_MODERATED_T,
             (True, True): ROUND_PAIRED_MODERATED_T}[(paired, moderated)]
 
 
 def rounds_change(
     baseline_rounds: Sequence[Sequence[float]], current_rounds: Sequence[Sequence[float]], alpha: float,
-    prior: VariancePrior | None = None, paired: bool = False,
+    prior: VariancePrior | None = None, paired: bool = False, by_sample: bool = False,
 ) -> TimingChange:
     """Compare two cases measured in rounds: at round level when both have two rounds or more (with the
     across-case ``prior`` and pairing of :func:`round_test`), otherwise on the pooled samples with
@@ -220,10 +245,11 @@ def rounds_change(
         return replace(change, baseline=summarize_rounds(base), current=summarize_rounds(cur))
     if paired and len(base) != len(cur):  # a round failed on one side: unpaired, and the prior is not theirs
         paired, prior = False, None
-    ratio, low, high, p_value = round_test(base, cur, prior=prior, paired=paired)
-    contrast = round_contrast(base, cur, paired)
+    ratio, low, high, p_value = round_test(base, cur, prior=prior, paired=paired, by_sample=by_sample)
+    contrast = round_contrast(base, cur, paired, by_sample)
     moderated = prior is not None and prior.admits(contrast.variance, contrast.df)
     return TimingChange(
         baseline=summarize_rounds(base), current=summarize_rounds(cur), ratio=ratio, ratio_low=low,
-        ratio_high=high, p_value=p_value, method=round_method(moderated, paired), significant=p_value < alpha,
+        ratio_high=high, p_value=p_value, method=round_method(moderated, paired, by_sample),
+        significant=p_value < alpha,
     )

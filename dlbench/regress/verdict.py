@@ -58,6 +58,7 @@ class Policy:
     normalize_control: bool = False  # scale current times by the control's speed ratio
     round_test: str = MODERATED  # MODERATED: variances shrunk towards the across-case prior; PLAIN_T: not
     paired: bool = False  # both sides are environments of one interleaved run: pair their rounds
+    paired_samples: bool = False  # ... which took turns sample by sample (--interleave samples): pair samples
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def _compare_ok(baseline: CaseResult, current: CaseResult, policy: Policy,
     timing, timing_verdict = None, None
     if baseline.samples_ms and current.samples_ms:
         timing = rounds_change(baseline.round_samples(), current.round_samples(), policy.alpha, prior,
-                               policy.paired)
+                               policy.paired, policy.paired_samples)
         timing_verdict = classify_ratio(timing.ratio, timing.significant, policy.threshold)
     memory = memory_changes(baseline.memory, current.memory, policy)
     verdicts = [m.verdict for m in memory] + ([timing_verdict] if timing_verdict else [])
@@ -243,7 +244,7 @@ def timing_prior(pairs: Iterable[tuple[CaseResult | None, CaseResult | None]],
         return None
     timed = [(b.round_samples(), c.round_samples()) for b, c in pairs
              if b is not None and c is not None and b.ok and c.ok and b.samples_ms and c.samples_ms]
-    return round_prior(timed, policy.paired)
+    return round_prior(timed, policy.paired, policy.paired_samples)
 
 
 def compare_runs(baseline: RunRecord, current: RunRecord, policy: Policy) -> Comparison:

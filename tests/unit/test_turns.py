@@ -14,10 +14,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dlbench.measure.timing import MeasureConfig, measure
 from dlbench.process.turns import CONTINUE, STOP, Turns
+from dlbench.regress.significance import (
+    ROUND_SAMPLE_PAIRED_MODERATED_T,
+    ROUND_SAMPLE_PAIRED_T,
+    round_contrast,
+    rounds_change,
+    sample_paired_log_ratios,
+)
 from dlbench.results import CaseResult
 from dlbench.runner.isolate import LocalExecutor, SideBySide, run_side_by_side
 from dlbench.runner.protocol import WorkerJob
@@ -173,6 +181,37 @@ def test_side_by_side_workers_alternate_sample_by_sample() -> None:
     for case in range(2):
         assert starts["head"][case] < ends["base"][case] and starts["base"][case] < ends["head"][case]
     assert given >= 2 * 2 * 4  # 2 cases x 2 sides x 4 yields (after each sample but the last)
+
+
+def test_sample_pairs_cancel_a_drift_that_the_round_medians_keep() -> None:
+    """Each sample pair shares the machine's state of its moment: the drift cancels in the pair's ratio,
+    whatever it is, and a sample one side took alone (its budget lasted longer) is left out."""
+    rng = np.random.default_rng(7)
+    base_rounds, cur_rounds = [], []
+    for _ in range(3):
+        drift = np.exp(rng.normal(0.0, 0.3, size=12))  # the machine's speed, sample by sample: +-30%
+        base_rounds.append(list(drift))
+        cur_rounds.append(list(1.1 * drift) + [9.9])  # 10% slower, and one sample more
+    ratios = sample_paired_log_ratios(base_rounds, cur_rounds)
+    assert np.allclose(ratios, np.log(1.1))
+    by_medians = round_contrast(base_rounds, cur_rounds, paired=True)
+    by_pairs = round_contrast(base_rounds, cur_rounds, paired=True, by_sample=True)
+    assert by_pairs.variance < 1e-20 < by_medians.variance
+    change = rounds_change(base_rounds, cur_rounds, alpha=0.01, paired=True, by_sample=True)
+    assert change.method == ROUND_SAMPLE_PAIRED_T and change.significant and change.ratio == pytest.approx(1.1)
+
+
+def test_compare_within_pairs_the_samples_of_a_run_that_took_turns(tmp_path: Path) -> None:
+    out = tmp_path / "ab"
+    proc = run_cli("run", *FAST, "--repeat", "2", "--python", f"base={sys.executable}",
+                   "--python", f"head={sys.executable}", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("compare", "--within", str(out), "base", "head", "--format", "json")
+    assert proc.returncode in (0, 1), proc.stderr
+    methods = {c["timing"]["method"] for c in json.loads(proc.stdout)["cases"]}
+    assert methods <= {ROUND_SAMPLE_PAIRED_T, ROUND_SAMPLE_PAIRED_MODERATED_T} and methods
+    table = run_cli("compare", "--within", str(out), "base", "head")
+    assert "log ratios of sample pairs taken in turn" in " ".join(table.stdout.split())
 
 
 def test_rounds_interleave_is_recorded(tmp_path: Path) -> None:
