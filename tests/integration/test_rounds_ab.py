@@ -33,8 +33,11 @@ def test_torch_repeat_two_in_two_environments_then_compare_within(tmp_path: Path
     proc = run_cli("compare", "--within", str(out), "base", "head", "--format", "json")
     assert proc.returncode in (0, 1), proc.stderr
     verdicts = json.loads(proc.stdout)
-    # one case: too few for a variance prior; --within pairs the rounds of both environments
-    assert [c["timing"]["method"] for c in verdicts["cases"]] == ["round-paired-t"]
+    # one case: too few for a variance prior; --within pairs the samples both environments took in turn
+    assert [c["timing"]["method"] for c in verdicts["cases"]] == ["round-sample-paired-t"]
+    base, head = sorted(results, key=lambda r: r["environment"])
+    for base_round, head_round in zip(base["rounds"], head["rounds"], strict=True):
+        assert abs(base_round["n"] - head_round["n"]) <= 1  # they stopped together (see tests/unit/test_turns.py)
     assert verdicts["control_shift"] == 0.0  # one shared control: the sides cannot differ in it
     assert verdicts["memory_control_shift"] == 0.0
     assert all(c["gbps"] > 0 for c in record["environment"]["control"])  # the memory kernel, every round

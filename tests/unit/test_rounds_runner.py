@@ -144,8 +144,8 @@ def test_cli_repeat_and_python_environments_then_compare_within(tmp_path: Path) 
     assert proc.returncode in (0, 1), proc.stderr
     verdicts = json.loads(proc.stdout)
     assert verdicts["baseline"].endswith(":base") and len(verdicts["cases"]) == 2
-    # two cases: too few for a variance prior; --within pairs the rounds of both environments
-    assert all(c["timing"]["method"] == "round-paired-t" for c in verdicts["cases"])
+    # two cases: too few for a variance prior; --within pairs the samples both environments took in turn
+    assert all(c["timing"]["method"] == "round-sample-paired-t" for c in verdicts["cases"])
     assert verdicts["caveats"] == []
 
 
