@@ -12,6 +12,10 @@ slow-down and half are not, so one comparison gives both the power (share of aff
 * ``A/B``: one interleaved run (``--python``, ``compare --within``), where round r of both sides ran back
   to back and shares a heavy-tailed machine state of 5% on top of each process's own offset: the paired
   tests cancel it.
+* ``A/B taking turns``: the sides' workers took turns sample by sample (``--interleave samples``, the
+  default): the machine's speed drifts by 20% within a round (tests/rounds_model.py: an AR(1) log speed),
+  sample i of both sides shares nearly the same drift, and each process keeps its own offset. Pairing the
+  round medians leaves the drift that each side's median carries; pairing the samples cancels it.
 
     python benchmarks/round_power.py [--trials 200] [--cases 40]
 """
@@ -23,7 +27,7 @@ import argparse
 import numpy as np
 
 from dlbench.regress.verdict import Policy
-from tests.rounds_model import case_sigmas, draw_case_pair, regressed_flags
+from tests.rounds_model import case_sigmas, draw_case_pair, draw_turns_pair, regressed_flags
 
 SHARED_SIGMA = 0.05  # the machine state common to both sides of one A/B round
 
@@ -31,8 +35,12 @@ SHARED_SIGMA = 0.05  # the machine state common to both sides of one A/B round
 Rates = dict[str, tuple[float, float, float, float]]
 
 
+Methods = dict[str, tuple[bool, bool, bool]]  # name -> (moderated, paired, by_sample)
+TURNS = -1.0  # as ``shared``: the sides took turns sample by sample (draw_turns_pair)
+
+
 def rates(trials: int, cases: int, rounds: int, slowdown: float, shared: float,
-          methods: dict[str, tuple[bool, bool]], rng: np.random.Generator) -> Rates:
+          methods: Methods, rng: np.random.Generator) -> Rates:
     """Per method: (share of affected cases flagged, of the affected ones that are not noisy, share of
     unaffected flagged, of the unaffected noisy ones). In A/A trials (slowdown 1) every case is unaffected."""
     policy = Policy()
@@ -41,14 +49,15 @@ def rates(trials: int, cases: int, rounds: int, slowdown: float, shared: float,
     for _ in range(trials):
         sigmas, noisy = case_sigmas(rng, cases)
         affected = np.arange(cases) < (cases // 2 if slowdown != 1.0 else 0)
-        pairs = [draw_case_pair(rng, rounds, float(sigma), slowdown if hit_ else 1.0, shared)
+        pairs = [draw_turns_pair(rng, rounds, float(sigma), slowdown if hit_ else 1.0) if shared == TURNS
+                 else draw_case_pair(rng, rounds, float(sigma), slowdown if hit_ else 1.0, shared)
                  for sigma, hit_ in zip(sigmas, affected, strict=True)]
         affected_n += int(affected.sum())
         quiet_n += int((affected & ~noisy).sum())
         unaffected_n += int((~affected).sum())
         noisy_n += int((noisy & ~affected).sum())
-        for name, (moderated, paired) in methods.items():
-            flags = np.asarray(regressed_flags(pairs, policy, moderated, paired))
+        for name, (moderated, paired, by_sample) in methods.items():
+            flags = np.asarray(regressed_flags(pairs, policy, moderated, paired, by_sample))
             hit[name][0] += int((flags & affected).sum())
             hit[name][1] += int((flags & affected & ~noisy).sum())
             hit[name][2] += int((flags & ~affected).sum())
@@ -58,7 +67,7 @@ def rates(trials: int, cases: int, rounds: int, slowdown: float, shared: float,
             for name, h in hit.items()}
 
 
-def table(title: str, trials: int, cases: int, shared: float, methods: dict[str, tuple[bool, bool]],
+def table(title: str, trials: int, cases: int, shared: float, methods: Methods,
           rng: np.random.Generator) -> None:
     print(f"\n{title} ({trials} comparisons of {cases} cases per cell)")
     print("per method: affected cases found regressed (all, not noisy) / unaffected flagged (all, noisy)")
@@ -79,13 +88,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--cases", type=int, default=40)
+    parser.add_argument("--only", choices=("runs", "ab", "turns"), help="one table only")
     args = parser.parse_args()
     rng = np.random.default_rng(2004)
-    table("two runs", args.trials, args.cases, 0.0,
-          {"t (pooled)": (False, False), "moderated t (default)": (True, False)}, rng)
-    table("one interleaved A/B run", args.trials, args.cases, SHARED_SIGMA,
-          {"t (pooled)": (False, False), "moderated t": (True, False),
-           "paired moderated t (default)": (True, True)}, rng)
+    if args.only in (None, "runs"):
+        table("two runs", args.trials, args.cases, 0.0,
+              {"t (pooled)": (False, False, False), "moderated t (default)": (True, False, False)}, rng)
+    if args.only in (None, "ab"):
+        table("one A/B run, rounds back to back (--interleave rounds)", args.trials, args.cases, SHARED_SIGMA,
+              {"t (pooled)": (False, False, False), "moderated t": (True, False, False),
+               "paired moderated t (default)": (True, True, False)}, rng)
+    if args.only in (None, "turns"):
+        table("one A/B run taking turns (--interleave samples)", args.trials, args.cases, TURNS,
+              {"moderated t": (True, False, False), "round-paired moderated t": (True, True, False),
+               "sample-paired moderated t (default)": (True, True, True)}, rng)
 
 
 if __name__ == "__main__":

@@ -73,16 +73,53 @@ def draw_case_pair(rng: np.random.Generator, rounds: int, sigma: float, slowdown
     return sides[0], sides[1]
 
 
+# A/B runs whose sides take turns sample by sample (--interleave samples): the machine's speed drifts
+# during a round (an AR(1) process of the log speed, DRIFT_SIGMA stationary spread, DRIFT_RHO from one
+# sample to the next), and sample i of the head is taken right after sample i of the base, under a drift
+# that moved on by only PAIR_RHO. On top, each process keeps its own offset (the case's spread).
+DRIFT_SIGMA = 0.20
+DRIFT_RHO = 0.7
+PAIR_RHO = 0.97
+
+
+def drift(rng: np.random.Generator, n: int, sigma: float, rho: float) -> np.ndarray:
+    """A stationary AR(1) series of ``n`` log speeds: spread ``sigma``, lag-one correlation ``rho``."""
+    steps = rng.normal(0.0, sigma * np.sqrt(1.0 - rho**2), n)
+    out = np.empty(n)
+    out[0] = rng.normal(0.0, sigma)
+    for i in range(1, n):
+        out[i] = rho * out[i - 1] + steps[i]
+    return out
+
+
+def draw_turns_pair(rng: np.random.Generator, rounds: int, sigma: float, slowdown: float = 1.0,
+                    median: float = 10.0, samples: tuple[int, int] = (10, 30),
+                    drift_sigma: float = DRIFT_SIGMA) -> tuple[list[list[float]], list[list[float]]]:
+    """Baseline and current rounds of one case of an A/B run that took turns: as many samples per round
+    on both sides, each pair under nearly the same drift (see :data:`DRIFT_SIGMA`)."""
+    base_rounds, cur_rounds = [], []
+    for _ in range(rounds):
+        n = int(rng.integers(samples[0], samples[1] + 1))
+        moment = drift(rng, n, drift_sigma, DRIFT_RHO)
+        later = PAIR_RHO * moment + rng.normal(0.0, drift_sigma * np.sqrt(1.0 - PAIR_RHO**2), n)
+        offsets = np.exp(heavy_offsets(rng, 2, sigma))
+        for rounds_of, centre, offset, state in ((base_rounds, median, offsets[0], moment),
+                                                 (cur_rounds, median * slowdown, offsets[1], later)):
+            jitter = np.asarray(noisy_samples(rng, n, 1.0, SAMPLE_SIGMA, OUTLIERS))
+            rounds_of.append([float(v) for v in centre * offset * np.exp(state) * jitter])
+    return base_rounds, cur_rounds
+
+
 Rounds = list[list[float]]
 
 
 def regressed_flags(pairs: Sequence[tuple[Rounds, Rounds]], policy: Policy, moderated: bool,
-                    paired: bool = False) -> list[bool]:
+                    paired: bool = False, by_sample: bool = False) -> list[bool]:
     """compare's timing decision (``regressed`` or not) for every case of one comparison, the prior
     fitted across them when ``moderated``: the code path of compare_runs without the display statistics."""
-    prior = round_prior(pairs, paired) if moderated else None
+    prior = round_prior(pairs, paired, by_sample) if moderated else None
     flags = []
     for base, cur in pairs:
-        ratio, _, _, p_value = round_test(base, cur, prior=prior, paired=paired)
+        ratio, _, _, p_value = round_test(base, cur, prior=prior, paired=paired, by_sample=by_sample)
         flags.append(classify_ratio(ratio, p_value < policy.alpha, policy.threshold) == REGRESSED)
     return flags
