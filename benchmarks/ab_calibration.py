@@ -1,7 +1,8 @@
 """False alarms and power of dlbench's verdicts, measured end to end with a noisy neighbour.
 
 Runs ``--pairs`` trials. Each trial is either one interleaved A/B run (``--layout ab``: ``dlbench run
---python base=PY --python head=PY2 --repeat R`` then ``dlbench compare --within RUN base head``) or two
+--python base=PY --python head=PY2 --repeat R`` then ``dlbench compare --within RUN base head``; the two
+sides take turns sample by sample unless the run arguments say ``--interleave rounds``) or two
 separate runs compared with each other (``--layout pairs``: ``dlbench run`` twice, then ``dlbench compare``).
 While they run, a noisy neighbour works on the core the workers are not pinned to: a busy loop and a
 memory-bandwidth hog (a large array copied over and over), as on a shared CI runner.
