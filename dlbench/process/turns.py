@@ -59,10 +59,12 @@ class Turns:
     """The parent's arbiter: which member of the ring may run now. Thread-safe (each member is supervised
     from its own thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: int = 1) -> None:
         self._lock = threading.Lock()
         self._ring: list[Member] = []
+        self._ranks: dict[int, int] = {}  # id(member) -> its place in the ring
         self._holder: Member | None = None
+        self._waiting_for = expected  # members still to join before the first turn is given
         self._state: dict[int, tuple[str, bool]] = {}  # id(member) -> (topic, ready) of its last yield
         self.given = 0  # how many turns were handed out (a test can see that the members alternated)
 
@@ -70,12 +72,19 @@ class Turns:
     def holder(self) -> Member | None:
         return self._holder
 
-    def join(self, member: Member) -> None:
-        """Add ``member`` to the ring; it runs at once if no one holds the turn."""
+    def join(self, member: Member, rank: int = 0) -> None:
+        """Add ``member`` to the ring at place ``rank`` (a member that replaces another takes its rank).
+
+        The first turn is given once the ``expected`` members have joined (or left), to the lowest rank,
+        so that none of them runs alone while the others are still starting; after that, a member that
+        joins runs at once if no one holds the turn."""
         with self._lock:
+            self._ranks[id(member)] = rank
             self._ring.append(member)
-            if self._holder is None:
-                self._give(member)
+            self._ring.sort(key=lambda m: self._ranks[id(m)])
+            self._waiting_for -= 1
+            if self._holder is None and self._waiting_for <= 0:
+                self._give(self._ring[0])
 
     def yielded(self, member: Member, topic: str = "", ready: bool = False) -> None:
         """``member`` stopped at a yield point, working on ``topic`` and ``ready`` to stop working on it:
@@ -101,6 +110,7 @@ class Turns:
             following = self._after(member)
             self._ring.remove(member)
             self._state.pop(id(member), None)
+            self._ranks.pop(id(member), None)
             if member is self._holder:
                 self._holder = None
                 if self._ring:

@@ -185,8 +185,9 @@ def render_text(comparison: Comparison, width: int = 160) -> str:
 # Markdown punctuation that could open a link, an image, emphasis or a code span (escaped with "\").
 _MD_PUNCTUATION = re.compile(r"([\\`*_\[\]~])")
 # What GitHub turns into a link or a notification by itself: @mentions, #references, URLs, www. names.
-# A zero-width space after "@", "#", a scheme's ":" and "www" keeps the text readable and inert.
-_AUTOLINKS = re.compile(r"([@#]|(?<=[A-Za-z]):(?=/)|(?i:www)(?=\.))")
+# A zero-width space after "@", "#", a scheme's ":" and "www" keeps the text readable and inert. A ":" counts
+# as a scheme's also when backslashes stand before the "/" (``A:\//``): a reader's eye skips them.
+_AUTOLINKS = re.compile(r"([@#]|(?<=[A-Za-z]):(?=\\*/)|(?i:www)(?=\.))")
 ZERO_WIDTH_SPACE = "\u200b"
 
 

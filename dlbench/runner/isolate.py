@@ -67,13 +67,14 @@ class LocalExecutor:
     trace: TraceSink | None = None
 
     def run(self, job: protocol.WorkerJob, on_result: ResultSink, on_runtime: RuntimeSink,
-            turns: SharedCores | None = None) -> None:
+            turns: SharedCores | None = None, rank: int = 0) -> None:
         """Measure the job's cases, starting a fresh worker after one dies; with ``turns`` every worker
-        takes turns on its cores with the other workers of that ring (:func:`run_side_by_side`)."""
+        takes turns on its cores with the other workers of that ring, at place ``rank``
+        (:func:`run_side_by_side`)."""
         remaining = list(job.cases)
         while remaining:
             attempt = replace(job, cases=tuple(remaining))
-            done = WorkerProcess(attempt, self, turns).supervise(on_result, on_runtime)
+            done = WorkerProcess(attempt, self, turns, rank).supervise(on_result, on_runtime)
             if turns is not None and turns.stopped:
                 return
             if not done:  # a worker that neither measured nor failed a case: do not loop forever
@@ -98,10 +99,13 @@ class SharedCores:
     deadlines stretch by that much, since it runs only part of the time), and whether the run was stopped."""
 
     members: int
-    turns: Turns = field(default_factory=Turns)
+    turns: Turns = field(init=False)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one result callback at a time
     stopped: bool = False
     children: set[Child] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.turns = Turns(expected=self.members)  # the first turn waits until every worker has started
 
     def stop(self) -> None:
         """Ctrl-C: end every worker now; each supervising thread then records its running case as interrupted."""
@@ -124,7 +128,7 @@ def run_side_by_side(runs: list[SideBySide]) -> int:
     shared = SharedCores(members=len(runs))
     failures: list[BaseException] = []
 
-    def supervise(executor: LocalExecutor, job: protocol.WorkerJob, on_result: ResultSink,
+    def supervise(rank: int, executor: LocalExecutor, job: protocol.WorkerJob, on_result: ResultSink,
                   on_runtime: RuntimeSink) -> None:
         def result(result: CaseResult) -> None:
             with shared.lock:
@@ -135,12 +139,12 @@ def run_side_by_side(runs: list[SideBySide]) -> int:
                 on_runtime(worker, info)
 
         try:
-            executor.run(job, result, runtime, shared)
+            executor.run(job, result, runtime, shared, rank)
         except BaseException as exc:  # reported to the calling thread, which raises it
             failures.append(exc)
             shared.stop()
 
-    threads = [threading.Thread(target=supervise, args=run, daemon=True) for run in runs]
+    threads = [threading.Thread(target=supervise, args=(rank, *run), daemon=True) for rank, run in enumerate(runs)]
     for thread in threads:
         thread.start()
     try:
@@ -169,10 +173,12 @@ def startup_timeout(job: protocol.WorkerJob) -> float:
 class WorkerProcess:
     """One worker process and the bookkeeping to attribute what happens to the right case."""
 
-    def __init__(self, job: protocol.WorkerJob, executor: LocalExecutor, shared: SharedCores | None = None) -> None:
+    def __init__(self, job: protocol.WorkerJob, executor: LocalExecutor, shared: SharedCores | None = None,
+                 rank: int = 0) -> None:
         self.job = job
         self.executor = executor
         self.shared = shared
+        self.rank = rank  # its place in the ring of turns (the first rank goes first)
         # a worker that takes turns with others runs only part of the time: its deadlines stretch to match
         self.timeout_s = job.measure.timeout_s * (shared.members if shared is not None else 1)
         self.by_key = {c.key: c for c in job.cases}
@@ -199,7 +205,7 @@ class WorkerProcess:
                         shared.children.add(child)
                     if shared.stopped:  # stopped while this worker was being started
                         child.kill()
-                    shared.turns.join(child)
+                    shared.turns.join(child, self.rank)
                 self._pump(child, on_result, on_runtime)
                 if shared is not None and shared.stopped:
                     raise KeyboardInterrupt

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from dlbench.measure.timing import MeasureConfig, measure
+from dlbench.process.placement import cores_for
 from dlbench.process.turns import CONTINUE, STOP, Turns
 from dlbench.regress.significance import (
     ROUND_SAMPLE_PAIRED_MODERATED_T,
@@ -65,6 +66,21 @@ def test_the_turn_goes_round_the_ring_and_skips_members_that_left() -> None:
     assert turns.holder is c and [n for n, _ in log][-1] == "c"
     turns.leave(c)
     assert turns.holder is None and turns.given == 7
+
+
+def test_the_first_turn_waits_for_every_member_and_goes_to_the_first_rank() -> None:
+    """No member runs alone while the others are still starting; the ring's order is the ranks'."""
+    log: list[tuple[str, bytes]] = []
+    a, b, c = (Member(n, log) for n in "abc")
+    turns = Turns(expected=3)
+    turns.join(c, rank=2)
+    turns.join(a, rank=0)
+    assert log == [] and turns.holder is None
+    turns.join(b, rank=1)
+    assert turns.holder is a
+    for member in (a, b, c):
+        turns.yielded(member)
+    assert [n for n, _ in log] == ["a", "b", "c", "a"]
 
 
 def test_stop_is_signalled_only_once_every_member_on_the_topic_is_ready() -> None:
@@ -164,7 +180,7 @@ def test_side_by_side_workers_alternate_sample_by_sample() -> None:
     cases = (make_case("lenet", framework="fake", batch_size=2), make_case("lstm", framework="fake", batch_size=2))
     config = MeasureConfig(warmup_s=0.01, min_block_s=0.005, min_samples=5, max_samples=8, min_time_s=0.0,
                            max_time_s=5.0, target_rel_ci=1.0)
-    job = WorkerJob(key=WorkerKey.of(cases[0]), cores=(0,), cases=cases, measure=config)
+    job = WorkerJob(key=WorkerKey.of(cases[0]), cores=cores_for(1), cases=cases, measure=config)
     events: list[tuple[str, str, float]] = []
     results: dict[str, list[CaseResult]] = {"base": [], "head": []}
 
@@ -175,7 +191,11 @@ def test_side_by_side_workers_alternate_sample_by_sample() -> None:
     given = run_side_by_side([side("base"), side("head")])
     for name in ("base", "head"):
         assert [r.status for r in results[name]] == ["ok", "ok"]
-        assert [len(r.samples_ms) for r in results[name]] == [5, 5]  # both ready at 5: stopped together
+    # stopped together: as many samples on both sides (5 when both rules are satisfied at 5; more when an
+    # outlier on a loaded machine keeps one side's interval too wide, and then one more on the side whose
+    # budget of 8 samples ended it first, which the sample pairs leave out)
+    for base, head in zip(results["base"], results["head"], strict=True):
+        assert abs(len(base.samples_ms) - len(head.samples_ms)) <= 1
     starts = {name: [t for n, e, t in events if n == name and e == "start"] for name in results}
     ends = {name: [t for n, e, t in events if n == name and e == "result"] for name in results}
     for case in range(2):
