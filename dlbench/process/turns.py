@@ -75,7 +75,7 @@ class Turns:
     def join(self, member: Member, rank: int = 0) -> None:
         """Add ``member`` to the ring at place ``rank`` (a member that replaces another takes its rank).
 
-        The first turn is given once the ``expected`` members have joined (or left), to the lowest rank,
+        The first turn is given once the ``expected`` members have joined, to the lowest rank,
         so that none of them runs alone while the others are still starting; after that, a member that
         joins runs at once if no one holds the turn."""
         with self._lock:
