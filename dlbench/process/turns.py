@@ -72,6 +72,11 @@ class Turns:
     def holder(self) -> Member | None:
         return self._holder
 
+    def members(self) -> list[Member]:
+        """The members in the ring now, in rank order (a copy)."""
+        with self._lock:
+            return list(self._ring)
+
     def join(self, member: Member, rank: int = 0) -> None:
         """Add ``member`` to the ring at place ``rank`` (a member that replaces another takes its rank).
 

@@ -190,7 +190,12 @@ def round_test(
     each): Student's t on the :func:`round_contrast`, its variance moderated by ``prior`` when one is
     given (:mod:`dlbench.regress.moderated`). Without a prior and unpaired it is scipy's pooled
     ``ttest_ind`` on the log round medians."""
-    contrast = round_contrast(baseline_rounds, current_rounds, paired, by_sample)
+    return contrast_test(round_contrast(baseline_rounds, current_rounds, paired, by_sample), confidence, prior)
+
+
+def contrast_test(contrast: RoundContrast, confidence: float = RATIO_CONFIDENCE,
+                  prior: VariancePrior | None = None) -> tuple[float, float, float, float]:
+    """:func:`round_test` of a contrast already taken."""
     variance, df = moderate(contrast.variance, contrast.df, prior)
     se = math.sqrt(variance) * contrast.scale
     diff = contrast.difference
@@ -245,8 +250,8 @@ def rounds_change(
         return replace(change, baseline=summarize_rounds(base), current=summarize_rounds(cur))
     if paired and len(base) != len(cur):  # a round failed on one side: unpaired, and the prior is not theirs
         paired, prior = False, None
-    ratio, low, high, p_value = round_test(base, cur, prior=prior, paired=paired, by_sample=by_sample)
     contrast = round_contrast(base, cur, paired, by_sample)
+    ratio, low, high, p_value = contrast_test(contrast, prior=prior)
     moderated = prior is not None and prior.admits(contrast.variance, contrast.df)
     return TimingChange(
         baseline=summarize_rounds(base), current=summarize_rounds(cur), ratio=ratio, ratio_low=low,

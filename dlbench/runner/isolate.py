@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from dlbench.frameworks.registry import get_adapter
 from dlbench.process.child import Cause, Child, ChildSpec, Ended
@@ -102,17 +102,16 @@ class SharedCores:
     turns: Turns = field(init=False)
     lock: threading.Lock = field(default_factory=threading.Lock)  # one result callback at a time
     stopped: bool = False
-    children: set[Child] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.turns = Turns(expected=self.members)  # the first turn waits until every worker has started
 
     def stop(self) -> None:
-        """Ctrl-C: end every worker now; each supervising thread then records its running case as interrupted."""
+        """Ctrl-C: end every worker now; each supervising thread then records its running case as interrupted.
+        A worker that joins the ring after this sees ``stopped`` and is killed by its own thread."""
         self.stopped = True
-        with self.lock:
-            for child in list(self.children):
-                child.kill()
+        for member in self.turns.members():
+            cast(Child, member).kill()  # the ring's members are the workers' children
 
 
 SideBySide = tuple[LocalExecutor, protocol.WorkerJob, ResultSink, RuntimeSink]
@@ -201,11 +200,9 @@ class WorkerProcess:
             self._trace("spawn")
             try:
                 if shared is not None:
-                    with shared.lock:
-                        shared.children.add(child)
+                    shared.turns.join(child, self.rank)
                     if shared.stopped:  # stopped while this worker was being started
                         child.kill()
-                    shared.turns.join(child, self.rank)
                 self._pump(child, on_result, on_runtime)
                 if shared is not None and shared.stopped:
                     raise KeyboardInterrupt
@@ -220,8 +217,6 @@ class WorkerProcess:
             finally:
                 if shared is not None:
                     shared.turns.leave(child)
-                    with shared.lock:
-                        shared.children.discard(child)
             self._account_for_end(child, on_result)
         self._trace("exit")
         return self.done
