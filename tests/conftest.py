@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +23,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     full_env.setdefault("COLUMNS", "200")
     return subprocess.run([sys.executable, "-m", "dlbench", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd or ROOT, timeout=timeout, check=False)
+
+
+def wait_for_results(out: Path, count: int, timeout: float = 60) -> None:
+    """Wait until the run writing ``out`` has stored ``count`` results (a run to interrupt part-way)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if len(json.loads((out / "run.json").read_text())["results"]) >= count:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} results after {timeout} s")
 
 
 @pytest.fixture

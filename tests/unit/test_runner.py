@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from dlbench.spec import Case
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, wait_for_results
 
 FAST = ("--framework", "fake", "--device", "cpu", "--quiet")
 
@@ -143,18 +143,6 @@ def test_a_second_run_into_the_same_directory_is_refused(tmp_path: Path) -> None
     # kill -9 of the parent takes its worker along: no orphan keeps a core busy or hangs forever
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
-
-
-def wait_for_results(out: Path, count: int, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if len(json.loads((out / "run.json").read_text())["results"]) >= count:
-                return
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {count} results after {timeout} s")
 
 
 @pytest.mark.parametrize("how", ["sigkill", "sigint"])

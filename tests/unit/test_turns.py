@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from dlbench.results import CaseResult
 from dlbench.runner.isolate import LocalExecutor, SideBySide, run_side_by_side
 from dlbench.runner.protocol import WorkerJob
 from dlbench.spec import WorkerKey
-from tests.conftest import ROOT, assert_one_line_error, run_cli
+from tests.conftest import ROOT, assert_one_line_error, run_cli, wait_for_results
 from tests.regress_fixtures import make_case
 
 
@@ -266,17 +267,7 @@ def test_ctrl_c_interrupts_both_sides_and_resume_finishes_them(tmp_path: Path) -
                              "--output", str(out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = 60.0
-        import time
-
-        started = time.monotonic()
-        while time.monotonic() - started < deadline:  # both forward passes done: head now hangs in gradient
-            try:
-                if len(json.loads((out / "run.json").read_text())["results"]) >= 2:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.05)
+        wait_for_results(out, 2)  # both forward passes done: head now hangs in gradient
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130
@@ -285,7 +276,6 @@ def test_ctrl_c_interrupts_both_sides_and_resume_finishes_them(tmp_path: Path) -
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "interrupted"
     assert {r["status"] for r in record["results"] if r["case"]["pass"] == "gradient"} <= {"interrupted", "ok"}
-    os.chmod(head, 0o755)
     Path(head).write_text(f"#!/bin/sh\nexec \"{sys.executable}\" \"$@\"\n")  # the hang is fixed
     resumed = run_cli("run", "--resume", str(out), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
