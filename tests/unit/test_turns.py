@@ -235,12 +235,14 @@ def test_compare_within_pairs_the_samples_of_a_run_that_took_turns(tmp_path: Pat
     assert "log ratios of sample pairs taken in turn" in " ".join(table.stdout.split())
 
 
-def test_rounds_interleave_is_recorded(tmp_path: Path) -> None:
+def test_rounds_interleave_is_recorded_and_kept_on_resume(tmp_path: Path) -> None:
     out = tmp_path / "ab"
     proc = run_cli("run", *FAST, "--python", f"base={sys.executable}", "--python", f"head={sys.executable}",
                    "--interleave", "rounds", "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "run.json").read_text())["config"]["interleave"] == "rounds"
+    # a resumed run keeps the order it recorded
+    assert_one_line_error(run_cli("run", "--resume", str(out), "--interleave", "samples"), "cannot change it")
 
 
 def test_a_crash_on_one_side_leaves_the_other_side_measured(tmp_path: Path) -> None:
