@@ -36,16 +36,30 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_flags() -> list[str]:
-    """The SIMD features that decide which kernels BLAS/oneDNN pick (avx2, avx512f, amx, ...)."""
-    wanted = {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "neon", "asimd"}
+CPUINFO = Path("/proc/cpuinfo")
+
+# The features the environment record keeps: those that decide which kernels BLAS/oneDNN pick. Only the
+# record filters; feature checks (can this CPU run fp16 in oneDNN?) read the unfiltered set.
+RECORDED_FLAGS = frozenset({
+    "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_ne_convert",
+    "amx_bf16", "amx_fp16", "amx_tile", "neon", "asimd",
+})
+
+
+def cpu_features(cpuinfo: Path | None = None) -> frozenset[str]:
+    """Every feature flag the kernel reports for the first CPU (x86 ``flags``, Arm ``Features``)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in (cpuinfo or CPUINFO).read_text().splitlines():
             if line.startswith(("flags", "Features")):
-                return sorted(wanted & set(line.split(":", 1)[1].split()))
+                return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return []
+    return frozenset()
+
+
+def cpu_flags(cpuinfo: Path | None = None) -> list[str]:
+    """The SIMD features recorded beside every result (avx2, avx512f, amx, ...), sorted."""
+    return sorted(RECORDED_FLAGS & cpu_features(cpuinfo))
 
 
 def git_info(directory: Path | None = None) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlbench.env import cpu_flags
+from dlbench.env import cpu_features
 from dlbench.errors import DlbenchError
 from dlbench.frameworks.base import (
     Adapter,
@@ -903,8 +903,7 @@ def _precision_problem(tf: ModuleType, precision: str, device: str) -> str | Non
     is reported as lacking the precision rather than measured."""
     needs = ONEDNN_CPU_FEATURES.get(precision)
     if device == "cpu" and needs is not None:
-        flags = set(cpu_flags())
-        if not flags & set(needs):
+        if not cpu_features() & set(needs):
             return (f"TensorFlow's oneDNN has {precision} kernels only on CPUs with {', '.join(needs)}; "
                     "this CPU has none of them (TF would fall back to slow Eigen kernels)")
         return None

@@ -189,3 +189,29 @@ def test_the_low_precision_reference_rounds_only_what_the_recipe_casts(monkeypat
     for name in ("layer0.attn.query.kernel", "classifier.kernel"):
         assert not np.array_equal(seen[name], original[name]), name
         assert np.array_equal(seen[name], session.round_to_precision(original[name], "bf16")), name
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+flags\t\t: fpu sse2 avx avx2 fma avx512f {extra} constant_tsc
+"""
+
+
+@pytest.mark.parametrize(("extra", "precision", "runs"), [
+    ("avx512_fp16", "fp16", True), ("amx_fp16", "fp16", True), ("avx_ne_convert", "fp16", True),
+    ("avx512_bf16", "fp16", False), ("", "fp16", False), ("amx_bf16", "bf16", True),
+])
+def test_tensorflow_low_precision_reads_every_cpu_feature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          extra: str, precision: str, runs: bool) -> None:
+    """The oneDNN feature check sees the unfiltered flags of a simulated /proc/cpuinfo; only the record filters."""
+    import dlbench.env as env
+    from dlbench.frameworks.tensorflow_ import _precision_problem
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO.format(extra=extra))
+    monkeypatch.setattr(env, "CPUINFO", cpuinfo)
+    problem = _precision_problem(None, precision, "cpu")  # type: ignore[arg-type]  # the CPU path needs no tf
+    assert (problem is None) == runs, problem
+    assert "constant_tsc" in env.cpu_features() and "constant_tsc" not in env.cpu_flags()
+    if extra:
+        assert extra in env.cpu_flags()  # the record keeps the features that decide low-precision kernels
