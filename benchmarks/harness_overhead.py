@@ -40,9 +40,9 @@ t_import = time.perf_counter()
 import psutil  # noqa: E402
 
 import dlbench.cli.run_cmd as run_cmd  # noqa: E402 - its import time is part of what we report
+from dlbench.cases.spec import WorkerKey  # noqa: E402
 from dlbench.cli import main as cli_main  # noqa: E402
-from dlbench.runner.isolate import LocalExecutor  # noqa: E402
-from dlbench.spec import WorkerKey  # noqa: E402
+from dlbench.runner.executor import LocalExecutor  # noqa: E402
 
 IMPORT_S = time.perf_counter() - t_import
 

@@ -1,4 +1,4 @@
-"""Coverage of ``dlbench.stats.median_ci`` by simulation, n = 2..200, against the nominal level and scipy.
+"""Coverage of ``dlbench.statistics.samples.median_ci`` by simulation, n = 2..200, against the nominal level and scipy.
 
 For every n, ``--trials`` seeded data sets are drawn from a skewed continuous distribution (log-normal,
 true median 1); the script prints the simulated coverage next to the exact one (binomial law) and says
@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 from scipy import stats as sps
 
-from dlbench.stats import median_ci, median_ci_coverage
+from dlbench.statistics.samples import median_ci, median_ci_coverage
 
 SHOWN = (2, 3, 5, 6, 8, 10, 15, 20, 30, 50, 75, 100, 150, 200)
 

@@ -22,10 +22,10 @@ import argparse
 
 import numpy as np
 
-from dlbench.regress.significance import rounds_change
 from dlbench.regress.verdict import REGRESSED, Policy, classify_ratio
-from dlbench.round_stats import rounds_center_ci
-from dlbench.stats import median_ci
+from dlbench.statistics.rounds import rounds_center_ci
+from dlbench.statistics.samples import median_ci
+from dlbench.statistics.significance import rounds_change
 from tests.rounds_model import draw_rounds
 
 

@@ -1,4 +1,4 @@
-"""Typed pieces of a run record for the synthetic runs of the tests (see dlbench/record.py)."""
+"""Typed pieces of a run record for the synthetic runs of the tests (see dlbench/record/schema.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 
+from dlbench.cases.spec import Case
 from dlbench.measure.timing import MeasureConfig
-from dlbench.record import Environment, RunConfig, SuiteRecord
-from dlbench.spec import Case
+from dlbench.record.schema import Environment, RunConfig, SuiteRecord
 
 
 def environment(data: dict[str, Any]) -> Environment:

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from dlbench import cli
-from dlbench.results import OK, CaseResult, Memory
-from dlbench.spec import Case
-from dlbench.store import RunRecord
+from dlbench.cases.spec import Case
+from dlbench.record.results import OK, CaseResult, Memory
+from dlbench.record.store import RunRecord
 from tests.record_fixtures import config
 from tests.record_fixtures import environment as typed_environment
 

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dlbench.results import FAILED, OK, TIMEOUT, CaseResult, Memory
-from dlbench.spec import Case
-from dlbench.store import RunRecord, RunStore
+from dlbench.cases.spec import Case
+from dlbench.record.results import FAILED, OK, TIMEOUT, CaseResult, Memory
+from dlbench.record.store import RunRecord, RunStore
 from tests.record_fixtures import config
 from tests.record_fixtures import environment as typed_environment
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dlbench.regress.significance import round_prior, round_test
 from dlbench.regress.verdict import REGRESSED, Policy, classify_ratio
+from dlbench.statistics.significance import round_prior, round_test
 from tests.regress_fixtures import noisy_samples
 
 PROCESS_SIGMA = 0.02  # process-to-process spread of a round's median, on a log scale

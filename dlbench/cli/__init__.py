@@ -13,8 +13,8 @@ from typing import Any, TextIO
 import click
 
 from dlbench import __version__
+from dlbench.display.terminal import visible
 from dlbench.errors import DlbenchError
-from dlbench.terminal import visible
 
 # Sub-command modules, each exposing ``command`` (a click.Command). Imported lazily so that
 # ``dlbench --help`` stays fast and a heavy import in one command never slows the others.

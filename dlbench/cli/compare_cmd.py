@@ -15,14 +15,14 @@ import click
 
 from dlbench.cli.options import Number
 from dlbench.cli.paths import NonEmptyPath, check_output_file
-from dlbench.files import write_text
-from dlbench.record import SAMPLES
-from dlbench.regress.render import render_json, render_markdown, table_renderable
+from dlbench.display.terminal import stdout_console
+from dlbench.record.files import write_text
+from dlbench.record.schema import SAMPLES
+from dlbench.record.store import load_run
 from dlbench.regress.threshold import parse_alpha, parse_threshold
 from dlbench.regress.verdict import MODERATED, ROUND_TESTS, Policy, compare_runs
+from dlbench.regress.verdict_render import render_json, render_markdown, table_renderable
 from dlbench.regress.within import split_run
-from dlbench.store import load_run
-from dlbench.terminal import stdout_console
 
 FORMATS = ("table", "markdown", "json")
 RunPath = NonEmptyPath(path_type=Path)

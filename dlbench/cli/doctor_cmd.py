@@ -3,7 +3,7 @@
 Without options it is cheap (nothing is started): Python, cores, each registered framework with its version and
 whether its build can use a GPU, broken plugins, the GPUs NVML sees. With ``--device gpu`` it is the check to
 run on the first real GPU machine: NVML's view of each GPU, other processes on it, each framework started on
-the GPU (the plan's probe, :mod:`dlbench.gpu_probe`), then the smoke suite run on the GPU by the real
+the GPU (the plan's probe, :mod:`dlbench.plan.gpu_probe`), then the smoke suite run on the GPU by the real
 ``dlbench run`` in a subprocess, and the invariants its record must satisfy:
 
 * exit code: 0 exactly when no row failed, 1 when one did;
@@ -34,16 +34,16 @@ import click
 from dlbench import __version__
 from dlbench.cli.options import CommaList, flatten
 from dlbench.cli.paths import NonEmptyPath
-from dlbench.console import out
+from dlbench.display.progress import out
+from dlbench.display.terminal import plain
 from dlbench.errors import DlbenchError
 from dlbench.frameworks.base import Adapter
 from dlbench.frameworks.registry import broken_adapters, get_adapter, installed_adapters
-from dlbench.gpu import describe_processes, gpu_processes, nvml_gpus
-from dlbench.gpu_telemetry import throttled
+from dlbench.machine.nvml import describe_processes, gpu_processes, nvml_gpus
+from dlbench.machine.telemetry import throttled
 from dlbench.process.placement import available_cores
-from dlbench.results import CaseResult
-from dlbench.store import RunRecord, load_run
-from dlbench.terminal import plain
+from dlbench.record.results import CaseResult
+from dlbench.record.store import RunRecord, load_run
 
 PASS, FAIL, WARN, INFO = "PASS", "FAIL", "WARN", "INFO"
 STYLES = {PASS: "green", FAIL: "bold red", WARN: "yellow", INFO: ""}
@@ -85,7 +85,7 @@ def _gpu_line(gpu: dict[str, Any]) -> str:
 
 def gpu_setup_checks(adapters: list[Adapter]) -> tuple[list[Check], list[str]]:
     """NVML's view and each framework started on the GPU; returns the checks and the frameworks that work."""
-    from dlbench.gpu_probe import probe_gpu
+    from dlbench.plan.gpu_probe import probe_gpu
 
     checks = []
     gpus = list(nvml_gpus())

@@ -6,15 +6,15 @@ import json
 
 import click
 
-from dlbench import env as environment
-from dlbench.console import console, out
+from dlbench.cases.spec import WorkerKey
+from dlbench.display.progress import console, out
+from dlbench.display.terminal import plain
 from dlbench.frameworks.registry import installed_adapters
+from dlbench.machine import capture as environment
 from dlbench.measure.timing import MeasureConfig
 from dlbench.process.placement import cores_for
-from dlbench.runner.isolate import LocalExecutor
+from dlbench.runner.executor import LocalExecutor
 from dlbench.runner.protocol import WorkerJob
-from dlbench.spec import WorkerKey
-from dlbench.terminal import plain
 
 
 def framework_info(threads: int) -> dict[str, object]:
@@ -45,7 +45,7 @@ def command(as_json: bool, frameworks: bool, calibrate: bool) -> None:
     if frameworks:
         record["frameworks"] = framework_info(threads)
     if calibrate:
-        from dlbench.calibrate import calibrate as run_calibration
+        from dlbench.measure.calibrate import calibrate as run_calibration
 
         record["calibration"] = {str(k): v for k, v in run_calibration(sorted({1, threads})).items()}
     if as_json:

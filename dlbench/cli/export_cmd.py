@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from dlbench.cli.paths import NonEmptyPath, check_output_file
-from dlbench.export import EXPORTERS, METRICS, TIME, untimed_count
-from dlbench.files import write_text
-from dlbench.store import load_run
+from dlbench.record.export import EXPORTERS, METRICS, TIME, untimed_count
+from dlbench.record.files import write_text
+from dlbench.record.store import load_run
 
 
 @click.command("export")

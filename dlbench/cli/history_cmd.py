@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from dlbench.cli.paths import NonEmptyPath, check_output_file
+from dlbench.display.terminal import plain, stdout_console
 from dlbench.errors import DlbenchError
-from dlbench.files import write_text
+from dlbench.record.files import write_text
 from dlbench.regress.history import build_history
 from dlbench.regress.history_render import history_html, history_json, history_table
-from dlbench.terminal import plain, stdout_console
 
 HTML_FILE = "history.html"
 JSON_FILE = "history.json"

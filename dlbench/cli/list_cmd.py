@@ -6,12 +6,12 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from dlbench.console import out
+from dlbench.display.progress import out
+from dlbench.display.terminal import plain
 from dlbench.formatting import fmt_count
 from dlbench.frameworks.registry import adapter_names, broken_adapters, get_adapter
-from dlbench.gpu import nvml_gpus
-from dlbench.suite import available_suites, load_suite
-from dlbench.terminal import plain
+from dlbench.machine.nvml import nvml_gpus
+from dlbench.plan.suite import available_suites, load_suite
 from dlbench.workloads import WORKLOADS
 
 

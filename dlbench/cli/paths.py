@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from dlbench.errors import DlbenchError
-from dlbench.store import CSV_FILE, RUN_FILE, resolve_run_file
+from dlbench.record.store import CSV_FILE, RUN_FILE, resolve_run_file
 
 
 class NonEmptyPath(click.Path):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from dlbench.cases.spec import MAX_BATCH_SIZE
 from dlbench.cli.options import Number
 from dlbench.cli.paths import NonEmptyPath
-from dlbench.spec import MAX_BATCH_SIZE
 
 
 @click.command("report")

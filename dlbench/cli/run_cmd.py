@@ -21,15 +21,15 @@ import msgspec
 from click.core import ParameterSource
 from rich.progress import Progress, TaskID
 
-from dlbench import env as environment
+from dlbench.cases.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, Case
 from dlbench.cli.options import CommaList, Number, flatten
 from dlbench.cli.paths import NonEmptyPath
-from dlbench.console import console, describe, out, progress_bar, summary_table
-from dlbench.control import measure_control
+from dlbench.display.progress import console, describe, out, progress_bar, summary_table
+from dlbench.display.terminal import plain
 from dlbench.errors import DlbenchError, validation_message
 from dlbench.fleet.driver import connect
 from dlbench.fleet.nodes import EACH_NODE, PLACEMENTS, SPREAD
-from dlbench.fleet.session import (
+from dlbench.fleet.sweep import (
     FleetOptions,
     each_node_dirs,
     each_node_factory,
@@ -38,10 +38,13 @@ from dlbench.fleet.session import (
     run_fleet,
 )
 from dlbench.frameworks.registry import get_adapter
+from dlbench.machine import capture as environment
 from dlbench.measure.timing import ABSOLUTE_MIN_SAMPLES, MAX_REPEATS, MAX_SAMPLE_COUNT, MAX_SECONDS
-from dlbench.plan import Plan, make_plan
+from dlbench.plan.planner import Plan, make_plan
+from dlbench.plan.suite import Overrides
 from dlbench.process.placement import available_cores
-from dlbench.record import (
+from dlbench.record.results import CRASHED, FAILED, OOM, TIMEOUT, UNAVAILABLE, CaseResult, failed_result
+from dlbench.record.schema import (
     INTERLEAVES,
     MAX_MEMORY_LIMIT_MB,
     ROUNDS,
@@ -52,13 +55,10 @@ from dlbench.record import (
     RunConfig,
     RunRecord,
 )
-from dlbench.results import CRASHED, FAILED, OOM, TIMEOUT, UNAVAILABLE, CaseResult, failed_result
-from dlbench.runner.isolate import Executor, LocalExecutor
+from dlbench.record.store import RunStore, now_iso
+from dlbench.runner.drift import measure_control
+from dlbench.runner.executor import Executor, LocalExecutor
 from dlbench.runner.schedule import RunLoop
-from dlbench.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, Case
-from dlbench.store import RunStore, now_iso
-from dlbench.suite import Overrides
-from dlbench.terminal import plain
 
 FAILURES = (FAILED, CRASHED, TIMEOUT, OOM)
 EXIT_INTERRUPTED = 130
@@ -419,7 +419,7 @@ def run_calibration(store: RunStore, threads: list[int], quiet: bool, precisions
     """Calibrate into the run's environment: the float32 peak always, the peak of every low precision the
     run has on the CPU, and the GPU's peak of every precision the run has on the GPU; "interrupted" (and the
     run marked so) on Ctrl-C or SIGTERM."""
-    from dlbench.calibrate import LOW_PRECISION_DTYPES, calibrate, calibrate_gpu
+    from dlbench.measure.calibrate import LOW_PRECISION_DTYPES, calibrate, calibrate_gpu
 
     if not quiet:
         console.print(f"calibrating float32 matmul peak for threads {threads} ...")

@@ -15,17 +15,17 @@ import time
 
 import click
 
+from dlbench.cases.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, PRECISIONS
 from dlbench.cli.options import CommaList, Number, flatten
+from dlbench.display.terminal import make_console
 from dlbench.measure.timing import MAX_SECONDS
 from dlbench.process.placement import available_cores
-from dlbench.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, PRECISIONS
-from dlbench.terminal import make_console
 from dlbench.verify.biases import BIAS_MODES, DEFAULT_BIASES
 from dlbench.verify.collect import ImplResult
-from dlbench.verify.isolate import evaluate_isolated
-from dlbench.verify.plan import VerifyPlan, make_plan
+from dlbench.verify.judge import verify_all
+from dlbench.verify.launch import evaluate_isolated
 from dlbench.verify.render import print_table, to_json
-from dlbench.verify.session import verify_all
+from dlbench.verify.selection import VerifyPlan, make_plan
 
 DEFAULT_BATCH = 2
 TABLE_WIDTH = 160  # the error table has 11 columns: never squeeze it into a narrow pipe

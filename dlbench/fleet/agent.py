@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from dlbench import env as environment
+from dlbench.cases.spec import WorkerKey
 from dlbench.fleet.nodes import node_cores
+from dlbench.machine import capture as environment
 from dlbench.process.placement import cores_for
-from dlbench.results import CaseResult
-from dlbench.runner.isolate import LocalExecutor
+from dlbench.record.results import CaseResult
+from dlbench.runner.executor import LocalExecutor
 from dlbench.runner.protocol import WorkerJob
-from dlbench.spec import WorkerKey
 
 STARTED = "started"  # the group begins: {"worker": label, "at": epoch s, "cores": [...], "cases": n}
 RUNTIME = "runtime"  # {"worker": WorkerKey.to_dict(), "info": {...}}

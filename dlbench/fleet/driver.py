@@ -18,12 +18,12 @@ from typing import Any, Protocol
 
 import msgspec
 
+from dlbench.cases.spec import WorkerKey
 from dlbench.errors import DlbenchError
 from dlbench.fleet.agent import ERROR, GROUP, RESULT, RUNTIME, STARTED, NodeAgent
 from dlbench.fleet.nodes import NodeSpec, describe_resources, matching_nodes
 from dlbench.fleet.queue import Item, WorkQueue
-from dlbench.results import FAILED, CaseResult, failed_result
-from dlbench.spec import WorkerKey
+from dlbench.record.results import FAILED, CaseResult, failed_result
 
 CONNECT_TIMEOUT_S = 5.0
 AGENT_START_S = 120.0  # an agent that cannot start (its node's CPUs taken by other Ray work) is left out

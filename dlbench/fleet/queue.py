@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from dlbench.fleet.nodes import NodeSpec, can_run, unplaceable_reason
-from dlbench.results import CRASHED, INTERRUPTED, UNAVAILABLE, CaseResult, failed_result
+from dlbench.record.results import CRASHED, INTERRUPTED, UNAVAILABLE, CaseResult, failed_result
 from dlbench.runner.protocol import WorkerJob
 
 

@@ -35,9 +35,9 @@ from typing import Any, ClassVar, final
 
 import numpy as np
 
+from dlbench.cases.precision import device_problem, dtype_problem, get_precision
+from dlbench.cases.spec import DEVICES
 from dlbench.errors import SuiteError
-from dlbench.precision import device_problem, dtype_problem, get_precision
-from dlbench.spec import DEVICES
 from dlbench.workloads import Batch, Workload
 
 
@@ -209,7 +209,7 @@ class Adapter(ABC):
     variants: ClassVar[tuple[str, ...]]
     default_variant: ClassVar[str]
     variant_help: ClassVar[dict[str, str]] = {}
-    precisions: ClassVar[tuple[str, ...]] = ("float32",)  # what the adapter implements (see dlbench.precision)
+    precisions: ClassVar[tuple[str, ...]] = ("float32",)  # what the adapter implements (see dlbench.cases.precision)
     hidden: ClassVar[bool] = False  # hidden adapters (the fake) are only run when named explicitly
     # Variants that exist for some workloads only (an attention implementation: the transformer). On any
     # other workload such a variant is unavailable, and plans leave those cases out.
@@ -310,7 +310,7 @@ class Adapter(ABC):
     @abstractmethod
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         """Import the framework, apply ``threads`` and precision settings, report what is in effect.
-        ``device`` is one of :data:`dlbench.spec.DEVICES` and ``threads`` at least 1."""
+        ``device`` is one of :data:`dlbench.cases.spec.DEVICES` and ``threads`` at least 1."""
 
     @abstractmethod
     def _build(self, request: BuildRequest) -> BuiltCase:

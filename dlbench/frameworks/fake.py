@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dlbench.cases.precision import get_precision
 from dlbench.frameworks.base import (
     Adapter,
     BuildRequest,
@@ -51,7 +52,6 @@ from dlbench.frameworks.base import (
     Evaluation,
     RuntimeInfo,
 )
-from dlbench.precision import get_precision
 from dlbench.workloads.data import derive_seed
 
 # Work units (simple integer operations of the Python loop below) per multiply-accumulate. Sized so that a

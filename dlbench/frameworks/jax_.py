@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from dlbench.cases.precision import FLOAT32_PARAMS, get_precision
 from dlbench.frameworks.base import (
     Adapter,
     BuildRequest,
@@ -55,7 +56,6 @@ from dlbench.frameworks.base import (
     RuntimeInfo,
     check_device,
 )
-from dlbench.precision import FLOAT32_PARAMS, get_precision
 from dlbench.workloads import DROPOUT_RATE, check_pass, get_workload, pretrain_level
 from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 
@@ -307,7 +307,7 @@ def transformer(params: Params, inputs: Inputs, fused: bool) -> Array:
     did measurably more work than plain JAX (``benchmarks/transformer_plain.py``).
 
     Mixed precision: the embedding tables and the layer norms' gamma and beta stay float32
-    (:data:`dlbench.precision.FLOAT32_PARAMS`), so the residual stream (float32 + a compute-dtype projection
+    (:data:`dlbench.cases.precision.FLOAT32_PARAMS`), so the residual stream (float32 + a compute-dtype projection
     promotes to float32), the layer norms and the pooling are float32, while :func:`dense` casts each
     projection's input to its compute-dtype kernel. That is the recipe PyTorch's autocast gives the same
     network, so the three frameworks compute the same mixed function."""

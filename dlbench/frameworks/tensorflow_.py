@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlbench.env import cpu_features
+from dlbench.cases.precision import get_precision
 from dlbench.errors import DlbenchError
 from dlbench.frameworks.base import (
     Adapter,
@@ -46,7 +46,7 @@ from dlbench.frameworks.base import (
     RuntimeInfo,
 )
 from dlbench.frameworks.cuda_arch import kernel_binaries
-from dlbench.precision import get_precision
+from dlbench.machine.capture import cpu_features
 from dlbench.workloads import DROPOUT_RATE, PASSES, Batch, check_pass, get_workload, pretrain_level
 from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 

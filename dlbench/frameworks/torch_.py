@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlbench.cases.precision import get_precision
 from dlbench.frameworks.base import (
     Adapter,
     BuildRequest,
@@ -41,7 +42,6 @@ from dlbench.frameworks.base import (
     RuntimeInfo,
 )
 from dlbench.frameworks.cuda_arch import kernel_binaries
-from dlbench.precision import get_precision
 from dlbench.workloads import AUTOENCODER_SIZES, DROPOUT_RATE, Batch, Workload, check_pass, pretrain_level
 from dlbench.workloads.definitions import LAYER_NORM_EPSILON, MASK_VALUE
 

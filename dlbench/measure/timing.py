@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import msgspec
 
 from dlbench.errors import validation_message
-from dlbench.stats import summarize
+from dlbench.statistics.samples import summarize
 
 ABSOLUTE_MIN_SAMPLES = 3  # fewer cannot give a median and an IQR worth printing
 MAX_REPEATS = 100  # rounds per case; more is a typo, not a plan

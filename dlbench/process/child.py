@@ -294,3 +294,13 @@ def kernel_oom_kills() -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def ask(spec: ChildSpec, job: Mapping[str, Any], timeout_s: float) -> Message | Ending:
+    """Run a child that gives one answer: its first message, or how it ended without one (timeout, crash).
+
+    The calibration, bandwidth and GPU-probe children all work this way; the child is gone when this returns.
+    """
+    with Child(spec, job) as child:
+        message = child.receive(time.monotonic() + timeout_s)
+        return child.ending() if isinstance(message, Ended) else message

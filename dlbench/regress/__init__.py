@@ -1,7 +1,8 @@
-"""Regression tracking for CI: compare two runs, follow cases through a history of runs.
+"""Comparison and history: compare two runs (or the sides of an A/B run), follow cases through many runs.
 
-``verdict`` decides (statistics in ``significance``, environment checks in ``environment``), ``render``
-presents a comparison. ``history`` gathers the stored runs of each case in order and ``steps`` finds the
+``verdict`` decides (statistics in :mod:`dlbench.statistics`, environment checks in ``env_diff``, the
+control-kernel normalisation in ``normalize``, A/B runs in ``within``), ``verdict_render`` presents a
+comparison. ``history`` gathers the stored runs of each case in order and ``steps`` finds the
 change points in their medians; ``history_render`` and ``history_plot`` present them.
 """
 

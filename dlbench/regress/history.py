@@ -20,10 +20,10 @@ from datetime import datetime
 from pathlib import Path
 
 from dlbench.errors import DlbenchError, StoreError
+from dlbench.record.results import OK
+from dlbench.record.store import RUN_FILE, RunRecord, load_run
 from dlbench.regress.steps import Segment, Step, fit_levels, steps_between
-from dlbench.results import OK
-from dlbench.stats import Summary
-from dlbench.store import RUN_FILE, RunRecord, load_run
+from dlbench.statistics.samples import Summary
 
 GIT_ORDER = "git commit order"
 TIME_ORDER = "run creation time"

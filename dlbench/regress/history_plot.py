@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from dlbench.formatting import fmt_change
 from dlbench.regress.history import CaseHistory
-from dlbench.stats import Summary
+from dlbench.statistics.samples import Summary
 
 MAX_TICK_LABELS = 25
 UP, DOWN, LEVEL, POINT = "#d62728", "#2ca02c", "#ff7f0e", "#1f77b4"

@@ -14,11 +14,11 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from dlbench.display.terminal import plain
 from dlbench.formatting import fmt_change, fmt_ms
 from dlbench.regress.history import CaseHistory, History
 from dlbench.regress.history_plot import case_chart_svg
 from dlbench.regress.steps import GAMMA
-from dlbench.terminal import plain
 
 JSON_SCHEMA = "dlbench-history/1"
 METHOD = (

@@ -1,7 +1,7 @@
 """Turn a baseline run and a current run into per-case verdicts and a CI exit code.
 
-Cases are matched by their stable :attr:`dlbench.spec.Case.key`. A case is **regressed** when its timing
-is slower both *significantly* (see :mod:`dlbench.regress.significance`) and by more than the threshold,
+Cases are matched by their stable :attr:`dlbench.cases.spec.Case.key`. A case is **regressed** when its timing
+is slower both *significantly* (see :mod:`dlbench.statistics.significance`) and by more than the threshold,
 or when one of its memory readings grew beyond the memory threshold. Requiring both for timing is what
 keeps a noisy CI machine quiet: significance alone flags 1% shifts that nobody cares about when there are
 many samples, the threshold alone flags noise when there are few.
@@ -19,14 +19,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from dlbench.control import COMPUTE, MEMORY
-from dlbench.regress.control import case_mark, control_shift, control_warning, fitting_kernel, normalized, ridge_point
-from dlbench.regress.environment import environment_differences
-from dlbench.regress.moderated import VariancePrior
-from dlbench.regress.significance import TimingChange, round_prior, rounds_change
-from dlbench.results import MEMORY_METRICS, OK, UNAVAILABLE, CaseResult, Memory
-from dlbench.spec import Case
-from dlbench.store import RunRecord
+from dlbench.cases.spec import Case
+from dlbench.record.results import MEMORY_METRICS, OK, UNAVAILABLE, CaseResult, Memory
+from dlbench.record.store import RunRecord
+from dlbench.regress.env_diff import environment_differences
+from dlbench.regress.normalize import case_mark, control_shift, control_warning, fitting_kernel, normalized, ridge_point
+from dlbench.runner.drift import COMPUTE, MEMORY
+from dlbench.statistics.moderated import VariancePrior
+from dlbench.statistics.significance import TimingChange, round_prior, rounds_change
 
 REGRESSED = "regressed"
 IMPROVED = "improved"
@@ -40,7 +40,7 @@ VERDICTS = (REGRESSED, FAILED, IMPROVED, MISSING, NEW, UNCHANGED)  # also the di
 # means other processes took the core, so a slow-down may be the machine's, not the code's.
 CPU_SHARE_TOLERANCE = 0.2
 
-# The round-level tests (when both runs have two rounds or more): see dlbench.regress.moderated.
+# The round-level tests (when both runs have two rounds or more): see dlbench.statistics.moderated.
 MODERATED = "moderated"
 PLAIN_T = "t"
 ROUND_TESTS = (MODERATED, PLAIN_T)
@@ -252,7 +252,7 @@ def compare_runs(baseline: RunRecord, current: RunRecord, policy: Policy) -> Com
 
     When both runs measured the drift control, the move of each kernel is reported, and beyond the
     tolerance every timed case is marked with the move of the kernel that fits it; with
-    ``policy.normalize_control`` the current times are first scaled by it (:mod:`dlbench.regress.control`).
+    ``policy.normalize_control`` the current times are first scaled by it (:mod:`dlbench.regress.normalize`).
     """
     shifts = {COMPUTE: control_shift(baseline, current, COMPUTE), MEMORY: control_shift(baseline, current, MEMORY)}
     shift = shifts[COMPUTE]

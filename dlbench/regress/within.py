@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from dlbench.errors import DlbenchError
-from dlbench.store import RunRecord
+from dlbench.record.store import RunRecord
 
 
 def environment_run(record: RunRecord, name: str) -> RunRecord:

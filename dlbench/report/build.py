@@ -1,7 +1,7 @@
 """``build_report``: stored runs in, a report directory out (index.html, tables/*.csv, plots/*.svg).
 
 This module only arranges: which tables and figures exist, in which section, under which file name.
-The numbers come from :mod:`dlbench.report.data`, the drawing from :mod:`plots`, the markup from
+The numbers come from :mod:`dlbench.report.frame`, the drawing from :mod:`plots`, the markup from
 :mod:`html`. Renderers never measure: a report is built from stored results alone, so it can be rebuilt
 at any time, on any machine, from the run directories.
 """
@@ -17,10 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from dlbench.errors import DlbenchError
-from dlbench.files import atomic_write, read_regular_text
+from dlbench.record.files import atomic_write, read_regular_text
+from dlbench.record.store import now_iso
 from dlbench.report import speedups
-from dlbench.report.data import LoadedRun, combined_csv, load_runs, passes_in, results_frame, workload_label
-from dlbench.report.environment import environment_table, packages_table
+from dlbench.report.env_table import environment_table, packages_table
+from dlbench.report.frame import LoadedRun, combined_csv, load_runs, passes_in, results_frame, workload_label
 from dlbench.report.html import Section, render_page
 from dlbench.report.plots import Plot, Style, series_styles, setting_figure, thread_figure
 from dlbench.report.tables import (
@@ -33,7 +34,6 @@ from dlbench.report.tables import (
     study_table,
     workload_phases,
 )
-from dlbench.store import now_iso
 
 INDEX = "index.html"
 TABLES_DIR = "tables"

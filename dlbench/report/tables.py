@@ -2,7 +2,7 @@
 
 A :class:`Table` carries both views of the same numbers: ``data`` (raw values, written to CSV so that
 anyone can re-plot them) and ``rows`` of display :class:`Cell` s (formatted text, best value marked). Both
-are derived from the rows of :func:`dlbench.report.data.results_frame` and nothing else.
+are derived from the rows of :func:`dlbench.report.frame.results_frame` and nothing else.
 
 The main table copies the layout of Table 3 of the 2016 study: one row per setting (CPU thread count or
 GPU) and framework variant, gradient and forward milliseconds at one batch size, the best value of each
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from dlbench.formatting import MISSING, fmt_ms, fmt_num
-from dlbench.report.data import passes_in, workload_label
+from dlbench.report.frame import passes_in, workload_label
 from dlbench.workloads import WORKLOADS
 
 ROW_KEYS = ("run", "device", "threads", "setting", "framework", "variant", "precision", "series")

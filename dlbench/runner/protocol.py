@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from dlbench.cases.spec import Case, WorkerKey
 from dlbench.measure.timing import MeasureConfig
 from dlbench.process.messages import Codec, Message
 from dlbench.process.placement import Placement
 from dlbench.process.turns import Yield
-from dlbench.results import CaseResult
-from dlbench.spec import Case, WorkerKey
+from dlbench.record.results import CaseResult
 
 
 @dataclass(frozen=True)

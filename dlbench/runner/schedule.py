@@ -12,13 +12,13 @@ from typing import Any
 
 import msgspec
 
+from dlbench.cases.spec import Case, WorkerKey
 from dlbench.process.placement import cores_for
-from dlbench.record import SAMPLES, ControlReading, RunConfig
-from dlbench.results import CaseResult
-from dlbench.runner.isolate import Executor, LocalExecutor, ResultSink, RuntimeSink, run_side_by_side
+from dlbench.record.results import CaseResult
+from dlbench.record.schema import SAMPLES, ControlReading, RunConfig
+from dlbench.record.store import RunStore
+from dlbench.runner.executor import Executor, LocalExecutor, ResultSink, RuntimeSink, run_side_by_side
 from dlbench.runner.protocol import WorkerJob
-from dlbench.spec import Case, WorkerKey
-from dlbench.store import RunStore
 
 HOSTNAME = socket.gethostname()  # every row names the machine that ran it (a fleet run mixes several)
 

@@ -23,17 +23,17 @@ from typing import Any
 
 import msgspec
 
-from dlbench import gpu_telemetry
+from dlbench.cases.spec import Case
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable
+from dlbench.machine import telemetry as gpu_telemetry
 from dlbench.measure.device import DEVICE_BLOCKS, SYNC_PROBE_MAX_MEDIAN_MS, after_timing
 from dlbench.measure.memory import current_rss, peak_rss, reset_peak_rss
 from dlbench.measure.timing import MeasureConfig, measure
 from dlbench.process.messages import Channel
 from dlbench.process.turns import Baton
-from dlbench.results import FAILED, OK, OOM, UNAVAILABLE, CaseResult, Memory, failed_result
+from dlbench.record.results import FAILED, OK, OOM, UNAVAILABLE, CaseResult, Memory, failed_result
+from dlbench.record.store import now_iso
 from dlbench.runner import protocol
-from dlbench.spec import Case
-from dlbench.store import now_iso
 from dlbench.workloads import get_workload, initial_weights, make_batch
 
 

@@ -12,9 +12,9 @@ The pieces, each with one job:
 * :mod:`~dlbench.verify.tolerances` - the documented float32 tolerance of each workload.
 * :mod:`~dlbench.verify.compare` - error metrics between two evaluations, per tensor and per family.
 * :mod:`~dlbench.verify.collect` - evaluates one adapter in this process (tests inject broken adapters
-  here); :mod:`~dlbench.verify.worker`, :mod:`~dlbench.verify.transfer` and :mod:`~dlbench.verify.isolate`
+  here); :mod:`~dlbench.verify.job`, :mod:`~dlbench.verify.transfer` and :mod:`~dlbench.verify.launch`
   do the same in one worker process per framework, a job on the process kit (:mod:`dlbench.process`), placed
   like a benchmark worker.
-* :mod:`~dlbench.verify.plan` - validates the command line; :mod:`~dlbench.verify.session` compares and
+* :mod:`~dlbench.verify.selection` - validates the command line; :mod:`~dlbench.verify.judge` compares and
   decides; :mod:`~dlbench.verify.render` prints the rich tables and the JSON document.
 """

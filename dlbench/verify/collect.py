@@ -1,7 +1,7 @@
 """Evaluate one adapter on the verification targets, in the current process.
 
 This is the only place that drives an adapter for ``verify``: the isolated worker
-(:mod:`dlbench.verify.worker`) calls it inside its own process, and tests call it directly with a
+(:mod:`dlbench.verify.job`) calls it inside its own process, and tests call it directly with a
 deliberately broken adapter. Every failure (import, build, evaluate) becomes an ``error`` result with a
 one-line message, so that one broken framework never hides the verdict on the others.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from dlbench.formatting import one_line
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, Evaluation, ParamCountError
-from dlbench.results import OK, UNAVAILABLE
+from dlbench.record.results import OK, UNAVAILABLE
 from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode, verification_weights
 from dlbench.workloads import PASSES, get_workload, make_batch
 

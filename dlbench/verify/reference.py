@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.cases.precision import round_to_precision
 from dlbench.frameworks.base import Evaluation
-from dlbench.precision import round_to_precision
 from dlbench.verify.layers import (
     ALEXNET,
     LENET,

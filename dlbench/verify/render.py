@@ -13,12 +13,12 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dlbench.display.terminal import plain
 from dlbench.formatting import MISSING, fmt_count
-from dlbench.terminal import plain
 from dlbench.verify.biases import RANDOM
 from dlbench.verify.collect import ImplResult
 from dlbench.verify.compare import FAMILIES, TensorError, summarize_families
-from dlbench.verify.session import FAIL, PASS, PairComparison, TargetReport, VerifyReport
+from dlbench.verify.judge import FAIL, PASS, PairComparison, TargetReport, VerifyReport
 
 SCHEMA = "dlbench.verify/1"
 VERDICT_STYLE = {PASS: "bold green", FAIL: "bold red", "error": "bold yellow"}

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dlbench.cases.precision import get_precision
 from dlbench.errors import DlbenchError
-from dlbench.precision import get_precision
 
 FLOAT32_BITS = 24
 

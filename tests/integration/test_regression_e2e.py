@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbench.store import load_run
+from dlbench.record.store import load_run
 from tests.conftest import run_cli
 from tests.regress_fixtures import dlbench_main
 

@@ -24,7 +24,7 @@ from dlbench.cli.verify_cmd import command
 from dlbench.frameworks.base import Adapter, BuildRequest, BuiltCase, Evaluation, RuntimeInfo
 from dlbench.frameworks.registry import get_adapter, installed_adapters
 from dlbench.verify.collect import OK, Target, evaluate_adapter
-from dlbench.verify.session import FAIL, PASS, verify_all
+from dlbench.verify.judge import FAIL, PASS, verify_all
 from tests.verify_fixtures import (
     DelegatingCase,
     WeightMap,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from dlbench.store import load_run
+from dlbench.record.store import load_run
 from tests.conftest import ROOT, assert_one_line_error, run_cli
 from tests.ray.conftest import add_worker, kill_node
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dlbench.frameworks.registry import get_adapter
-from dlbench.store import load_run
+from dlbench.record.store import load_run
 from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.integration]

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from dlbench.calibrate import calibrate
 from dlbench.errors import DlbenchError
+from dlbench.measure.calibrate import calibrate
 
 # Small and short: the tests check the mechanism, not the machine's peak.
 QUICK = {"warmup_s": 0.01, "min_block_s": 0.002, "min_samples": 3, "max_samples": 5, "min_time_s": 0.01,
@@ -73,14 +73,14 @@ def test_precisions_without_a_cpu_matmul_are_refused() -> None:
 # ----- GPU calibration (issue 14): plumbing only, no GPU here -----
 
 def test_gpu_calibration_refuses_unknown_precisions() -> None:
-    from dlbench.calibrate import calibrate_gpu
+    from dlbench.measure.calibrate import calibrate_gpu
 
     with pytest.raises(DlbenchError, match="no GPU matmul calibration for int8"):
         calibrate_gpu(["float32", "int8"])
 
 
 def test_gpu_calibration_without_a_gpu_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dlbench.calibrate import calibrate_gpu
+    from dlbench.measure.calibrate import calibrate_gpu
 
     with pytest.raises(DlbenchError, match="GPU calibration failed: calibrating the GPU needs PyTorch with CUDA"):
         calibrate_gpu(["float32"], size=32, measure=QUICK, timeout_s=120)
@@ -90,8 +90,7 @@ def test_gpu_calibration_entries_per_precision(monkeypatch: pytest.MonkeyPatch) 
     """The child's loop with a NumPy stand-in for the device library: one entry per precision."""
     import numpy as np
 
-    from dlbench import calibrate as module
-
+    from dlbench.measure import calibrate as module
     def product(size: int, precision: str):
         a = np.ones((size, size), dtype=np.float32)
         return lambda: a @ a

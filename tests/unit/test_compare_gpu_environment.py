@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from dlbench.regress.environment import environment_differences
+from dlbench.regress.env_diff import environment_differences
 from tests.regress_fixtures import make_environment, make_run
 
 

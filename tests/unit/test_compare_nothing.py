@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dlbench.regress.render import NOTHING_COMPARED
-from dlbench.results import FAILED, UNAVAILABLE
+from dlbench.record.results import FAILED, UNAVAILABLE
+from dlbench.regress.verdict_render import NOTHING_COMPARED
 from tests.regress_fixtures import make_case, make_result, make_run, write_run
 from tests.unit.test_file_safety import invoke
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from dlbench.regress.render import md_cell, render_json, render_markdown, render_text
+from dlbench.record.results import FAILED
 from dlbench.regress.verdict import Comparison, Policy, compare_runs
-from dlbench.results import FAILED
+from dlbench.regress.verdict_render import md_cell, render_json, render_markdown, render_text
 from tests.regress_fixtures import make_case, make_environment, make_result, make_run
 
 QUIET = [10.0, 10.1, 9.9, 10.0, 10.2, 9.8, 10.05, 10.1, 9.95, 10.0]

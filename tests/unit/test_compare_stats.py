@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from dlbench.regress.significance import (
+from dlbench.regress.verdict import REGRESSED, Policy, classify_ratio, compare_results
+from dlbench.statistics.significance import (
     CI_OVERLAP,
     MANN_WHITNEY,
     is_different,
@@ -18,7 +19,6 @@ from dlbench.regress.significance import (
     smallest_p_value,
     timing_change,
 )
-from dlbench.regress.verdict import REGRESSED, Policy, classify_ratio, compare_results
 from tests.regress_fixtures import make_result, noisy_samples
 
 SIGMA = 0.08  # log-normal jitter: IQR about 11% of the median, a noisy shared CI machine

@@ -6,7 +6,9 @@ import msgspec
 import pytest
 
 from dlbench.errors import DlbenchError
-from dlbench.regress.environment import environment_differences
+from dlbench.record.results import FAILED as STATUS_FAILED
+from dlbench.record.results import TIMEOUT, UNAVAILABLE, Memory
+from dlbench.regress.env_diff import environment_differences
 from dlbench.regress.threshold import parse_alpha, parse_threshold
 from dlbench.regress.verdict import (
     FAILED,
@@ -22,8 +24,6 @@ from dlbench.regress.verdict import (
     compare_runs,
     memory_changes,
 )
-from dlbench.results import FAILED as STATUS_FAILED
-from dlbench.results import TIMEOUT, UNAVAILABLE, Memory
 from tests.regress_fixtures import MiB, make_case, make_environment, make_result, make_run
 
 QUIET = [10.0, 10.1, 9.9, 10.0, 10.2, 9.8, 10.05, 10.1, 9.95, 10.0]

@@ -4,9 +4,9 @@ import re
 
 from rich.console import Console
 
-from dlbench.console import summary_table
-from dlbench.results import OK, TIMEOUT, CaseResult, failed_result
-from dlbench.spec import Case
+from dlbench.cases.spec import Case
+from dlbench.display.progress import summary_table
+from dlbench.record.results import OK, TIMEOUT, CaseResult, failed_result
 
 
 def case(framework: str, pass_: str = "forward") -> Case:

@@ -8,16 +8,16 @@ import msgspec
 import numpy as np
 import pytest
 
-from dlbench.bandwidth import measure_bandwidth
-from dlbench.control import COMPUTE, MEMORY
 from dlbench.errors import DlbenchError
+from dlbench.measure.bandwidth import measure_bandwidth
 from dlbench.measure.timing import MeasureConfig
-from dlbench.record import ControlReading
-from dlbench.regress.control import fitting_kernel, ridge_point
+from dlbench.record.results import CaseResult
+from dlbench.record.schema import ControlReading
+from dlbench.record.store import RunRecord, RunStore
+from dlbench.regress.normalize import fitting_kernel, ridge_point
 from dlbench.regress.verdict import REGRESSED, UNCHANGED, Policy, compare_runs
-from dlbench.results import CaseResult
+from dlbench.runner.drift import COMPUTE, MEMORY
 from dlbench.runner.schedule import RunLoop
-from dlbench.store import RunRecord, RunStore
 from tests.record_fixtures import config
 from tests.regress_fixtures import make_case, make_result, make_run
 from tests.rounds_model import draw_rounds

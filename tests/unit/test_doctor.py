@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dlbench.cases.spec import Case
 from dlbench.cli.doctor_cmd import FAIL, PASS, WARN, invariant_checks
-from dlbench.record import RunRecord
-from dlbench.results import CaseResult, Memory
-from dlbench.spec import Case
+from dlbench.record.results import CaseResult, Memory
+from dlbench.record.schema import RunRecord
 from tests.conftest import assert_one_line_error, run_cli
 from tests.regress_fixtures import make_environment, make_run
 from tests.unit.test_gpu_record import fake_nvml_path

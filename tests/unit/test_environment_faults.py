@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dlbench import store as store_module
 from dlbench.errors import StoreError
-from dlbench.store import RunRecord, RunStore
+from dlbench.record import store as store_module
+from dlbench.record.store import RunRecord, RunStore
 from tests.conftest import ROOT, assert_one_line_error, run_cli
 from tests.record_fixtures import config
 from tests.regress_fixtures import make_result, make_run, write_run

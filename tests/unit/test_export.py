@@ -8,10 +8,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from dlbench.export import bencher, generic, github_action_benchmark
-from dlbench.results import FAILED, Memory
-from dlbench.stats import summarize
-from dlbench.store import CSV_COLUMNS, RunRecord
+from dlbench.record.export import bencher, generic, github_action_benchmark
+from dlbench.record.results import FAILED, Memory
+from dlbench.record.store import CSV_COLUMNS, RunRecord
+from dlbench.statistics.samples import summarize
 from tests.regress_fixtures import MiB, dlbench_main, make_case, make_result, make_run, write_run
 
 SAMPLES = [2.0, 2.1, 1.9, 2.0, 2.05, 1.95, 2.2, 2.0]

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from dlbench.cli import COMMANDS, cli, main
 from dlbench.cli.paths import NonEmptyPath
 from dlbench.errors import DlbenchError
-from dlbench.plan import MAX_CASES
-from dlbench.suite import Suite, load_suite, parse_suite
+from dlbench.plan.planner import MAX_CASES
+from dlbench.plan.suite import Suite, load_suite, parse_suite
 from tests.conftest import assert_one_line_error, run_cli
 from tests.regress_fixtures import make_result, make_run, write_run
 

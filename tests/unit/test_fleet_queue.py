@@ -7,12 +7,12 @@ import sys
 import threading
 from pathlib import Path
 
+from dlbench.cases.spec import Case, WorkerKey
 from dlbench.fleet.nodes import matching_nodes, node_cores
 from dlbench.fleet.queue import Item, WorkQueue
-from dlbench.fleet.session import split
+from dlbench.fleet.sweep import split
+from dlbench.plan.suite import parse_suite
 from dlbench.runner.protocol import WorkerJob
-from dlbench.spec import Case, WorkerKey
-from dlbench.suite import parse_suite
 from tests.conftest import assert_one_line_error, run_cli
 
 
@@ -98,7 +98,7 @@ def test_suite_executor_resources_are_validated() -> None:
 
 
 def test_a_local_run_imports_nothing_of_ray() -> None:
-    code = ("import sys; import dlbench.cli.run_cmd, dlbench.runner.schedule, dlbench.fleet.session; "
+    code = ("import sys; import dlbench.cli.run_cmd, dlbench.runner.schedule, dlbench.fleet.sweep; "
             "sys.exit(1 if any(m == 'ray' or m.startswith('ray.') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 

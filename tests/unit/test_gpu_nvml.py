@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from dlbench import gpu
+from dlbench.machine import nvml as gpu
 from tests.fake_nvml import FakeDevice, NVMLError_LibraryNotFound, fake_pynvml
 
 

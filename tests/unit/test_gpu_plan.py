@@ -5,10 +5,10 @@ import types
 
 import pytest
 
-from dlbench import gpu
 from dlbench.errors import DlbenchError
-from dlbench.plan import check_gpu, make_plan
-from dlbench.suite import Overrides, load_suite
+from dlbench.machine import nvml as gpu
+from dlbench.plan.planner import check_gpu, make_plan
+from dlbench.plan.suite import Overrides, load_suite
 
 A_GPU = ({"index": 0, "name": "NVIDIA Test", "driver": "999.1", "memory_mb": 16384},)
 
@@ -56,13 +56,13 @@ def test_nvml_lists_gpus_with_driver_and_memory(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_explicit_gpu_without_a_gpu_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dlbench.plan.nvml_gpus", lambda: ())
+    monkeypatch.setattr("dlbench.plan.planner.nvml_gpus", lambda: ())
     with pytest.raises(DlbenchError, match=r"no usable GPU for fake \(no GPU found by NVML\)"):
         make_plan("smoke", Overrides(frameworks=("fake",), devices=("gpu",)))
 
 
 def test_a_suites_gpu_section_is_skipped_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dlbench.plan.nvml_gpus", lambda: ())
+    monkeypatch.setattr("dlbench.plan.planner.nvml_gpus", lambda: ())
     plan = make_plan("smoke", Overrides(frameworks=("fake",)))
     assert {c.device for c in plan.cases} == {"cpu"}
     assert any("gpu cases skipped" in note for note in plan.suite.notes)
@@ -71,7 +71,7 @@ def test_a_suites_gpu_section_is_skipped_with_a_note(monkeypatch: pytest.MonkeyP
 def test_a_gpu_seen_by_nvml_but_a_cpu_only_build_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from dlbench.frameworks.registry import get_adapter
 
-    monkeypatch.setattr("dlbench.plan.nvml_gpus", lambda: A_GPU)
+    monkeypatch.setattr("dlbench.plan.planner.nvml_gpus", lambda: A_GPU)
     torch = get_adapter("torch")
     monkeypatch.setattr(type(torch), "supports_gpu_build", lambda self: False)
     suite = load_suite("smoke")
@@ -112,21 +112,21 @@ def gpu_capable(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
     """NVML sees a GPU; the named frameworks' builds support it, every other one is a CPU-only build."""
     from dlbench.frameworks.registry import get_adapter
 
-    monkeypatch.setattr("dlbench.plan.nvml_gpus", lambda: A_GPU)
-    monkeypatch.setattr("dlbench.plan.gpu_processes", lambda: {})
+    monkeypatch.setattr("dlbench.plan.planner.nvml_gpus", lambda: A_GPU)
+    monkeypatch.setattr("dlbench.plan.planner.gpu_processes", lambda: {})
     for name in ("torch", "tensorflow", "jax"):
         monkeypatch.setattr(type(get_adapter(name)), "supports_gpu_build",
                             (lambda self: True) if name in names else (lambda self: False))
 
 
 def probe_ok(adapter):
-    from dlbench.gpu_probe import ProbeResult
+    from dlbench.plan.gpu_probe import ProbeResult
 
     return ProbeResult(adapter.name, True, info={"version": "1", "loaded": {"cudnn": {"version": "9.1.0"}}})
 
 
 def failing_probe(*broken: str):
-    from dlbench.gpu_probe import ProbeResult
+    from dlbench.plan.gpu_probe import ProbeResult
 
     def probe(adapter):
         if adapter.name in broken:
@@ -183,14 +183,14 @@ def test_a_failed_probe_drops_a_suites_gpu_cases_with_a_note(monkeypatch: pytest
 
 def test_other_processes_on_the_gpu_are_a_warning_note(monkeypatch: pytest.MonkeyPatch) -> None:
     gpu_capable(monkeypatch, "jax")
-    monkeypatch.setattr("dlbench.plan.gpu_processes", lambda: {"GPU-aaaa": [{"pid": 4242, "used_mb": 900}]})
+    monkeypatch.setattr("dlbench.plan.planner.gpu_processes", lambda: {"GPU-aaaa": [{"pid": 4242, "used_mb": 900}]})
     plan = make_plan("smoke", Overrides(devices=("gpu",), frameworks=("jax",)), probe=probe_ok)
     assert any(n.startswith("warning: other processes") and "pid 4242 (900 MB)" in n for n in plan.suite.notes)
 
 
 def test_the_probe_runs_the_framework_on_the_gpu_in_a_child(monkeypatch: pytest.MonkeyPatch) -> None:
     from dlbench.frameworks.registry import get_adapter
-    from dlbench.gpu_probe import probe_gpu
+    from dlbench.plan.gpu_probe import probe_gpu
 
     monkeypatch.setenv("DLBENCH_FAKE_GPU", "1")
     result = probe_gpu(get_adapter("fake"), timeout_s=60)
@@ -200,7 +200,7 @@ def test_the_probe_runs_the_framework_on_the_gpu_in_a_child(monkeypatch: pytest.
 
 def test_the_probe_reports_a_broken_framework_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from dlbench.frameworks.registry import get_adapter
-    from dlbench.gpu_probe import probe_gpu
+    from dlbench.plan.gpu_probe import probe_gpu
 
     monkeypatch.setenv("DLBENCH_FAKE_GPU", "1")
     monkeypatch.setenv("DLBENCH_FAKE_FAULTS", "import:*")
@@ -211,7 +211,7 @@ def test_the_probe_reports_a_broken_framework_in_one_line(monkeypatch: pytest.Mo
 
 
 def test_loaded_libraries_are_read_from_the_process_maps(tmp_path) -> None:
-    from dlbench.gpu_probe import loaded_cuda_libraries
+    from dlbench.plan.gpu_probe import loaded_cuda_libraries
 
     maps = tmp_path / "maps"
     maps.write_text(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlbench.report.data import LoadedRun
+from dlbench.report.frame import LoadedRun
 from tests.regress_fixtures import make_environment, make_run
 
 
@@ -25,7 +25,7 @@ def test_a_run_without_gpu_calibration_has_no_gpu_peak() -> None:
 def test_a_throttled_gpu_case_is_flagged_in_the_study_table(tmp_path) -> None:
     import json
 
-    from dlbench.report.data import load_runs, results_frame
+    from dlbench.report.frame import load_runs, results_frame
     from dlbench.report.tables import choose_batch, study_table
     from tests.report_fixtures import cases
     from tests.report_fixtures import make_run as write_run

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from dlbench.errors import SuiteError
-from dlbench.plan import make_plan
+from dlbench.plan.planner import make_plan
+from dlbench.plan.suite import Overrides, apply_overrides, expand, load_suite, parse_suite
 from dlbench.process.placement import check_gpu_selector
-from dlbench.suite import Overrides, apply_overrides, expand, load_suite, parse_suite
 
 GPU_SUITE = {"name": "g", "workloads": ["lenet", "lstm"], "devices": {
     "cpu": {"threads": [1], "batch_sizes": [2]},
@@ -84,7 +84,7 @@ def test_the_suite_key_and_the_option_choose_the_gpu() -> None:
 
 
 def test_gpu_case_keys_have_no_thread_count_so_they_match_across_hosts() -> None:
-    from dlbench.spec import Case
+    from dlbench.cases.spec import Case
 
     on_two = Case("lenet", "", "forward", "torch", "eager", "gpu", 2, 64)
     on_96 = Case("lenet", "", "forward", "torch", "eager", "gpu", 96, 64)

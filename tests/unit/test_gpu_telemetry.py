@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from dlbench import gpu_telemetry
+from dlbench.machine import telemetry as gpu_telemetry
 from tests.fake_nvml import FakeDevice, NVMLError_LibraryNotFound, fake_pynvml
 
 

@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from dlbench.cases.spec import Case, WorkerKey
 from dlbench.frameworks.jax_ import GPU_MEMORY_FRACTION, JaxAdapter
 from dlbench.frameworks.tensorflow_ import device_feed_arrays
 from dlbench.measure.timing import MeasureConfig
 from dlbench.process.placement import Placement, default_gpu, gpu_environment, place
-from dlbench.results import CaseResult
+from dlbench.record.results import CaseResult
 from dlbench.runner import protocol
-from dlbench.runner.isolate import MIN_GPU_STARTUP_S, MIN_STARTUP_S, LocalExecutor, startup_timeout
+from dlbench.runner.executor import MIN_GPU_STARTUP_S, MIN_STARTUP_S, LocalExecutor, startup_timeout
 from dlbench.runner.worker import ends_worker, is_oom_message, warmup_case
-from dlbench.spec import Case, WorkerKey
 
 TINY = MeasureConfig(warmup_s=0.0, min_block_s=0.0, min_samples=3, max_samples=3, min_time_s=0.0, max_time_s=0.0,
                      timeout_s=60)
@@ -157,7 +157,7 @@ def test_jax_gpu_workers_may_use_95_percent_of_the_device() -> None:
 
 
 def test_the_plan_time_gpu_probe_is_placed_on_the_gpu_like_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dlbench.gpu_probe as gpu_probe
+    import dlbench.plan.gpu_probe as gpu_probe
     from dlbench.frameworks.registry import get_adapter
 
     class Stop(Exception):
@@ -165,12 +165,12 @@ def test_the_plan_time_gpu_probe_is_placed_on_the_gpu_like_a_worker(monkeypatch:
 
     seen: dict[str, str] = {}
 
-    def started(spec: Any, job: Any) -> None:
+    def started(spec: Any, job: Any, timeout_s: float) -> None:
         seen.update(spec.environment())
         raise Stop
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setattr(gpu_probe, "Child", started)
+    monkeypatch.setattr(gpu_probe, "ask", started)
     with pytest.raises(Stop):
         gpu_probe.probe_gpu(get_adapter("fake"))
     assert seen["CUDA_VISIBLE_DEVICES"] == "0" and seen["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"

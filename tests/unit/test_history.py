@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from dlbench.errors import DlbenchError
+from dlbench.record.results import FAILED
 from dlbench.regress.history import GIT_ORDER, TIME_ORDER, build_history, find_run_dirs, matches
 from dlbench.regress.history_render import history_html, history_json
-from dlbench.results import FAILED
 from tests.regress_fixtures import (
     dlbench_main,
     make_case,

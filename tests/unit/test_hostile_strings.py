@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from rich.console import Console
 
-from dlbench.console import describe, summary_table
-from dlbench.regress.render import md_cell, md_code, render_markdown, render_text
+from dlbench.cases.spec import Case
+from dlbench.display.progress import describe, summary_table
+from dlbench.display.terminal import make_console, plain, visible
+from dlbench.record.results import FAILED, OK, CaseResult
 from dlbench.regress.verdict import Policy, compare_runs
-from dlbench.results import FAILED, OK, CaseResult
-from dlbench.spec import Case
-from dlbench.terminal import make_console, plain, visible
+from dlbench.regress.verdict_render import md_cell, md_code, render_markdown, render_text
 from tests.conftest import run_cli
 from tests.regress_fixtures import make_case, make_result, make_run
 

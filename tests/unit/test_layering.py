@@ -23,20 +23,35 @@ PACKAGE = "dlbench"
 SOURCE = Path(__file__).resolve().parents[2] / PACKAGE
 HERE = "tests/unit/test_layering.py"
 
-# Lowest first. To add a module: put its top-level name in the layer whose modules it needs at most.
+# Lowest first: the stages of the pipeline, each importing only earlier stages and the shared modules. To add
+# a package: put it in the stage whose packages it needs at most (a stage may hold several packages).
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    # Vocabulary and general-purpose helpers: know nothing of workloads, frameworks or runs.
-    ("foundation", frozenset({"dlbench", "errors", "spec", "precision", "formatting", "terminal", "files",
-                              "stats", "gpu", "gpu_telemetry", "process", "round_stats"})),
-    # The canonical work and what a measured case produced.
-    ("model", frozenset({"workloads", "results", "metrics"})),
-    # Building, timing and storing one thing at a time: adapters, measurement, persistence, inputs.
-    ("machinery", frozenset({"frameworks", "measure", "store", "record", "record_v1", "env", "suite", "calibrate",
-                             "bandwidth", "gpu_probe", "control"})),
-    # Deciding what runs where, and running it.
-    ("orchestration", frozenset({"plan", "runner", "fleet"})),
-    # Reading what was measured: verification, reports, regressions, exports, the run's terminal display.
-    ("analysis", frozenset({"verify", "report", "regress", "export", "console"})),
+    # What every layer uses: the version, error types, number formatting for people.
+    ("shared", frozenset({"dlbench", "errors", "formatting"})),
+    # Pure functions on samples and rounds, light enough for the timing loop.
+    ("statistics", frozenset({"statistics"})),
+    # Starting, pinning, watching and ending child processes, whatever they run.
+    ("process", frozenset({"process"})),
+    # The machine, read without a framework: environment record, GPU discovery, GPU telemetry.
+    ("machine", frozenset({"machine"})),
+    # The canonical work, and what one case of it is.
+    ("workloads", frozenset({"workloads"})),
+    ("cases", frozenset({"cases"})),
+    # The adapters: the canonical work in each framework's own terms.
+    ("frameworks", frozenset({"frameworks"})),
+    # Measuring inside a worker or a pinned child.
+    ("measure", frozenset({"measure"})),
+    # What was measured, and how it is kept.
+    ("record", frozenset({"record"})),
+    # What to run: suite files and the plan.
+    ("plan", frozenset({"plan"})),
+    # Running it: on this machine, then across a Ray cluster.
+    ("runner", frozenset({"runner"})),
+    ("fleet", frozenset({"fleet"})),
+    # Reading it back: the terminal, verification, comparison and history, reports.
+    ("display", frozenset({"display"})),
+    ("analysis", frozenset({"verify", "regress"})),
+    ("report", frozenset({"report"})),
     # The command line.
     ("interface", frozenset({"cli", "__main__"})),
 )
@@ -211,7 +226,47 @@ def test_an_unplaced_module_fails_loudly_and_says_where_to_add_it(tmp_path: Path
 
 @pytest.mark.parametrize(("name", "unit"), [
     ("dlbench", "dlbench"), ("dlbench.__version__", "dlbench"), ("dlbench.runner.worker", "runner"),
-    ("dlbench.__main__", "__main__"), ("dlbench.stats.summarize", "stats"),
+    ("dlbench.__main__", "__main__"), ("dlbench.statistics.samples.summarize", "statistics"),
 ])
 def test_units(name: str, unit: str) -> None:
     assert unit_of(name) == unit
+
+
+# ----- the top of the package, and the old paths -----
+SHARED_MODULES = {"__init__", "__main__", "errors", "formatting"}
+
+
+def test_the_top_of_the_package_holds_packages_and_the_shared_modules_only() -> None:
+    loose = {path.stem for path in SOURCE.glob("*.py")}
+    assert loose <= SHARED_MODULES, f"loose modules at the top of dlbench/: {sorted(loose - SHARED_MODULES)}"
+
+
+def test_every_moved_module_is_importable_from_its_old_path_with_a_warning() -> None:
+    import importlib
+    import sys
+    import warnings
+
+    import dlbench
+
+    for old, new in dlbench.MOVED.items():
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new), old
+        assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught), old
+        assert importlib.util.find_spec(new) is not None and not (SOURCE.parent / (old.replace(".", "/") + ".py")).exists()
+
+
+def test_names_of_the_old_plan_and_record_modules_still_resolve_with_a_warning() -> None:
+    import dlbench.plan
+    import dlbench.record
+    from dlbench.plan.planner import make_plan
+    from dlbench.record.schema import RunConfig
+
+    with pytest.warns(DeprecationWarning, match="dlbench.plan.planner.make_plan"):
+        assert dlbench.plan.make_plan is make_plan
+    with pytest.warns(DeprecationWarning, match="dlbench.record.schema.RunConfig"):
+        assert dlbench.record.RunConfig is RunConfig
+    with pytest.raises(AttributeError):
+        _ = dlbench.record.no_such_name

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from dlbench.regress.moderated import MIN_PRIOR_CASES, VariancePrior, fit_prior, moderate
-from dlbench.regress.significance import (
+from dlbench.record.results import CaseResult
+from dlbench.regress.verdict import PLAIN_T, REGRESSED, Policy, compare_runs
+from dlbench.statistics.moderated import MIN_PRIOR_CASES, VariancePrior, fit_prior, moderate
+from dlbench.statistics.significance import (
     ROUND_MODERATED_T,
     ROUND_PAIRED_MODERATED_T,
     ROUND_PAIRED_T,
@@ -25,8 +27,6 @@ from dlbench.regress.significance import (
     round_test,
     rounds_change,
 )
-from dlbench.regress.verdict import PLAIN_T, REGRESSED, Policy, compare_runs
-from dlbench.results import CaseResult
 from tests.regress_fixtures import dlbench_main, make_case, make_result, make_run, write_run
 from tests.rounds_model import case_sigmas, draw_case_pair, draw_rounds, draw_turns_pair, regressed_flags
 

@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dlbench.cases.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS
 from dlbench.cli import cli
 from dlbench.cli.options import CommaList, Number
 from dlbench.errors import SuiteError
 from dlbench.measure.timing import MAX_SECONDS, MeasureConfig
-from dlbench.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS
-from dlbench.suite import parse_suite
+from dlbench.plan.suite import parse_suite
 
 BASE: dict[str, Any] = {"workloads": ["lenet"], "devices": {"cpu": {"batch_sizes": [2]}}}
 

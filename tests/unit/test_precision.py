@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from dlbench.cases.precision import device_problem, dtype_problem, get_precision
 from dlbench.errors import SuiteError
-from dlbench.precision import device_problem, dtype_problem, get_precision
-from dlbench.suite import Overrides, apply_overrides, expand, parse_suite
+from dlbench.plan.suite import Overrides, apply_overrides, expand, parse_suite
 from tests.conftest import assert_one_line_error, run_cli
 
 BASE = {"workloads": ["lenet"], "devices": {"cpu": {"batch_sizes": [2]}}}
@@ -133,7 +133,7 @@ def test_low_precision_tolerances_are_derived_from_the_unit_roundoff() -> None:
 def test_rounding_to_bf16_is_round_to_nearest_even_and_leaves_integers_alone() -> None:
     import numpy as np
 
-    from dlbench.precision import round_to_precision
+    from dlbench.cases.precision import round_to_precision
 
     values = np.array([1.0, 1.0 + 2.0**-8, 1.0 + 3 * 2.0**-8, 1.0 + 2.0**-9, -3.3], dtype=np.float32)
     rounded = round_to_precision(values, "bf16")
@@ -149,7 +149,7 @@ def test_the_low_precision_reference_starts_from_rounded_operands_and_widened_al
     import numpy as np
 
     from dlbench.verify.collect import Target
-    from dlbench.verify.session import compute_reference, scaled_allowance
+    from dlbench.verify.judge import compute_reference, scaled_allowance
 
     full = compute_reference(Target("autoencoder", "pretrain1"), 2, 0)
     bf16 = compute_reference(Target("autoencoder", "pretrain1"), 2, 0, precision="bf16")
@@ -161,7 +161,7 @@ def test_the_low_precision_reference_starts_from_rounded_operands_and_widened_al
 
 
 def test_the_transformer_recipe_keeps_embeddings_and_layer_norms_in_float32() -> None:
-    from dlbench.precision import kept_float32
+    from dlbench.cases.precision import kept_float32
 
     for name in ("embedding.table", "position.table", "layer0.ln1.gamma", "layer3.ln2.beta", "final_ln.gamma"):
         assert kept_float32("transformer", name), name
@@ -173,7 +173,7 @@ def test_the_transformer_recipe_keeps_embeddings_and_layer_norms_in_float32() ->
 def test_the_low_precision_reference_rounds_only_what_the_recipe_casts(monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
-    import dlbench.verify.session as session
+    import dlbench.verify.judge as session
     from dlbench.verify.collect import Target, build_request
 
     seen = {}
@@ -204,7 +204,7 @@ flags\t\t: fpu sse2 avx avx2 fma avx512f {extra} constant_tsc
 def test_tensorflow_low_precision_reads_every_cpu_feature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           extra: str, precision: str, runs: bool) -> None:
     """The oneDNN feature check sees the unfiltered flags of a simulated /proc/cpuinfo; only the record filters."""
-    import dlbench.env as env
+    import dlbench.machine.capture as env
     from dlbench.frameworks.tensorflow_ import _precision_problem
 
     cpuinfo = tmp_path / "cpuinfo"

@@ -13,13 +13,13 @@ import time
 import psutil
 import pytest
 
+from dlbench.cases.spec import Case
 from dlbench.process import child as child_module
 from dlbench.process.child import Cause, Child, ChildSpec, Ended
 from dlbench.process.messages import Codec
 from dlbench.process.placement import THREAD_ENV, cores_for, place
-from dlbench.results import CaseResult, Memory
+from dlbench.record.results import CaseResult, Memory
 from dlbench.runner import protocol
-from dlbench.spec import Case
 from tests.conftest import ROOT
 from tests.kit_jobs import CODEC, Report
 

@@ -14,10 +14,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from dlbench import env, gpu
-from dlbench.metrics import result_row
-from dlbench.record import SCHEMA_VERSION, Environment, dumps, json_schema
-from dlbench.store import csv_text, load_run, read_record
+from dlbench.machine import capture as env
+from dlbench.machine import nvml as gpu
+from dlbench.record.metrics import result_row
+from dlbench.record.schema import SCHEMA_VERSION, Environment, dumps, json_schema
+from dlbench.record.store import csv_text, load_run, read_record
 from tests.conftest import ROOT, run_cli
 from tests.fake_nvml import FakeDevice, fake_pynvml
 
@@ -168,7 +169,8 @@ def test_run_resume_finishes_a_version_1_run(tmp_path: Path) -> None:
 
 def test_the_published_json_schema_is_generated_from_the_types() -> None:
     committed = json.loads(SCHEMA_DOC.read_text())
-    assert committed == json.loads(dumps(json_schema())), "regenerate: python -m dlbench.record > docs/run-schema.json"
+    assert committed == json.loads(dumps(json_schema())), \
+        "regenerate: python -m dlbench.record.schema > docs/run-schema.json"
 
 
 def leaves(data: Any, path: str = "") -> set[str]:

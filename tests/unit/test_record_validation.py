@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dlbench.errors import StoreError
-from dlbench.record import RunRecord
-from dlbench.results import OK, CaseResult
-from dlbench.store import RunStore, read_record
+from dlbench.record.results import OK, CaseResult
+from dlbench.record.schema import RunRecord
+from dlbench.record.store import RunStore, read_record
 from tests.conftest import assert_one_line_error, run_cli
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "v1" / "complete"

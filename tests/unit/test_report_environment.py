@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dlbench.errors import StoreError
-from dlbench.report.data import load_runs
-from dlbench.report.environment import environment_table, packages_table, text
+from dlbench.report.env_table import environment_table, packages_table, text
+from dlbench.report.frame import load_runs
 from tests.report_fixtures import cases, make_environment, make_run
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dlbench.report.data import load_runs, passes_in, results_frame
+from dlbench.report.frame import load_runs, passes_in, results_frame
 from dlbench.report.plots import dodge, plain, series_styles, setting_figure, thread_figure
 from tests.report_fixtures import FAILED, cases, make_run
 

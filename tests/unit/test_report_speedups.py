@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dlbench.report import speedups
-from dlbench.report.data import load_runs, results_frame
+from dlbench.report.frame import load_runs, results_frame
 from dlbench.report.tables import choose_batch
 from tests.report_fixtures import FAILED, cases, cost_ms, make_environment, make_run
 

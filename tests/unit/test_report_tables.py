@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dlbench.report.data import load_runs, results_frame, series_label, setting_label
+from dlbench.cases.spec import Case
+from dlbench.report.frame import load_runs, results_frame, series_label, setting_label
 from dlbench.report.tables import (
     BatchChoice,
     choose_batch,
@@ -17,7 +18,6 @@ from dlbench.report.tables import (
     fmt_ms,
     study_table,
 )
-from dlbench.spec import Case
 from tests.report_fixtures import FAILED, TIMEOUT, cases, cost_ms, make_environment, make_run
 
 

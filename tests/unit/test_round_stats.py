@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from dlbench.regress.render import render_json, render_markdown, render_text
-from dlbench.regress.significance import MANN_WHITNEY, ROUND_T, is_different, round_test, rounds_change
+from dlbench.record.results import CaseResult
 from dlbench.regress.verdict import REGRESSED, Policy, classify_ratio, compare_results, compare_runs
-from dlbench.results import CaseResult
-from dlbench.round_stats import between_round_cv, round_medians, rounds_center_ci, summarize_rounds
-from dlbench.stats import summarize
+from dlbench.regress.verdict_render import render_json, render_markdown, render_text
+from dlbench.statistics.rounds import between_round_cv, round_medians, rounds_center_ci, summarize_rounds
+from dlbench.statistics.samples import summarize
+from dlbench.statistics.significance import MANN_WHITNEY, ROUND_T, is_different, round_test, rounds_change
 from tests.regress_fixtures import make_result, make_run
 from tests.rounds_model import draw_rounds
 

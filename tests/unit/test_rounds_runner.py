@@ -15,11 +15,11 @@ import msgspec
 import pytest
 
 from dlbench.measure.timing import MeasureConfig
-from dlbench.record import PythonEnvironment
-from dlbench.results import CRASHED, INTERRUPTED, OK, CaseResult, failed_result
+from dlbench.record.results import CRASHED, INTERRUPTED, OK, CaseResult, failed_result
+from dlbench.record.schema import PythonEnvironment
+from dlbench.record.store import RunRecord, RunStore
 from dlbench.runner.protocol import WorkerJob
 from dlbench.runner.schedule import RunLoop, group_cases, interleave
-from dlbench.store import RunRecord, RunStore
 from tests.conftest import run_cli
 from tests.record_fixtures import config
 from tests.regress_fixtures import make_case

@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from dlbench.spec import Case
+from dlbench.cases.spec import Case
 from tests.conftest import ROOT, run_cli, wait_for_results
 
 FAST = ("--framework", "fake", "--device", "cpu", "--quiet")
@@ -246,7 +246,7 @@ def test_sigterm_during_calibration_ends_the_run_as_interrupted_and_leaves_no_or
     try:
         child = wait_for_worker(proc.pid)
         envelope = json.loads(Path(child.cmdline()[-2]).read_text())
-        assert envelope["module"] == "dlbench.calibrate"  # the calibration child, pinned like a worker
+        assert envelope["module"] == "dlbench.measure.calibrate"  # the calibration child, pinned like a worker
         assert envelope["cores"] == [min(os.sched_getaffinity(0))]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 130
@@ -262,12 +262,12 @@ def test_sigterm_during_calibration_ends_the_run_as_interrupted_and_leaves_no_or
 def test_a_sigkill_is_an_oom_only_when_the_kernel_oom_killer_acted(monkeypatch: pytest.MonkeyPatch,
                                                                    kernel_oom: bool) -> None:
     """The parent tells a kill by the kernel's OOM killer (its kill counter rose) from any other SIGKILL."""
+    from dlbench.cases.spec import Case, WorkerKey
     from dlbench.measure.timing import MeasureConfig
     from dlbench.process import child as child_module
     from dlbench.process.placement import cores_for
-    from dlbench.runner.isolate import LocalExecutor
+    from dlbench.runner.executor import LocalExecutor
     from dlbench.runner.protocol import WorkerJob
-    from dlbench.spec import Case, WorkerKey
 
     counts = iter(range(100)) if kernel_oom else iter([5] * 100)
     monkeypatch.setattr(child_module, "kernel_oom_kills", lambda: next(counts))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from dlbench.stats import median_ci, median_ci_coverage, summarize
+from dlbench.statistics.samples import median_ci, median_ci_coverage, summarize
 
 
 def test_summary_of_known_samples() -> None:

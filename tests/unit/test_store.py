@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from dlbench.cases.spec import Case
 from dlbench.errors import StoreError
-from dlbench.results import OK, TIMEOUT, CaseResult, Memory, failed_result
-from dlbench.spec import Case
-from dlbench.store import CSV_COLUMNS, RunRecord, RunStore, load_run
+from dlbench.record.results import OK, TIMEOUT, CaseResult, Memory, failed_result
+from dlbench.record.store import CSV_COLUMNS, RunRecord, RunStore, load_run
 from tests.record_fixtures import config, environment
 
 REQUIRED_COLUMNS = (

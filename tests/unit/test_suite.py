@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from dlbench.errors import SuiteError
-from dlbench.suite import Overrides, apply_overrides, available_suites, expand, load_suite, parse_suite
+from dlbench.plan.suite import Overrides, apply_overrides, available_suites, expand, load_suite, parse_suite
 
 BASE = {"workloads": ["lenet"], "devices": {"cpu": {"threads": [1], "batch_sizes": [4]}}}
 

@@ -18,20 +18,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlbench.cases.spec import WorkerKey
 from dlbench.measure.timing import MeasureConfig, measure
 from dlbench.process.placement import cores_for
 from dlbench.process.turns import CONTINUE, STOP, Turns
-from dlbench.regress.significance import (
+from dlbench.record.results import CaseResult
+from dlbench.runner.executor import LocalExecutor, SideBySide, run_side_by_side
+from dlbench.runner.protocol import WorkerJob
+from dlbench.statistics.significance import (
     ROUND_SAMPLE_PAIRED_MODERATED_T,
     ROUND_SAMPLE_PAIRED_T,
     round_contrast,
     rounds_change,
     sample_paired_log_ratios,
 )
-from dlbench.results import CaseResult
-from dlbench.runner.isolate import LocalExecutor, SideBySide, run_side_by_side
-from dlbench.runner.protocol import WorkerJob
-from dlbench.spec import WorkerKey
 from tests.conftest import ROOT, assert_one_line_error, run_cli, wait_for_results
 from tests.regress_fixtures import make_case
 

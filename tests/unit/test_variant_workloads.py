@@ -9,8 +9,8 @@ from dlbench.frameworks.base import BuildRequest, CaseUnavailable
 from dlbench.frameworks.jax_ import JaxAdapter
 from dlbench.frameworks.tensorflow_ import TensorFlowAdapter
 from dlbench.frameworks.torch_ import TorchAdapter
-from dlbench.plan import make_plan
-from dlbench.suite import Overrides
+from dlbench.plan.planner import make_plan
+from dlbench.plan.suite import Overrides
 from dlbench.workloads import get_workload, initial_weights, make_batch
 
 ATTENTION = {TorchAdapter: "plain_attention", JaxAdapter: "plain_attention", TensorFlowAdapter: "keras_attention"}

@@ -26,8 +26,8 @@ from dlbench.verify.biases import (
     verification_weights,
 )
 from dlbench.verify.collect import ERROR, OK, Target, evaluate_adapter
+from dlbench.verify.judge import FAIL, PASS, VERDICT_ERROR, verify_all
 from dlbench.verify.render import print_table, to_json
-from dlbench.verify.session import FAIL, PASS, VERDICT_ERROR, verify_all
 from dlbench.workloads import WORKLOADS, Workload, get_workload, initial_weights
 from dlbench.workloads.definitions import ParamSpec, Phase
 from tests.verify_fixtures import NumpyAdapter, WeightMap, identity, permute_lstm_bias_gates

@@ -16,7 +16,7 @@ from dlbench.cli import COMMANDS, verify_cmd
 from dlbench.cli.verify_cmd import command
 from dlbench.errors import DlbenchError
 from dlbench.verify.collect import ImplResult, Target, evaluate_adapter
-from dlbench.verify.plan import make_plan, parse_targets
+from dlbench.verify.selection import make_plan, parse_targets
 from tests.conftest import assert_one_line_error, run_cli
 from tests.verify_fixtures import NumpyAdapter, permute_lstm_bias_gates
 

@@ -16,9 +16,9 @@ from dlbench.frameworks.base import Evaluation
 from dlbench.process.child import Cause, Ending
 from dlbench.process.messages import encode
 from dlbench.verify.collect import ERROR, OK, ImplResult, Target
-from dlbench.verify.isolate import _fill_missing, describe_failure, evaluate_isolated
+from dlbench.verify.job import WorkerRequest
+from dlbench.verify.launch import _fill_missing, describe_failure, evaluate_isolated
 from dlbench.verify.transfer import CODEC, Delivered, read_result, write_result
-from dlbench.verify.worker import WorkerRequest
 from tests.conftest import run_cli
 
 

@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 
 from dlbench.verify.collect import ERROR, OK, UNAVAILABLE, Target, evaluate_adapter
+from dlbench.verify.judge import FAIL, PASS, VERDICT_ERROR, verify_all, verify_target
 from dlbench.verify.render import print_table, to_json
-from dlbench.verify.session import FAIL, PASS, VERDICT_ERROR, verify_all, verify_target
 from tests.verify_fixtures import NumpyAdapter, forget_flatten_permutation, swap_lstm_gates
 
 LSTM = [Target("lstm")]

@@ -21,7 +21,7 @@ import pytest
 import dlbench.verify.layers as layers
 import dlbench.verify.reference as reference
 from dlbench.verify.collect import OK, ImplResult, Target, evaluate_adapter
-from dlbench.verify.session import FAIL, verify_all
+from dlbench.verify.judge import FAIL, verify_all
 from dlbench.workloads import make_batch
 from dlbench.workloads.definitions import MASK_VALUE
 from tests.verify_fixtures import NumpyAdapter

@@ -1,0 +1,60 @@
+"""Turn the ``verify`` command line into a checked plan: which frameworks, variants and workload phases.
+
+All validation of user input happens here, before any worker starts, and raises
+:class:`~dlbench.errors.DlbenchError` with a one-line message (exit code 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dlbench.errors import DlbenchError
+from dlbench.plan.planner import resolve_frameworks
+from dlbench.verify.collect import Target
+from dlbench.workloads import WORKLOADS, select_phases
+
+
+@dataclass(frozen=True)
+class FrameworkPlan:
+    name: str
+    variants: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VerifyPlan:
+    frameworks: tuple[FrameworkPlan, ...]
+    targets: tuple[Target, ...]
+    notes: tuple[str, ...] = ()
+
+
+def parse_targets(items: Sequence[str]) -> tuple[Target, ...]:
+    """``lenet`` (all phases of a workload) or ``autoencoder/pretrain2`` (one phase); default: everything."""
+    if not items:
+        return tuple(Target(w.name, p) for w in WORKLOADS.values() for p in w.phase_names)
+    targets: list[Target] = []
+    for item in items:
+        name, phases = select_phases(item)  # unknown workload or phase -> SuiteError (a DlbenchError)
+        targets += [Target(name, p) for p in phases if Target(name, p) not in targets]
+    return tuple(targets)
+
+
+def make_plan(frameworks: Sequence[str], workloads: Sequence[str], variants: Sequence[str]) -> VerifyPlan:
+    targets = parse_targets(workloads)
+    adapters = resolve_frameworks(tuple(frameworks))  # the same rules as dlbench run
+    wanted = tuple(dict.fromkeys(variants))
+    known = {v for a in adapters for v in a.variants}
+    unknown = [v for v in wanted if v not in known]
+    if unknown:
+        offered = ", ".join(f"{a.name}: {'/'.join(a.variants)}" for a in adapters) or "no framework selected"
+        raise DlbenchError(f"unknown variant {unknown[0]!r} for the selected frameworks ({offered})")
+    plans, notes = [], []
+    for adapter in adapters:
+        chosen = tuple(v for v in adapter.variants if not wanted or v in wanted)
+        if chosen:
+            plans.append(FrameworkPlan(adapter.name, chosen))
+        else:
+            notes.append(f"{adapter.name}: skipped, it has none of the variants {', '.join(wanted)}")
+    if not adapters:
+        notes.append("no framework is installed: only the NumPy reference and the counts are checked")
+    return VerifyPlan(tuple(plans), targets, tuple(notes))
