@@ -39,7 +39,8 @@ from pathlib import Path
 t_import = time.perf_counter()
 import psutil  # noqa: E402
 
-import dlbench.cli.run_cmd as run_cmd  # noqa: E402 - its import time is part of what we report
+import dlbench.cli.run_cmd  # noqa: E402, F401 - its import time is part of what we report
+import dlbench.runner.session as session  # noqa: E402
 from dlbench.cases.spec import WorkerKey  # noqa: E402
 from dlbench.cli import main as cli_main  # noqa: E402
 from dlbench.runner.executor import LocalExecutor  # noqa: E402
@@ -124,7 +125,7 @@ def main() -> None:
     if args.framework:
         argv += ["--framework", args.framework]
     timeline = Timeline()
-    run_cmd.LocalExecutor = functools.partial(LocalExecutor, trace=timeline)  # type: ignore[misc]
+    session.LocalExecutor = functools.partial(LocalExecutor, trace=timeline)  # type: ignore[misc]
     started = time.perf_counter()
     try:
         cli_main(argv)

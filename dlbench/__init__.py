@@ -13,7 +13,6 @@ new place with a :class:`DeprecationWarning` naming it, so a plugin written agai
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import warnings
@@ -65,7 +64,7 @@ def moved_warning(old: str, new: str) -> None:
                   DeprecationWarning, stacklevel=3)
 
 
-class _MovedLoader(importlib.abc.Loader):
+class _MovedLoader:
     """Loads an old path as the module at its new place (one module object under both names)."""
 
     def __init__(self, new: str) -> None:
@@ -79,11 +78,12 @@ class _MovedLoader(importlib.abc.Loader):
         """Nothing to run: the module at its new place is already executed."""
 
 
-class _MovedFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+class _MovedFinder:
+    def find_spec(self, fullname: str, path: object = None,
+                  target: object = None) -> importlib.machinery.ModuleSpec | None:
         new = MOVED.get(fullname)
-        return None if new is None else importlib.machinery.ModuleSpec(fullname, _MovedLoader(new))
+        return None if new is None else importlib.machinery.ModuleSpec(fullname, _MovedLoader(new))  # type: ignore[arg-type]
 
 
 if not any(isinstance(finder, _MovedFinder) for finder in sys.meta_path):
-    sys.meta_path.insert(0, _MovedFinder())
+    sys.meta_path.insert(0, _MovedFinder())  # type: ignore[arg-type]  # a finder by protocol (importlib.abc is slow to import)

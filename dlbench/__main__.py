@@ -1,5 +1,31 @@
-"""``python -m dlbench`` = the ``dlbench`` command."""
+"""``python -m dlbench`` and the ``dlbench`` console script: the command line, interruptible from its first
+instant.
 
-from dlbench.cli import main
+The interpreter's own SIGINT handler turns a Ctrl-C into a ``KeyboardInterrupt`` wherever it lands, and
+while the command line's modules are being imported that is a traceback. So, before anything heavy is
+imported, a Ctrl-C ends the process quietly with 130 (nothing has been started or written yet); once the
+command runs, the usual handler is back and each command stops in its own way (``run`` saves what it
+measured).
+"""
 
-main()
+import os
+import signal
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    os._exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+from dlbench.cli import main as _main  # noqa: E402 - imported after the handler, on purpose
+
+
+def run() -> None:
+    """The entry point: the usual Ctrl-C behaviour back, then the command."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _main()
+
+
+if __name__ == "__main__":
+    run()

@@ -19,12 +19,24 @@ from dlbench.record.store import CSV_FILE, RUN_FILE, resolve_run_file
 
 
 class NonEmptyPath(click.Path):
-    """``click.Path`` that refuses the empty string: ``Path('')`` is ``.``, so ``-o ''`` would silently
-    write into (or ``--resume ''`` resume) the current directory."""
+    """``click.Path`` that refuses the empty string and names that are not valid UTF-8.
+
+    ``Path('')`` is ``.``, so ``-o ''`` would silently write into (or ``--resume ''`` resume) the current
+    directory. A name with bytes that are not UTF-8 (0xff under ``LC_ALL=C``) reaches Python as surrogate
+    escapes, which no UTF-8 record, CSV or page can hold: such a path is refused up front, shown with the
+    bytes escaped, rather than failing half-way through a run."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and value == "":
             self.fail("an empty path names nothing (write . for the current directory)", param, ctx)
+        text = os.fsdecode(value) if isinstance(value, bytes | os.PathLike) else value
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+                self.fail(f"'{shown}' is not valid UTF-8; dlbench writes paths into UTF-8 records and pages, "
+                          "so rename it or choose another path", param, ctx)
         return super().convert(value, param, ctx)
 
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import re
-import secrets
-import shutil
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,7 +21,7 @@ from dlbench.cli.options import CommaList, Number, flatten
 from dlbench.cli.paths import NonEmptyPath
 from dlbench.display.progress import console, describe, out, progress_bar, summary_table
 from dlbench.display.terminal import plain
-from dlbench.errors import DlbenchError, validation_message
+from dlbench.errors import DlbenchError
 from dlbench.fleet.driver import connect
 from dlbench.fleet.nodes import EACH_NODE, PLACEMENTS, SPREAD
 from dlbench.fleet.sweep import (
@@ -37,28 +32,20 @@ from dlbench.fleet.sweep import (
     reopen_each_node,
     run_fleet,
 )
-from dlbench.frameworks.registry import get_adapter
 from dlbench.machine import capture as environment
 from dlbench.measure.timing import ABSOLUTE_MIN_SAMPLES, MAX_REPEATS, MAX_SAMPLE_COUNT, MAX_SECONDS
-from dlbench.plan.planner import Plan, make_plan
+from dlbench.plan.planner import make_plan
 from dlbench.plan.suite import Overrides
 from dlbench.process.placement import available_cores
-from dlbench.record.results import CRASHED, FAILED, OOM, TIMEOUT, UNAVAILABLE, CaseResult, failed_result
+from dlbench.record.results import CRASHED, FAILED, OOM, TIMEOUT, CaseResult
 from dlbench.record.schema import (
     INTERLEAVES,
     MAX_MEMORY_LIMIT_MB,
-    ROUNDS,
-    SAMPLES,
-    Calibration,
     Environment,
-    PythonEnvironment,
-    RunConfig,
     RunRecord,
 )
 from dlbench.record.store import RunStore, now_iso
-from dlbench.runner.drift import measure_control
-from dlbench.runner.executor import Executor, LocalExecutor
-from dlbench.runner.schedule import RunLoop
+from dlbench.runner.session import fit_to_cores, new_run_id, parse_environments, reopen, run_config, run_local
 
 FAILURES = (FAILED, CRASHED, TIMEOUT, OOM)
 EXIT_INTERRUPTED = 130
@@ -70,36 +57,10 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def new_run_id() -> str:
-    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-
-
 def measure_overrides(max_time: float | None, min_samples: int | None, timeout: float | None,
                       repeat: int | None = None) -> dict[str, Any]:
     given = {"max_time_s": max_time, "min_samples": min_samples, "timeout_s": timeout, "repeats": repeat}
     return {k: v for k, v in given.items() if v is not None}
-
-
-ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-
-
-def parse_environments(specs: tuple[str, ...]) -> tuple[PythonEnvironment, ...]:
-    """``--python NAME=PATH`` options, in the order given; a one-line error for anything wrong."""
-    found: dict[str, str] = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        name = name.strip()
-        if not sep or not path:
-            raise DlbenchError(f"bad --python {spec!r}: write NAME=/path/to/python, e.g. base=venvA/bin/python")
-        if not ENV_NAME.match(name):
-            raise DlbenchError(f"bad --python name {name!r}: letters, digits, '_', '.', '-' (at most 32)")
-        if name in found:
-            raise DlbenchError(f"--python {name!r} is given twice")
-        resolved = shutil.which(path) if os.sep not in path else path
-        if resolved is None or not os.path.isfile(resolved) or not os.access(resolved, os.X_OK):
-            raise DlbenchError(f"--python {name}: {path!r} is not an executable file")
-        found[name] = os.path.abspath(resolved)
-    return tuple(PythonEnvironment(name=name, python=python) for name, python in found.items())
 
 
 @click.command("run")
@@ -182,7 +143,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
         store, cases = reopen(resume, output)
         try:
             if not is_fleet_config(store.record.config):  # a fleet's nodes check their own cores
-                fit_to_cores(store, cases, len(available_cores()), skip_missing_cores)
+                fit_to_cores(store, cases, len(available_cores()), skip_missing_cores, Shown(quiet))
         except BaseException:
             store.close()
             raise
@@ -224,19 +185,14 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
     try:
         if is_fleet_config(store.record.config):
             options = FleetOptions.from_config(store.record.config.executor, address)
-            with FleetProgress.shown(quiet) as progress:
+            with Shown.bar(quiet, "fleet run") as progress:
                 status = run_fleet({None: store}, store.record, options, cases, memory, progress)
         else:
             if placement is not None or executor != "local":
                 raise DlbenchError(f"{store.directory} was run by the local executor; resume it without "
                                    "--executor, --address or --placement")
-            status = "complete"
-            if calibrate:
-                status = run_calibration(store, sorted({c.threads for c in cases}), quiet,
-                                         sorted({c.precision for c in cases if c.device == "cpu"}),
-                                         sorted({c.precision for c in cases if c.device == "gpu"}))
-            if status != "interrupted":
-                status = execute(store, cases, memory, quiet)
+            with Shown.bar(quiet, f"run {store.record.run_id}") as progress:
+                status = run_local(store, cases, progress, calibrate_first=calibrate)
     finally:
         store.close()
     finish([store], status, quiet, make_report, store.directory)
@@ -282,48 +238,35 @@ def refuse_changes_on_resume(ctx: click.Context) -> None:
             "(start a new run with --output for other settings)")
 
 
-def fit_to_cores(store: RunStore, cases: list[Case], cores: int, skip: bool) -> None:
-    """A resume where fewer cores are available than pending cases need (another machine, a smaller CPU
-    set): refused, or with ``skip`` those cases are stored as unavailable with the reason, so the rest can
-    be finished here and the record says what happened."""
-    done = store.done_keys()
-    too_wide = [c for c in cases if c.key not in done and c.threads > cores]
-    if not too_wide:
-        return
-    widest = max(c.threads for c in too_wide)
-    if not skip:
-        raise DlbenchError(
-            f"{len(too_wide)} pending case(s) of this run need up to {widest} cores, but {cores} are available "
-            f"here; resume it where {widest} are, or add --skip-missing-cores to record those cases as "
-            "unavailable and finish the rest here")
-    for case in too_wide:
-        store.add(failed_result(case, UNAVAILABLE, f"not measured: needs {case.threads} cores; resumed with "
-                                f"--skip-missing-cores where {cores} were available"))
-    console.print(plain(f"note: {len(too_wide)} case(s) needing more than {cores} cores recorded as unavailable",
-                        "yellow"))
-
-
 @dataclass
-class FleetProgress:
-    """The progress bar and notes of a fleet run (its total is known once the nodes have joined)."""
+class Shown:
+    """What a run reports (:class:`dlbench.runner.session.Progress`), drawn: the progress bar (its total is
+    known once the plan, or the fleet's nodes, say it), notes, and the steps outside the cases."""
 
-    bar: Progress
-    task: TaskID
+    quiet: bool
+    progress: Progress | None = None
+    task: TaskID | None = None
 
     @classmethod
     @contextmanager
-    def shown(cls, quiet: bool) -> Iterator[FleetProgress]:
+    def bar(cls, quiet: bool, label: str) -> Iterator[Shown]:
         with progress_bar(quiet) as bar:
-            yield cls(bar, bar.add_task("fleet run", total=None, last=""))
+            yield cls(quiet, bar, bar.add_task(label, total=None, last=""))
 
     def total(self, cases: int) -> None:
-        self.bar.update(self.task, total=cases)
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, total=cases)
 
     def result(self, result: CaseResult) -> None:
-        self.bar.update(self.task, advance=1, last=describe(result))
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, advance=1, last=describe(result))
 
     def note(self, text: str) -> None:
         console.print(plain("note: ", "yellow") + plain(text))
+
+    def step(self, text: str) -> None:
+        if not self.quiet:
+            console.print(plain(text))
 
 
 def start_fleet_each_node(directory: Path, record: RunRecord, cases: list[Case], options: FleetOptions,
@@ -334,7 +277,7 @@ def start_fleet_each_node(directory: Path, record: RunRecord, cases: list[Case],
     stores: dict[str | None, RunStore] = {}
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        with FleetProgress.shown(quiet) as progress:
+        with Shown.bar(quiet, "fleet run") as progress:
             status = run_fleet(stores, record, options, cases, memory_limit, progress,
                                new_node_store=each_node_factory(directory, record))
     finally:
@@ -353,111 +296,12 @@ def finish_fleet_each_node(directory: Path, output: Path | None, address: str | 
     options = FleetOptions.from_config(template.config.executor, address)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        with FleetProgress.shown(quiet) as progress:
+        with Shown.bar(quiet, "fleet run") as progress:
             status = run_fleet(stores, template, options, cases, template.config.memory_limit_mb, progress)
     finally:
         for store in stores.values():
             store.close()
     finish(list(stores.values()), status, quiet, make_report, directory)
-
-
-def run_config(plan: Plan, seed: int | None, memory_limit_mb: float | None,
-               environments: tuple[PythonEnvironment, ...] = (), control: bool | None = None,
-               interleave: str | None = None) -> RunConfig:
-    """The configuration of a fresh run: the planned cases and the settings every worker job gets; the
-    drift control is on by default with two rounds or more, and the environments of an A/B run take turns
-    sample by sample unless told otherwise."""
-    measure = plan.suite.measure
-    return RunConfig(
-        suite=plan.suite.record(), cases=tuple(plan.cases), measure=measure,
-        seed=plan.suite.seed if seed is None else seed, memory_limit_mb=memory_limit_mb,
-        default_variants={fw: get_adapter(fw).default_variant for fw in plan.frameworks},
-        environments=environments, control=measure.repeats > 1 if control is None else control,
-        command=tuple(sys.argv[1:]), interleave=interleave or (SAMPLES if len(environments) > 1 else ROUNDS),
-    )
-
-
-def reopen(directory: Path, output: Path | None) -> tuple[RunStore, list[Case]]:
-    """The stored run to finish and its planned cases; its configuration (settings, seed, memory limit) is
-    the one it started with."""
-    if output is not None and output.resolve() != directory.resolve():
-        raise DlbenchError("--resume and --output name different directories")
-    store = RunStore.open(directory, resume=True)
-    cases = list(store.record.config.cases)
-    if not cases:
-        store.close()
-        raise DlbenchError(f"{directory}/run.json lists no planned cases; cannot resume it")
-    return store, cases
-
-
-def execute(store: RunStore, cases: list[Case], memory_limit: float | None, quiet: bool) -> str:
-    """Run what is pending; returns the run's final status (complete or interrupted)."""
-    config = store.record.config
-    executors: dict[str, Executor] = {
-        e.name: LocalExecutor(memory_limit_mb=memory_limit, python=e.python) for e in config.environments
-    } or {"": LocalExecutor(memory_limit_mb=memory_limit, python=sys.executable)}  # "": this interpreter
-    with progress_bar(quiet) as bar:
-        loop = RunLoop(store=store, executors=executors, config=config,
-                       control=measure_control if config.control else None)
-        task = bar.add_task(f"run {store.record.run_id}", total=loop.pending_count(cases), last="")
-
-        def advance(result: CaseResult) -> None:
-            bar.update(task, advance=1, last=describe(result))
-
-        loop.on_result = advance
-        try:
-            loop.run(cases)
-        except KeyboardInterrupt:
-            store.finish("interrupted")
-            return "interrupted"
-    store.finish("complete")
-    return "complete"
-
-
-def run_calibration(store: RunStore, threads: list[int], quiet: bool, precisions: list[str] | None = None,
-                    gpu_precisions: list[str] | None = None) -> str:
-    """Calibrate into the run's environment: the float32 peak always, the peak of every low precision the
-    run has on the CPU, and the GPU's peak of every precision the run has on the GPU; "interrupted" (and the
-    run marked so) on Ctrl-C or SIGTERM."""
-    from dlbench.measure.calibrate import LOW_PRECISION_DTYPES, calibrate, calibrate_gpu
-
-    if not quiet:
-        console.print(f"calibrating float32 matmul peak for threads {threads} ...")
-    try:
-        calibration = typed_calibration(calibrate(threads))
-        store.record.environment = msgspec.structs.replace(store.record.environment, calibration=calibration)
-        for precision in [p for p in precisions or [] if p in LOW_PRECISION_DTYPES]:
-            if not quiet:
-                console.print(f"calibrating {precision} matmul peak for threads {threads} ...")
-            try:
-                measured = calibrate(threads, precision=precision)
-            except DlbenchError as exc:  # e.g. no PyTorch to time bf16 with: the run itself still goes on
-                console.print(plain(f"note: no {precision} peak: {exc}"))
-                continue
-            environment = store.record.environment
-            peaks = {**environment.calibration_precisions, precision: typed_calibration(measured)}
-            store.record.environment = msgspec.structs.replace(environment, calibration_precisions=peaks)
-        if gpu_precisions:
-            if not quiet:
-                console.print(f"calibrating the GPU's matmul peak for {', '.join(gpu_precisions)} ...")
-            try:
-                measured_gpu = calibrate_gpu(gpu_precisions)
-                store.record.environment = msgspec.structs.replace(store.record.environment,
-                                                                   calibration_gpu=measured_gpu)
-            except DlbenchError as exc:  # the run itself still goes on, without a GPU "% of peak"
-                console.print(plain(f"note: no GPU peak: {exc}"))
-    except KeyboardInterrupt:  # the calibration child is already killed (the process kit's Child saw to it)
-        store.finish("interrupted")
-        return "interrupted"
-    store.flush()
-    return "complete"
-
-
-def typed_calibration(measured: dict[int, dict[str, Any]]) -> dict[int, Calibration]:
-    try:
-        return msgspec.convert(measured, dict[int, Calibration])
-    except msgspec.ValidationError as exc:
-        raise DlbenchError(f"calibration gave an invalid result: {validation_message(exc)}") from None
 
 
 def write_report(directory: Path, runs: list[Path]) -> None:

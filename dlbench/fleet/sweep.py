@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
@@ -29,6 +29,7 @@ from dlbench.record.schema import Environment, ExecutorConfig, RunConfig
 from dlbench.record.store import RUN_FILE, RunRecord, RunStore, load_run
 from dlbench.runner.protocol import WorkerJob
 from dlbench.runner.schedule import group_cases
+from dlbench.runner.session import Progress
 
 COMPLETE = "complete"
 SPREAD_CHUNKS = 2  # spread: work items per node; each costs a worker start, fewer balance worse
@@ -101,16 +102,6 @@ def record_node(store: RunStore, node: NodeSpec, description: dict[str, Any]) ->
                   "environment": description.get("environment", {})})
     entry.setdefault("groups", [])
     store.flush()
-
-
-class Progress(Protocol):
-    """What the command shows while a fleet runs (the CLI draws it; this module only reports)."""
-
-    def total(self, cases: int) -> None: ...
-
-    def result(self, result: CaseResult) -> None: ...
-
-    def note(self, text: str) -> None: ...
 
 
 @dataclass

@@ -113,7 +113,7 @@ def allocate_until_oom() -> None:
     raise MemoryError("fake adapter: simulated out of memory")
 
 
-class FakeBuiltCase(BuiltCase):
+class FakeCase(BuiltCase):
     def __init__(self, request: BuildRequest, threads: int, fault: str | None) -> None:
         self.request = request
         self.threads = threads
@@ -254,4 +254,4 @@ class FakeAdapter(Adapter):
             raise RuntimeError(f"fake adapter: simulated build failure for {key}")
         if request.precision == "fp16" and request.device == "cpu":
             raise CaseUnavailable("fake adapter: no float16 kernels on CPU (simulated)")
-        return FakeBuiltCase(request, self._threads, fault)
+        return FakeCase(request, self._threads, fault)

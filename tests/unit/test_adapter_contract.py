@@ -17,7 +17,7 @@ from dlbench.frameworks.base import (
     ContractError,
     ParamCountError,
 )
-from dlbench.frameworks.fake import FakeAdapter, FakeBuiltCase
+from dlbench.frameworks.fake import FakeAdapter, FakeCase
 from dlbench.frameworks.registry import adapter_names, get_adapter
 from dlbench.workloads import check_pass, get_workload, initial_weights, make_batch
 
@@ -39,7 +39,7 @@ class MiscountingAdapter(FakeAdapter):
     def _build(self, request: BuildRequest) -> BuiltCase:
         adapter = self
 
-        class Miscounted(FakeBuiltCase):
+        class Miscounted(FakeCase):
             @property
             def trainable_params(self) -> int:
                 return super().trainable_params + adapter.extra

@@ -80,3 +80,54 @@ def test_explicit_gpu_run_with_a_broken_gpu_stack_is_refused_by_the_probe(tmp_pa
                    env={"DLBENCH_FAKE_GPU": "1", "DLBENCH_FAKE_FAULTS": "import:*"})
     assert_one_line_error(proc, "fake fails on the GPU: ImportError: fake adapter: simulated broken installation")
     assert not (tmp_path / "g").exists()
+
+
+# ----- Ctrl-C while the command starts -----
+# Started as the ``dlbench`` console script starts (``from dlbench.__main__ import run; run()``), saying
+# "ready" once the interpreter is up (its own start-up, ``site`` included, is CPython's, as for any Python
+# program) and the package's few light statements have run: from then on every instant is the command's,
+# the imports of the command line first.
+STARTER = ("import sys; import dlbench; sys.stdout.write('ready\\n'); sys.stdout.flush(); "
+           "from dlbench.__main__ import run; run()")
+
+
+@pytest.mark.parametrize("delay_s", [0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32])
+def test_ctrl_c_while_the_command_starts_is_a_quiet_130(delay_s: float) -> None:
+    """SIGINT at any instant while dlbench starts (importing its command line, then the command) ends the
+    process quietly with 130, never a KeyboardInterrupt traceback (or it had finished: 0; or it was exiting,
+    when the interpreter has put back the system's handler: killed by SIGINT, silently)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", STARTER, "list"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        time.sleep(delay_s)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        if not (stderr.rstrip().endswith("KeyboardInterrupt") and "dlbench" not in stderr):
+            break  # else it landed in the starter's own line, before dlbench's code: not what is judged
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert proc.returncode in (130, 0, -signal.SIGINT), (proc.returncode, stderr)
+    assert len(stderr.strip().splitlines()) <= 1, stderr
+
+
+def test_a_path_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A directory name with a byte that is not UTF-8 (0xff) is refused by run, report and export before
+    anything is written, with the byte shown escaped."""
+    import os
+    import subprocess
+    import sys
+
+    bad = os.fsdecode(os.fsencode(str(tmp_path)) + b"/out\xff")
+    env = {**os.environ, "LC_ALL": "C"}
+    for args in (["run", "-f", "fake", "-s", "smoke", "--quiet", "-o", bad],
+                 ["report", bad, "-o", str(tmp_path / "r")], ["export", bad], ["run", "--resume", bad]):
+        proc = subprocess.run([sys.executable, "-m", "dlbench", *args], capture_output=True, text=True, env=env,
+                              timeout=120, check=False)
+        assert_one_line_error(proc, "not valid UTF-8")
+        assert "\\xff" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
