@@ -25,8 +25,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
                           env=full_env, cwd=cwd or ROOT, timeout=timeout, check=False)
 
 
-def wait_for_results(out: Path, count: int, timeout: float = 60) -> None:
-    """Wait until the run writing ``out`` has stored ``count`` results (a run to interrupt part-way)."""
+def wait_for_results(out: Path, count: int, timeout: float = 240) -> None:
+    """Wait until the run writing ``out`` has stored ``count`` results (a run to interrupt part-way). The
+    limit is for a loaded machine (other work on every core); a run that stalls still fails here."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:

@@ -244,3 +244,8 @@ def child_main(data: dict[str, Any], channel: Channel) -> None:
         channel.send(protocol.Finished(result))
         if ends_worker(case, result):
             return  # the parent starts a fresh worker for the cases left
+        if baton is not None:
+            # Between two cases the turn goes round once more, so that the other sides finish the case
+            # they were told to stop along with this one before this worker builds its next case: a next
+            # case that hangs (or compiles for minutes) while holding the turn would keep them from it.
+            baton.pass_on()
