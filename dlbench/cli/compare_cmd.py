@@ -1,7 +1,8 @@
 """``dlbench compare BASELINE CURRENT``: regression verdicts between two runs, and an exit code for CI.
 
-Exit codes: 0 no case regressed, 1 some case regressed (significantly and beyond the threshold; with
-``--strict`` also a case that newly failed or went missing) or nothing could be compared (no case has a
+Exit codes: 0 no case regressed, 1 some case regressed in what ``--fail-on`` names (time by default: slower
+significantly and beyond the threshold; with ``memory``, also a memory figure that grew; with ``--strict``
+also a case that newly failed or went missing) or nothing could be compared (no case has a
 timing in both runs: they share no case, or every current case failed; ``--allow-empty`` relaxes this),
 2 bad input (unreadable run, bad threshold, standard output or a report file that cannot be written).
 """
@@ -13,14 +14,14 @@ from pathlib import Path
 
 import click
 
-from dlbench.cli.options import Number
+from dlbench.cli.options import CommaList, Number, flatten
 from dlbench.cli.paths import NonEmptyPath, check_output_file
 from dlbench.display.terminal import stdout_console
 from dlbench.record.files import write_text
 from dlbench.record.schema import SAMPLES
 from dlbench.record.store import load_run
 from dlbench.regress.threshold import parse_alpha, parse_threshold
-from dlbench.regress.verdict import MODERATED, ROUND_TESTS, Policy, compare_runs
+from dlbench.regress.verdict import ASPECTS, MODERATED, ROUND_TESTS, TIME_ASPECT, Policy, compare_runs
 from dlbench.regress.verdict_render import render_json, render_markdown, table_renderable
 from dlbench.regress.within import split_run
 
@@ -37,7 +38,11 @@ FilePath = NonEmptyPath(path_type=Path, dir_okay=False)
 @click.option("--alpha", default="0.01", show_default=True,
               help="Significance level of the two-sided test (round level, or Mann-Whitney U on one round's samples).")
 @click.option("--memory-threshold", default="10%", show_default=True,
-              help="Relative growth of a memory reading (RSS rise, framework or device peak) that counts.")
+              help="Relative growth of the memory figure a case is judged on (device or framework peak, else "
+                   "peak RSS) that counts.")
+@click.option("--fail-on", "fail_on", multiple=True, type=CommaList(label="verdict"),
+              help="Which regressions exit 1: time, memory or time,memory [time]. Both verdicts are shown "
+                   "either way.")
 @click.option("--memory-floor", type=Number(0, 2.0**30), default=8.0, show_default=True,
               help="A memory reading must also grow by more than this many MiB.")
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="table", show_default=True,
@@ -60,19 +65,27 @@ FilePath = NonEmptyPath(path_type=Path, dir_okay=False)
                    "of two of its environments, e.g. --within results/ab base head.")
 @click.pass_context
 def command(ctx: click.Context, baseline: str, current: str, threshold: str, alpha: str,
-            memory_threshold: str, memory_floor: float, format_: str, markdown_file: Path | None,
+            memory_threshold: str, fail_on: tuple[tuple[str, ...], ...], memory_floor: float, format_: str,
+            markdown_file: Path | None,
             json_file: Path | None, strict: bool, allow_empty: bool, normalize: str, round_test: str,
             within: Path | None) -> None:
     """Compare CURRENT against BASELINE (run directories or their run.json), case by case; with --within
     RUN, two environments of one A/B run.
 
-    A case regresses when its median time grew beyond the threshold AND the samples differ significantly,
-    or when a memory reading grew beyond the memory threshold. Take both runs on the same machine:
-    differences in CPU, Python or framework versions are reported as warnings. Exit codes: 0 no
-    regression, 1 a regression or nothing compared (no case timed in both runs; --allow-empty: 0),
+    Time and memory get a verdict each. Time regresses when the median grew beyond the threshold AND the
+    samples differ significantly; memory when the case's memory figure grew beyond the memory threshold (and,
+    measured in rounds, beyond its variation between rounds). --fail-on says which of them exit 1. Take both
+    runs on the same machine: differences in CPU, Python or framework versions are reported as warnings.
+    Exit codes: 0 no regression, 1 a regression or nothing compared (no case timed in both runs; --allow-empty: 0),
     2 bad input.
     """
+    aspects = tuple(dict.fromkeys(flatten(fail_on))) or (TIME_ASPECT,)
+    for aspect in aspects:
+        if aspect not in ASPECTS:
+            raise click.BadParameter(f"unknown verdict {aspect!r} (choose from {', '.join(ASPECTS)})",
+                                     param_hint="--fail-on")
     policy = Policy(
+        fail_on=aspects,
         threshold=parse_threshold(threshold),
         alpha=parse_alpha(alpha),
         memory_threshold=parse_threshold(memory_threshold, "memory threshold"),

@@ -25,7 +25,7 @@ INTERRUPTED = "interrupted"  # the run was stopped (Ctrl-C) before this case fin
 STATUSES = (OK, FAILED, CRASHED, TIMEOUT, OOM, UNAVAILABLE, INTERRUPTED)
 SYNC_SHARE_LIMIT = 0.05  # a case whose idle sync costs more than this share of its median is flagged
 # The memory readings that comparisons and exports name, as keys of :meth:`Memory.readings`.
-MEMORY_METRICS = ("rss_rise", "framework_peak", "device_peak")
+MEMORY_METRICS = ("peak_rss", "rss_rise", "framework_peak", "device_peak")
 Status = Annotated[str, msgspec.Meta(pattern=f"^({'|'.join(STATUSES)})$")]
 
 # What a stored number may be. A time is positive and finite (a zero or negative sample would make every
@@ -65,7 +65,8 @@ class Memory(msgspec.Struct, frozen=True):
 
     def readings(self) -> dict[str, int | None]:
         """The readings by metric name (:data:`MEMORY_METRICS`); None where not measured."""
-        return {"rss_rise": self.rise, "framework_peak": self.framework_peak, "device_peak": self.device_peak}
+        return {"peak_rss": self.peak_rss, "rss_rise": self.rise, "framework_peak": self.framework_peak,
+                "device_peak": self.device_peak}
 
 
 class Round(msgspec.Struct, frozen=True):
@@ -78,6 +79,7 @@ class Round(msgspec.Struct, frozen=True):
     started_at: str = ""
     cpu_per_wall: Ratio = None
     duration_s: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
+    memory: Memory | None = None  # this round's readings (runs before the field existed: only the first's)
 
 
 class CaseResult(msgspec.Struct, frozen=True):
@@ -136,6 +138,13 @@ class CaseResult(msgspec.Struct, frozen=True):
             start += entry.n
         return found
 
+    def round_memory(self) -> list[Memory]:
+        """The memory readings of each round (one entry, the result's own, when the rounds did not record
+        theirs or there is one round): memory varies between worker processes as time does."""
+        if len(self.rounds) >= 2 and all(r.memory is not None for r in self.rounds):
+            return [r.memory for r in self.rounds if r.memory is not None]
+        return [self.memory]
+
     def summary(self) -> Summary | None:
         """Headline statistics; with two rounds or more they rest on the round medians."""
         if not self.samples_ms:
@@ -149,8 +158,8 @@ class CaseResult(msgspec.Struct, frozen=True):
     def add_round(self, other: CaseResult) -> CaseResult:
         """This result with ``other``'s samples appended as one more round (both must be ok)."""
         own = self.rounds or (Round(len(self.samples_ms), self.started_at, self.cpu_per_wall,
-                                    self.duration_s),)
-        new = Round(len(other.samples_ms), other.started_at, other.cpu_per_wall, other.duration_s)
+                                    self.duration_s, self.memory),)
+        new = Round(len(other.samples_ms), other.started_at, other.cpu_per_wall, other.duration_s, other.memory)
         return msgspec.structs.replace(self, samples_ms=self.samples_ms + other.samples_ms, rounds=(*own, new))
 
     def with_status(self, status: str, error: str) -> CaseResult:

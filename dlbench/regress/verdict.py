@@ -1,22 +1,28 @@
 """Turn a baseline run and a current run into per-case verdicts and a CI exit code.
 
-Cases are matched by their stable :attr:`dlbench.cases.spec.Case.key`. A case is **regressed** when its timing
-is slower both *significantly* (see :mod:`dlbench.statistics.significance`) and by more than the threshold,
-or when one of its memory readings grew beyond the memory threshold. Requiring both for timing is what
-keeps a noisy CI machine quiet: significance alone flags 1% shifts that nobody cares about when there are
-many samples, the threshold alone flags noise when there are few.
+Cases are matched by their stable :attr:`dlbench.cases.spec.Case.key`. Time and memory get a verdict each,
+because a case can become twice as fast and take more memory: one verdict for both would call it regressed.
 
-Memory is a single reading per case (a peak), so there is no sample to test: a memory reading regresses
-when it grew by more than the relative ``memory_threshold`` *and* by more than ``memory_floor_bytes``
-(a few MiB of page-granular allocator slack is not a regression, even when the rise itself is small).
-Improvements are the mirror image: faster by more than ``1 - 1/(1 + threshold)`` (symmetric in log
-space: undoing a 5% slow-down counts as a 5% improvement).
+A case's **time** regressed when it is slower both *significantly* (see :mod:`dlbench.statistics.significance`)
+and by more than the threshold. Requiring both is what keeps a noisy CI machine quiet: significance alone
+flags 1% shifts that nobody cares about when there are many samples, the threshold alone flags noise when
+there are few.
+
+A case's **memory** verdict rests on one figure, the first of :data:`JUDGED_MEMORY` that both runs have
+(docs/ci.md says why that one, from its measured spread); every other reading is compared and shown but does
+not decide. A figure is read once per round, so with two rounds or more on both sides it must differ beyond
+its variation between rounds (:func:`~dlbench.statistics.significance.readings_change`), and always by more
+than the relative ``memory_threshold`` *and* by more than ``memory_floor_bytes`` (a few MiB of page-granular
+allocator slack is not a regression, even when the rise itself is small). Improvements are the mirror image:
+smaller or faster by more than ``1 - 1/(1 + threshold)`` (symmetric in log space: undoing a 5% slow-down
+counts as a 5% improvement). Which of the two verdicts fails CI is the policy's ``fail_on`` (time by
+default).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from dlbench.cases.spec import Case
@@ -26,7 +32,7 @@ from dlbench.regress.env_diff import environment_differences
 from dlbench.regress.normalize import case_mark, control_shift, control_warning, fitting_kernel, normalized, ridge_point
 from dlbench.runner.drift import COMPUTE, MEMORY
 from dlbench.statistics.moderated import VariancePrior
-from dlbench.statistics.significance import TimingChange, round_prior, rounds_change
+from dlbench.statistics.significance import ReadingsChange, TimingChange, readings_change, round_prior, rounds_change
 
 REGRESSED = "regressed"
 IMPROVED = "improved"
@@ -35,6 +41,15 @@ NEW = "new"
 MISSING = "missing"
 FAILED = "failed"
 VERDICTS = (REGRESSED, FAILED, IMPROVED, MISSING, NEW, UNCHANGED)  # also the display order
+MEMORY_VERDICTS = (REGRESSED, IMPROVED, UNCHANGED)
+
+TIME_ASPECT, MEMORY_ASPECT = "time", "memory"
+ASPECTS = (TIME_ASPECT, MEMORY_ASPECT)  # what a regression may fail CI on (--fail-on)
+# The memory figure a memory verdict rests on: the first that both runs have. The device and framework
+# peaks are the allocators' own counts of what the case needed; the peak resident set of the worker is there
+# for every case. The rise over the resident set before the build is shown but does not decide: it differs
+# between worker processes of the same install by more than the threshold (docs/ci.md, "Memory verdicts").
+JUDGED_MEMORY = ("device_peak", "framework_peak", "peak_rss")
 
 # Relative difference of the worker's CPU time / wall time between the runs worth a note: a lower share
 # means other processes took the core, so a slow-down may be the machine's, not the code's.
@@ -59,6 +74,7 @@ class Policy:
     round_test: str = MODERATED  # MODERATED: variances shrunk towards the across-case prior; PLAIN_T: not
     paired: bool = False  # both sides are environments of one interleaved run: pair their rounds
     paired_samples: bool = False  # ... which took turns sample by sample (--interleave samples): pair samples
+    fail_on: tuple[str, ...] = (TIME_ASPECT,)  # which verdicts fail CI when they regress (ASPECTS)
 
 
 @dataclass(frozen=True)
@@ -66,9 +82,11 @@ class MemoryChange:
     """One memory reading (bytes) of a case in both runs."""
 
     metric: str  # one of MEMORY_METRICS
-    baseline: int
+    baseline: int  # the median over the rounds
     current: int
     verdict: str  # REGRESSED, IMPROVED or UNCHANGED
+    judged: bool = False  # the figure the case's memory verdict rests on
+    test: ReadingsChange | None = None  # the test against the variation between rounds
 
     @property
     def change(self) -> float | None:
@@ -87,6 +105,11 @@ class CaseComparison:
     timing_verdict: str | None = None
     memory: tuple[MemoryChange, ...] = ()
     notes: tuple[str, ...] = ()
+    memory_verdict: str | None = None  # of the judged memory figure; None when no figure is in both runs
+
+    @property
+    def judged_memory(self) -> MemoryChange | None:
+        return next((m for m in self.memory if m.judged), None)
 
     @property
     def key(self) -> str:
@@ -130,11 +153,26 @@ class Comparison:
         ]
 
     def counts(self) -> dict[str, int]:
+        """Cases by verdict on time (and status: failed, missing, new)."""
         found = Counter(c.verdict for c in self.cases)
         return {verdict: found.get(verdict, 0) for verdict in VERDICTS}
 
+    def memory_counts(self) -> dict[str, int]:
+        """Cases by verdict on memory (those with a memory figure in both runs)."""
+        found = Counter(c.memory_verdict for c in self.cases if c.memory_verdict is not None)
+        return {verdict: found.get(verdict, 0) for verdict in MEMORY_VERDICTS}
+
     def with_verdict(self, verdict: str) -> list[CaseComparison]:
         return [c for c in self.cases if c.verdict == verdict]
+
+    def with_memory_verdict(self, verdict: str) -> list[CaseComparison]:
+        return [c for c in self.cases if c.memory_verdict == verdict]
+
+    def failing(self) -> list[CaseComparison]:
+        """The regressions that fail CI under the policy's ``fail_on``."""
+        time = self.with_verdict(REGRESSED) if TIME_ASPECT in self.policy.fail_on else []
+        memory = self.with_memory_verdict(REGRESSED) if MEMORY_ASPECT in self.policy.fail_on else []
+        return [c for c in self.cases if c in time or c in memory]
 
     @property
     def nothing_compared(self) -> bool:
@@ -143,9 +181,10 @@ class Comparison:
         return all(c.timing is None for c in self.cases)
 
     def exit_code(self, strict: bool = False, allow_empty: bool = False) -> int:
-        """1 when a case regressed, or when nothing could be compared (unless ``allow_empty``); with
-        ``strict`` also when a case newly failed or went missing."""
-        if self.with_verdict(REGRESSED):
+        """1 when a case regressed in what the policy fails on (time by default; memory too with
+        ``fail_on``), or when nothing could be compared (unless ``allow_empty``); with ``strict`` also when a
+        case newly failed or went missing."""
+        if self.failing():
             return 1
         if self.nothing_compared and not allow_empty:
             return 1
@@ -162,26 +201,34 @@ def classify_ratio(ratio: float, significant: bool, threshold: float) -> str:
     return UNCHANGED
 
 
-def memory_changes(baseline: Memory, current: Memory, policy: Policy) -> tuple[MemoryChange, ...]:
-    """Every memory reading present in both runs, with its verdict (threshold and floor, no test)."""
-    base_values, cur_values = baseline.readings(), current.readings()
+def _per_round(rounds: Sequence[Memory], single: Memory, metric: str) -> list[float] | None:
+    """The readings of ``metric`` in each round (the single reading where a round lacks it); None if none."""
+    values = [r.readings()[metric] for r in rounds]
+    if len(values) >= 2 and all(v is not None for v in values):
+        return [float(v) for v in values if v is not None]
+    value = single.readings()[metric]
+    return None if value is None else [float(value)]
+
+
+def memory_changes(baseline: Memory, current: Memory, policy: Policy, baseline_rounds: Sequence[Memory] = (),
+                   current_rounds: Sequence[Memory] = ()) -> tuple[MemoryChange, ...]:
+    """Every memory reading present in both runs, with its verdict: beyond the threshold and the floor, and,
+    with two rounds or more on both sides, beyond the variation between rounds. The first figure of
+    :data:`JUDGED_MEMORY` present in both is marked as the one the case's memory verdict rests on."""
     changes = []
     for metric in MEMORY_METRICS:
-        base, cur = base_values[metric], cur_values[metric]
+        base = _per_round(baseline_rounds, baseline, metric)
+        cur = _per_round(current_rounds, current, metric)
         if base is None or cur is None:
             continue
+        test = readings_change(base, cur, policy.alpha, policy.paired)
         verdict = UNCHANGED
-        if abs(cur - base) > policy.memory_floor_bytes:
-            verdict = classify_ratio(cur / base if base > 0 else float("inf"), True, policy.memory_threshold)
-        changes.append(MemoryChange(metric, base, cur, verdict))
-    return tuple(changes)
-
-
-def _overall(verdicts: Iterable[str]) -> str:
-    found = set(verdicts)
-    if REGRESSED in found:
-        return REGRESSED
-    return IMPROVED if IMPROVED in found else UNCHANGED
+        if abs(test.current - test.baseline) > policy.memory_floor_bytes:
+            verdict = classify_ratio(test.ratio, test.significant, policy.memory_threshold)
+        changes.append(MemoryChange(metric, round(test.baseline), round(test.current), verdict, test=test))
+    present = {c.metric for c in changes}
+    judged = next((metric for metric in JUDGED_MEMORY if metric in present), None)
+    return tuple(replace(c, judged=c.metric == judged) for c in changes)
 
 
 def _notes(baseline: CaseResult, current: CaseResult) -> tuple[str, ...]:
@@ -209,11 +256,12 @@ def _compare_ok(baseline: CaseResult, current: CaseResult, policy: Policy,
         timing = rounds_change(baseline.round_samples(), current.round_samples(), policy.alpha, prior,
                                policy.paired, policy.paired_samples)
         timing_verdict = classify_ratio(timing.ratio, timing.significant, policy.threshold)
-    memory = memory_changes(baseline.memory, current.memory, policy)
-    verdicts = [m.verdict for m in memory] + ([timing_verdict] if timing_verdict else [])
+    memory = memory_changes(baseline.memory, current.memory, policy, baseline.round_memory(),
+                            current.round_memory())
+    judged = next((m for m in memory if m.judged), None)
     return CaseComparison(
-        current.case, _overall(verdicts), OK, OK, timing=timing, timing_verdict=timing_verdict,
-        memory=memory, notes=_notes(baseline, current),
+        current.case, timing_verdict or UNCHANGED, OK, OK, timing=timing, timing_verdict=timing_verdict,
+        memory=memory, notes=_notes(baseline, current), memory_verdict=None if judged is None else judged.verdict,
     )
 
 

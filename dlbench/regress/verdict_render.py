@@ -42,11 +42,12 @@ from dlbench.statistics.significance import (
     ROUND_T,
 )
 
-JSON_SCHEMA = "dlbench-compare/1"
+JSON_SCHEMA = "dlbench-compare/2"  # 2: time and memory verdicts apart (``verdict`` is time's)
 MARKDOWN_ICONS = {REGRESSED: "🔴", FAILED: "💥", IMPROVED: "🟢", MISSING: "❔", NEW: "🆕", UNCHANGED: "⚪"}
 STYLES = {REGRESSED: "bold red", FAILED: "red", IMPROVED: "green", MISSING: "yellow", NEW: "cyan",
           UNCHANGED: "dim"}
-METRIC_LABELS = {"rss_rise": "RSS rise", "framework_peak": "framework peak", "device_peak": "device peak"}
+METRIC_LABELS = {"peak_rss": "peak RSS", "rss_rise": "RSS rise", "framework_peak": "framework peak",
+                 "device_peak": "device peak"}
 
 
 # ----- the comparison's own cells (numbers are written by dlbench.formatting) -----
@@ -70,12 +71,16 @@ def fmt_interval(case: CaseComparison) -> str:
 def fmt_memory(change: MemoryChange) -> str:
     relative = "" if change.change is None else f" {fmt_change(change.change)}"
     label = METRIC_LABELS.get(change.metric, change.metric)
-    return f"{label}{relative} ({fmt_mib(change.baseline)} → {fmt_mib(change.current)})"
+    rounds = "" if change.test is None or change.test.p_value is None else f", p {change.test.p_value:.2g}"
+    return f"{label}{relative} ({fmt_mib(change.baseline)} → {fmt_mib(change.current)}{rounds})"
 
 
 def memory_summary(case: CaseComparison) -> str:
-    """The memory readings that changed beyond the thresholds (empty when none did)."""
-    return "; ".join(fmt_memory(m) for m in case.memory if m.verdict != UNCHANGED)
+    """The memory readings that changed beyond the thresholds, the judged one first (empty when none did);
+    the others are shown for information, marked so."""
+    judged = [fmt_memory(m) for m in case.memory if m.judged and m.verdict != UNCHANGED]
+    others = [fmt_memory(m) for m in case.memory if not m.judged and m.verdict != UNCHANGED]
+    return "; ".join([*judged, *(f"{text} (not judged)" for text in others)])
 
 
 def _status_text(case: CaseComparison) -> str:
@@ -93,12 +98,18 @@ def details(case: CaseComparison) -> str:
 
 
 def ordered(comparison: Comparison) -> list[CaseComparison]:
+    """Worst first: by the worse of a case's time and memory verdicts, then by key."""
     rank = {verdict: i for i, verdict in enumerate(VERDICTS)}
-    return sorted(comparison.cases, key=lambda c: (rank[c.verdict], c.key))
+    return sorted(comparison.cases, key=lambda c: (min(rank[c.verdict], rank.get(c.memory_verdict or "", 99)),
+                                                   c.key))
 
 
 def counts_line(comparison: Comparison) -> str:
-    return ", ".join(f"{n} {verdict}" for verdict, n in comparison.counts().items() if n)
+    """``time: 1 regressed, 3 unchanged; memory: 4 unchanged`` (each verdict counted apart)."""
+    time = ", ".join(f"{n} {verdict}" for verdict, n in comparison.counts().items() if n)
+    memory = ", ".join(f"{n} {verdict}" for verdict, n in comparison.memory_counts().items() if n)
+    return "; ".join(part for part in (f"time: {time}" if time else "", f"memory: {memory}" if memory else "")
+                     if part)
 
 
 def _test_names(comparison: Comparison) -> str:
@@ -122,12 +133,18 @@ def _test_names(comparison: Comparison) -> str:
     return ", ".join(names) or "Mann-Whitney U on the samples"
 
 
+def _judged_names(comparison: Comparison) -> str:
+    judged = sorted({m.metric for c in comparison.cases for m in c.memory if m.judged})
+    return " / ".join(METRIC_LABELS.get(m, m) for m in judged) or "no figure in both runs"
+
+
 def policy_line(comparison: Comparison) -> str:
     p = comparison.policy
     return (
         f"threshold {p.threshold:.1%} on the median time, significance level {p.alpha:g}"
-        f" (two-sided {_test_names(comparison)}); memory threshold {p.memory_threshold:.0%}"
-        f" and at least {fmt_mib(p.memory_floor_bytes)}"
+        f" (two-sided {_test_names(comparison)}); memory judged on {_judged_names(comparison)}: threshold"
+        f" {p.memory_threshold:.0%} and at least {fmt_mib(p.memory_floor_bytes)}, beyond the variation between"
+        f" rounds where both runs have rounds; failing on {' and '.join(p.fail_on)}"
     )
 
 
@@ -135,9 +152,13 @@ NOTHING_COMPARED = "nothing compared: no case has a timing in both runs"
 
 
 def headline(comparison: Comparison) -> str:
-    regressed = len(comparison.with_verdict(REGRESSED))
-    if regressed:
-        return f"{regressed} regression{'s' if regressed > 1 else ''}"
+    found = {"time": len(comparison.with_verdict(REGRESSED)),
+             "memory": len(comparison.with_memory_verdict(REGRESSED))}
+    parts = [f"{n} {aspect} regression{'s' if n > 1 else ''}" for aspect, n in found.items() if n]
+    if parts:
+        quiet = [aspect for aspect, n in found.items() if n and aspect not in comparison.policy.fail_on]
+        note = f" ({' and '.join(quiet)} not failing: --fail-on {','.join(comparison.policy.fail_on)})" if quiet else ""
+        return ", ".join(parts) + note
     if comparison.nothing_compared:
         return NOTHING_COMPARED
     return "no regression"
@@ -155,7 +176,7 @@ def _timing_cells(case: CaseComparison) -> tuple[str, str, str]:
 def table_renderable(comparison: Comparison) -> RenderableType:
     """A rich renderable: headline, warnings, then one row per case, worst verdicts first."""
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    for name in ("verdict", "case", "baseline", "current", "change"):
+    for name in ("time", "memory", "case", "baseline", "current", "change"):
         table.add_column(name, justify="right" if name in ("baseline", "current", "change") else "left")
     table.add_column(f"{RATIO_CONFIDENCE:.0%} CI")
     table.add_column("p")
@@ -164,7 +185,9 @@ def table_renderable(comparison: Comparison) -> RenderableType:
         base, cur, change = _timing_cells(case)
         cells = (case.key, base, cur, change, fmt_interval(case), fmt_p(case), details(case))
         # plain, not str: run-supplied text such as "[x]" in an error must not be read as rich markup
-        table.add_row(Text(case.verdict, style=STYLES[case.verdict]), *(plain(c) for c in cells))
+        memory = case.memory_verdict or ""
+        table.add_row(Text(case.verdict, style=STYLES[case.verdict]), Text(memory, style=STYLES.get(memory, "")),
+                      *(plain(c) for c in cells))
     head = plain(
         f"dlbench compare: {headline(comparison)} ({counts_line(comparison) or 'no cases'})\n"
         f"baseline {comparison.baseline_id} → current {comparison.current_id}; {policy_line(comparison)}"
@@ -208,22 +231,23 @@ def md_code(text: str) -> str:
 
 def _md_row(case: CaseComparison) -> str:
     base, cur, change = _timing_cells(case)
+    memory = case.memory_verdict
     cells = [
-        f"{MARKDOWN_ICONS[case.verdict]} {case.verdict}", base, cur, change, fmt_interval(case), fmt_p(case),
-        details(case),
+        f"{MARKDOWN_ICONS[case.verdict]} {case.verdict}", f"{MARKDOWN_ICONS[memory]} {memory}" if memory else "",
+        base, cur, change, fmt_interval(case), fmt_p(case), details(case),
     ]
     key = md_code(case.key)
-    return "| " + " | ".join([md_cell(cells[0]), key, *(md_cell(c) for c in cells[1:])]) + " |"
+    return "| " + " | ".join([md_cell(cells[0]), md_cell(cells[1]), key, *(md_cell(c) for c in cells[2:])]) + " |"
 
 
 def _md_table(cases: list[CaseComparison]) -> list[str]:
-    header = f"| verdict | case | baseline | current | change | {RATIO_CONFIDENCE:.0%} CI | p | details |"
-    return [header, "|---|---|--:|--:|--:|---|---|---|", *(_md_row(c) for c in cases)]
+    header = f"| time | memory | case | baseline | current | change | {RATIO_CONFIDENCE:.0%} CI | p | details |"
+    return [header, "|---|---|---|--:|--:|--:|---|---|---|", *(_md_row(c) for c in cases)]
 
 
 def render_markdown(comparison: Comparison) -> str:
     """A pull-request comment: headline, warnings, the cases that need attention, all cases folded."""
-    icon = "❌" if comparison.with_verdict(REGRESSED) or comparison.nothing_compared else "✅"
+    icon = "❌" if comparison.failing() or comparison.nothing_compared else "✅"
     lines = [
         f"### {icon} dlbench: {headline(comparison)}",
         "",
@@ -240,7 +264,7 @@ def render_markdown(comparison: Comparison) -> str:
         lines.append(f"> ℹ️ **One round:** {md_cell(caveat)}")
     if comparison.warnings or comparison.caveats():
         lines.append("")
-    notable = [c for c in ordered(comparison) if c.verdict != UNCHANGED]
+    notable = [c for c in ordered(comparison) if c.verdict != UNCHANGED or c.memory_verdict not in (None, UNCHANGED)]
     if notable:
         lines += [*_md_table(notable), ""]
     lines += [
@@ -278,11 +302,15 @@ def _timing_json(case: CaseComparison) -> dict[str, Any] | None:
 def case_json(case: CaseComparison) -> dict[str, Any]:
     return {
         "key": case.key, "case": case.case.to_dict(), "verdict": case.verdict,
+        "memory_verdict": case.memory_verdict,
         "baseline_status": case.baseline_status, "current_status": case.current_status,
         "timing": _timing_json(case),
         "memory": [
             {"metric": m.metric, "baseline_bytes": m.baseline, "current_bytes": m.current,
-             "change": _finite(m.change), "verdict": m.verdict}
+             "change": _finite(m.change), "verdict": m.verdict, "judged": m.judged,
+             "method": None if m.test is None else m.test.method,
+             "p_value": None if m.test is None else m.test.p_value,
+             "rounds": None if m.test is None else list(m.test.rounds)}
             for m in case.memory
         ],
         "notes": list(case.notes),
@@ -296,12 +324,13 @@ def render_json(comparison: Comparison, strict: bool = False, allow_empty: bool 
         "policy": {"threshold": p.threshold, "alpha": p.alpha, "memory_threshold": p.memory_threshold,
                    "memory_floor_bytes": p.memory_floor_bytes, "strict": strict, "allow_empty": allow_empty,
                    "normalize": "control" if p.normalize_control else "none", "round_test": p.round_test,
-                   "paired": p.paired},
+                   "paired": p.paired, "fail_on": list(p.fail_on)},
         "variance_prior": None if comparison.variance_prior is None else {
             "df": _finite(comparison.variance_prior.df), "variance": comparison.variance_prior.variance,
             "cases": comparison.variance_prior.cases},
         "exit_code": comparison.exit_code(strict, allow_empty), "nothing_compared": comparison.nothing_compared,
-        "counts": comparison.counts(), "control_shift": _finite(comparison.control_shift),
+        "counts": comparison.counts(), "memory_counts": comparison.memory_counts(),
+        "control_shift": _finite(comparison.control_shift),
         "memory_control_shift": _finite(comparison.memory_control_shift),
         "warnings": list(comparison.warnings), "caveats": comparison.caveats(),
         "cases": [case_json(c) for c in ordered(comparison)],

@@ -31,6 +31,7 @@ comparison says that between-process variation is unaccounted for.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -258,3 +259,60 @@ def rounds_change(
         ratio_high=high, p_value=p_value, method=round_method(moderated, paired, by_sample),
         significant=p_value < alpha,
     )
+
+
+# ----- single readings per round (memory peaks) -----
+READINGS_T = "round-readings-t"  # Welch t-test on one reading per round
+READINGS_PAIRED_T = "round-readings-paired-t"  # paired t-test, round r of one side against round r of the other
+READINGS_EXACT = "round-readings-exact"  # every round read the same value on each side: no test needed
+READINGS_ONE_ROUND = "one-reading"  # one round on a side: nothing to test, the thresholds alone decide
+
+
+@dataclass(frozen=True)
+class ReadingsChange:
+    """Two sets of per-round readings of one figure (e.g. a memory peak in bytes), compared."""
+
+    baseline: float  # the median reading over the rounds
+    current: float
+    rounds: tuple[int, int]  # how many readings on each side
+    p_value: float | None  # None where there was nothing to test
+    method: str
+    significant: bool  # whether the change is beyond the rounds' own variation (True with one round)
+
+    @property
+    def ratio(self) -> float:
+        if self.baseline > 0:
+            return self.current / self.baseline
+        return 1.0 if self.current == 0 else math.inf
+
+
+def readings_change(baseline: Sequence[float], current: Sequence[float], alpha: float,
+                    paired: bool = False) -> ReadingsChange:
+    """Whether a figure read once per round (a memory peak) differs between two runs beyond its variation
+    between rounds: a t-test on the readings (paired when both sides' rounds ran side by side), as the
+    round-level test of time does on round medians. A figure that reads the same in every round of both
+    sides (a compiled program's memory analysis) differs exactly or not at all; with one round on a side
+    there is no variation to test against, and only the caller's thresholds decide."""
+    base, cur = np.asarray(baseline, dtype=float), np.asarray(current, dtype=float)
+    middle = (float(np.median(base)), float(np.median(cur)))
+    rounds = (len(base), len(cur))
+    if min(rounds) < 2:
+        return ReadingsChange(*middle, rounds, None, READINGS_ONE_ROUND, True)
+    if np.ptp(base) == 0 and np.ptp(cur) == 0:
+        differ = bool(base[0] != cur[0])
+        return ReadingsChange(*middle, rounds, 0.0 if differ else 1.0, READINGS_EXACT, differ)
+    if paired and len(base) == len(cur):
+        differences = cur - base
+        if np.ptp(differences) == 0:  # the same shift in every round: exact, and a t-test would divide by 0
+            differ = bool(differences[0] != 0)
+            return ReadingsChange(*middle, rounds, 0.0 if differ else 1.0, READINGS_EXACT, differ)
+        with warnings.catch_warnings():  # nearly equal readings: scipy warns, the p-value is still right
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p_value = float(sps.ttest_rel(cur, base).pvalue)
+        return ReadingsChange(*middle, rounds, p_value, READINGS_PAIRED_T, p_value < alpha)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p_value = float(sps.ttest_ind(cur, base, equal_var=False).pvalue)
+    if math.isnan(p_value):
+        p_value = 1.0
+    return ReadingsChange(*middle, rounds, p_value, READINGS_T, p_value < alpha)

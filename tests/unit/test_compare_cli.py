@@ -33,7 +33,7 @@ def test_identical_runs_exit_zero(runs: dict[str, Path], monkeypatch: pytest.Mon
                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert dlbench("compare", str(runs["base"]), str(runs["same"]), monkeypatch=monkeypatch) == 0
     out = capsys.readouterr().out
-    assert "no regression (2 unchanged)" in out and LENET.key in out
+    assert "no regression (time: 2 unchanged; memory: 2 unchanged)" in out and LENET.key in out
 
 
 def test_regression_exits_one_and_writes_both_report_files(runs: dict[str, Path], tmp_path: Path,
@@ -43,8 +43,8 @@ def test_regression_exits_one_and_writes_both_report_files(runs: dict[str, Path]
     code = dlbench("compare", str(runs["base"]), str(runs["slow"] / "run.json"), "--markdown", str(md),
                    "--json", str(js), monkeypatch=monkeypatch)
     assert code == 1
-    assert "1 regression" in capsys.readouterr().out
-    assert md.read_text().startswith("### ❌ dlbench: 1 regression")
+    assert "1 time regression" in capsys.readouterr().out
+    assert md.read_text().startswith("### ❌ dlbench: 1 time regression")
     assert json.loads(js.read_text())["counts"]["regressed"] == 1
 
 
@@ -64,7 +64,7 @@ def test_format_option_prints_that_form(format_: str, runs: dict[str, Path], mon
     if format_ == "json":
         assert json.loads(out)["exit_code"] == 1
     else:
-        assert out.startswith("### ❌ dlbench: 1 regression")
+        assert out.startswith("### ❌ dlbench: 1 time regression")
 
 
 @pytest.mark.parametrize(("args", "fragment"), [

@@ -26,10 +26,11 @@ def sample_comparison(**host: str) -> Comparison:
 def test_markdown_is_a_ready_pull_request_comment() -> None:
     text = render_markdown(sample_comparison())
     lines = text.splitlines()
-    assert lines[0] == "### ❌ dlbench: 1 regression"
+    assert lines[0] == "### ❌ dlbench: 1 time regression"
     assert "Baseline `base-run` → current `cur-run`" in text
     regressed_row = next(line for line in lines if LENET.key in line)
-    assert regressed_row.startswith("| 🔴 regressed | `lenet/-/forward/torch/default/cpu/t1/b64/float32` |")
+    assert regressed_row.startswith(
+        "| 🔴 regressed | ⚪ unchanged | `lenet/-/forward/torch/default/cpu/t1/b64/float32` |")
     assert "+25.0%" in regressed_row and "10.00 ms" in regressed_row and "12.50 ms" in regressed_row
     # every table row has the header's number of cells: no stray pipe or line break from the error text
     rows = [line for line in lines if line.startswith("| ")]
@@ -53,7 +54,7 @@ def test_md_cell_escapes_pipes_html_and_newlines() -> None:
 
 def test_json_carries_verdicts_statistics_and_warnings() -> None:
     data = json.loads(render_json(sample_comparison(python="3.12.0"), strict=True))
-    assert data["schema"] == "dlbench-compare/1"
+    assert data["schema"] == "dlbench-compare/2"
     assert data["exit_code"] == 1 and data["counts"]["regressed"] == 1 and data["counts"]["failed"] == 1
     assert data["policy"]["threshold"] == 0.05 and data["policy"]["strict"] is True
     assert data["warnings"] == ["Python version differs: 3.11.7 (baseline) vs 3.12.0 (current)"]
@@ -63,7 +64,10 @@ def test_json_carries_verdicts_statistics_and_warnings() -> None:
     assert timing["ratio"] == 1.25 and timing["ratio_low"] <= 1.25 <= timing["ratio_high"]
     assert timing["p_value"] < 0.01 and timing["baseline_n"] == 10
     assert cases[ALEX.key]["verdict"] == "failed" and cases[ALEX.key]["timing"] is None
-    assert cases[LSTM.key]["memory"][0]["metric"] == "rss_rise"
+    memory = {m["metric"]: m for m in cases[LSTM.key]["memory"]}
+    assert set(memory) == {"peak_rss", "rss_rise"} and memory["peak_rss"]["judged"] and not memory["rss_rise"]["judged"]
+    assert cases[LSTM.key]["memory_verdict"] == memory["peak_rss"]["verdict"] and data["policy"]["fail_on"] == ["time"]
+    assert set(data["memory_counts"]) == {"regressed", "improved", "unchanged"}
 
 
 def test_json_has_no_infinity() -> None:
@@ -71,12 +75,13 @@ def test_json_has_no_infinity() -> None:
     current = make_run("c", [make_result(LENET, QUIET, rise_mib=50)])
     text = render_json(compare_runs(baseline, current, Policy()))
     assert "Infinity" not in text and "NaN" not in text
-    assert json.loads(text)["cases"][0]["memory"][0]["change"] is None
+    rise = [m for m in json.loads(text)["cases"][0]["memory"] if m["metric"] == "rss_rise"]
+    assert rise[0]["change"] is None
 
 
 def test_terminal_table_lists_worst_cases_first_with_warnings() -> None:
     text = render_text(sample_comparison(hostname="elsewhere"), width=220)
-    assert text.startswith("dlbench compare: 1 regression (1 regressed, 1 failed, 1 unchanged)")
+    assert text.startswith("dlbench compare: 1 time regression (time: 1 regressed, 1 failed, 1 unchanged; memory:")
     assert "warning: host name differs: ci-1 (baseline) vs elsewhere (current)" in text
     order = [text.index(key) for key in (LENET.key, ALEX.key, LSTM.key)]
     assert order == sorted(order)

@@ -7,7 +7,7 @@ import pytest
 
 from dlbench.errors import DlbenchError
 from dlbench.record.results import FAILED as STATUS_FAILED
-from dlbench.record.results import TIMEOUT, UNAVAILABLE, Memory
+from dlbench.record.results import TIMEOUT, UNAVAILABLE, CaseResult, Memory
 from dlbench.regress.env_diff import environment_differences
 from dlbench.regress.threshold import parse_alpha, parse_threshold
 from dlbench.regress.verdict import (
@@ -138,7 +138,7 @@ def test_ok_result_without_samples_is_judged_on_memory_only() -> None:
     baseline = make_run("b", [make_result(LENET, ())])
     current = make_run("c", [make_result(LENET, (), rise_mib=300)])
     case = compare_runs(baseline, current, Policy()).cases[0]
-    assert case.timing is None and case.verdict == REGRESSED
+    assert case.timing is None and case.verdict == UNCHANGED and case.memory_verdict == REGRESSED
     assert "no timing samples to compare" in case.notes
 
 
@@ -172,24 +172,49 @@ def memory(rise_mib: float, framework_mib: float | None = None) -> Memory:
     (0, 50, REGRESSED),  # from nothing to 50 MiB
 ])
 def test_memory_threshold_and_floor(base: float, cur: float, verdict: str) -> None:
-    (change,) = memory_changes(memory(base), memory(cur), Policy())
-    assert change.metric == "rss_rise" and change.verdict == verdict
+    changes = {c.metric: c for c in memory_changes(memory(base), memory(cur), Policy())}
+    assert set(changes) == {"peak_rss", "rss_rise"} and changes["rss_rise"].verdict == verdict
 
 
 def test_every_memory_reading_present_in_both_runs_is_compared() -> None:
     changes = memory_changes(memory(100, 500), memory(100, 700), Policy())
-    found = [(c.metric, c.verdict) for c in changes]
-    assert found == [("rss_rise", UNCHANGED), ("framework_peak", REGRESSED)]
+    found = [(c.metric, c.verdict, c.judged) for c in changes]
+    assert found == [("peak_rss", UNCHANGED, False), ("rss_rise", UNCHANGED, False),
+                     ("framework_peak", REGRESSED, True)]  # the allocator's own peak decides where there is one
     assert memory_changes(memory(100, 500), Memory(), Policy()) == ()
 
 
-def test_a_memory_regression_fails_the_comparison_even_when_time_is_unchanged() -> None:
+def test_time_and_memory_get_a_verdict_each_and_fail_on_chooses_what_fails() -> None:
     baseline = make_run("b", [make_result(LENET, QUIET, rise_mib=100)])
     current = make_run("c", [make_result(LENET, QUIET, rise_mib=200)])
     comparison = compare_runs(baseline, current, Policy())
-    assert comparison.cases[0].timing_verdict == UNCHANGED
-    assert comparison.cases[0].verdict == REGRESSED and comparison.exit_code() == 1
-    assert compare_runs(baseline, current, Policy(memory_threshold=1.5)).exit_code() == 0
+    (case,) = comparison.cases
+    assert case.timing_verdict == case.verdict == UNCHANGED and case.memory_verdict == REGRESSED
+    assert case.judged_memory is not None and case.judged_memory.metric == "peak_rss"  # no framework peak here
+    assert comparison.counts()[REGRESSED] == 0 and comparison.memory_counts()[REGRESSED] == 1
+    assert comparison.exit_code() == 0  # time is what fails by default
+    assert compare_runs(baseline, current, Policy(fail_on=("time", "memory"))).exit_code() == 1
+    assert compare_runs(baseline, current, Policy(fail_on=("memory",), memory_threshold=1.5)).exit_code() == 0
+    faster = make_run("c", [make_result(LENET, FAST, rise_mib=200)])
+    (both,) = compare_runs(baseline, faster, Policy()).cases
+    assert both.verdict == IMPROVED and both.memory_verdict == REGRESSED  # twice as fast is not "regressed"
+
+
+def test_memory_measured_in_rounds_must_differ_beyond_its_variation_between_rounds() -> None:
+    def rounds(*peaks_mib: float) -> CaseResult:
+        results = [make_result(LENET, QUIET, rise_mib=peak - 200) for peak in peaks_mib]
+        merged = results[0]
+        for other in results[1:]:
+            merged = merged.add_round(other)
+        return merged
+
+    base = make_run("b", [rounds(300, 340, 260)])
+    noisy = make_run("c", [rounds(340, 300, 380)])  # median +13%: beyond 10%, not beyond the rounds' spread
+    steady = make_run("c", [rounds(341, 340, 339)])
+    assert compare_runs(base, noisy, Policy()).cases[0].memory_verdict == UNCHANGED
+    (case,) = compare_runs(make_run("b", [rounds(300, 301, 299)]), steady, Policy()).cases
+    assert case.memory_verdict == REGRESSED and case.judged_memory is not None
+    assert case.judged_memory.test is not None and case.judged_memory.test.rounds == (3, 3)
 
 
 # ----- environment -----

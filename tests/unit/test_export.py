@@ -29,14 +29,15 @@ def sample_run() -> RunRecord:
 def test_github_action_benchmark_custom_smaller_is_better() -> None:
     entries = json.loads(github_action_benchmark(sample_run()))
     names = [e["name"] for e in entries]
-    assert names == [LENET.key, f"{LENET.key} [rss-rise]", LSTM.key, f"{LSTM.key} [rss-rise]"]
+    assert names == [LENET.key, f"{LENET.key} [peak-rss]", f"{LENET.key} [rss-rise]", LSTM.key,
+                     f"{LSTM.key} [peak-rss]", f"{LSTM.key} [rss-rise]"]
     lenet = entries[0]
     summary = summarize(SAMPLES)
     assert lenet["unit"] == "ms" and lenet["value"] == pytest.approx(summary.median)
     below, above = summary.median - summary.ci_low, summary.ci_high - summary.median
     assert lenet["range"] == f"-{below:.3g} / +{above:.3g} (95% CI)"
     assert "n=8 samples" in lenet["extra"] and "torch 2.13.0" in lenet["extra"]
-    assert entries[1] == {"name": f"{LENET.key} [rss-rise]", "unit": "MiB", "value": 40.0,
+    assert entries[2] == {"name": f"{LENET.key} [rss-rise]", "unit": "MiB", "value": 40.0,
                           "extra": f"rss-rise of {LENET.key} in run run-1"}
     for entry in entries:  # the fields the action reads, with the types it expects
         assert isinstance(entry["name"], str) and isinstance(entry["unit"], str)
