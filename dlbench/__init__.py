@@ -55,6 +55,9 @@ MOVED: dict[str, str] = {
     "dlbench.verify.session": "dlbench.verify.judge",
     "dlbench.fleet.session": "dlbench.fleet.sweep",
     "dlbench.runner.isolate": "dlbench.runner.executor",
+    "dlbench.frameworks.torch_": "dlbench.frameworks.torch.adapter",
+    "dlbench.frameworks.tensorflow_": "dlbench.frameworks.tensorflow.adapter",
+    "dlbench.frameworks.jax_": "dlbench.frameworks.jax.adapter",
 }
 
 

@@ -23,7 +23,7 @@ import jax  # noqa: E402
 
 from dlbench.errors import DlbenchError  # noqa: E402
 from dlbench.frameworks.base import BuildRequest, BuiltCase, CaseUnavailable, ContractError  # noqa: E402
-from dlbench.frameworks.jax_ import JaxAdapter  # noqa: E402
+from dlbench.frameworks.jax.adapter import JaxAdapter  # noqa: E402
 from dlbench.workloads import Batch, get_workload, initial_weights, make_batch  # noqa: E402
 from dlbench.workloads.definitions import forward_flops, pass_flops  # noqa: E402
 from tests.numpy_models import ALL_CASES, masked_lstm_batch, reference, with_random_biases  # noqa: E402
@@ -113,7 +113,7 @@ def built(adapter: JaxAdapter) -> Iterator[Callable[..., Shared]]:
 # Cheap adapter queries (parent side) and initialisation.
 # ----------------------------------------------------------------------------------------------------
 def test_module_import_does_not_import_jax() -> None:
-    code = "import sys, dlbench.frameworks.jax_; print('jax' in sys.modules)"
+    code = "import sys, dlbench.frameworks.jax.adapter; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -65,13 +65,18 @@ def _error_of(action: Callable[[], Any]) -> list[str] | None:
     return None
 
 
+def gradient_shapes(handle: Any) -> list[tuple[int, ...]]:
+    """Dense shapes of a gradient handle (tensors or IndexedSlices), without copying data to the host."""
+    return [tuple(int(d) for d in g.shape) for g in handle]
+
+
 def _child_main(outdir: Path, preimport: bool) -> None:
     if preimport:  # as if other tests had already imported the other frameworks into this process
         import jax  # noqa: F401
         import torch  # noqa: F401
 
     from dlbench.frameworks.base import BuildRequest
-    from dlbench.frameworks.tensorflow_ import TensorFlowAdapter, gradient_shapes
+    from dlbench.frameworks.tensorflow.adapter import TensorFlowAdapter
 
     adapter = TensorFlowAdapter()
     info = adapter.initialize("cpu", THREADS)
@@ -161,7 +166,7 @@ def _child_main(outdir: Path, preimport: bool) -> None:
 
 
 def _run_child(outdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    from dlbench.frameworks.tensorflow_ import TensorFlowAdapter
+    from dlbench.frameworks.tensorflow.adapter import TensorFlowAdapter
 
     env = {**os.environ, **TensorFlowAdapter().worker_env("cpu", THREADS)}
     proc = subprocess.run(
@@ -203,7 +208,7 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float = 2e-4) -
 
 
 def test_module_import_does_not_import_tensorflow() -> None:
-    code = ("import sys, dlbench.frameworks.tensorflow_ as m; m.TensorFlowAdapter().worker_env('cpu', 1); "
+    code = ("import sys, dlbench.frameworks.tensorflow.adapter as m; m.TensorFlowAdapter().worker_env('cpu', 1); "
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -211,7 +216,7 @@ def test_module_import_does_not_import_tensorflow() -> None:
 
 def test_cheap_queries() -> None:
     from dlbench.frameworks.registry import get_adapter
-    from dlbench.frameworks.tensorflow_ import TensorFlowAdapter
+    from dlbench.frameworks.tensorflow.adapter import TensorFlowAdapter
 
     adapter = get_adapter("tensorflow")
     assert isinstance(adapter, TensorFlowAdapter)

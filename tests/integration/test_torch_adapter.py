@@ -21,7 +21,8 @@ torch = pytest.importorskip("torch")
 from dlbench.errors import DlbenchError  # noqa: E402
 from dlbench.frameworks.base import BuildRequest, CaseUnavailable, Evaluation  # noqa: E402
 from dlbench.frameworks.registry import get_adapter  # noqa: E402
-from dlbench.frameworks.torch_ import TorchAdapter, TorchCase  # noqa: E402
+from dlbench.frameworks.torch.adapter import TorchAdapter  # noqa: E402
+from dlbench.frameworks.torch.case import TorchCase  # noqa: E402
 from dlbench.workloads import Batch, get_workload, initial_weights, make_batch  # noqa: E402
 from dlbench.workloads.definitions import forward_flops  # noqa: E402
 from tests.numpy_models import ALL_CASES, masked_lstm_batch, reference, with_random_biases  # noqa: E402
@@ -387,5 +388,5 @@ def test_registered_and_import_is_light() -> None:
     assert isinstance(adapter, TorchAdapter)
     assert adapter.default_variant in adapter.variants
     assert set(adapter.variant_help) == set(adapter.variants)
-    code = "import sys, dlbench.frameworks.torch_; assert 'torch' not in sys.modules"
+    code = "import sys, dlbench.frameworks.torch.adapter; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

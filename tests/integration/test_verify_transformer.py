@@ -81,7 +81,7 @@ def torch_wrong_models() -> dict[str, Callable[[], AbstractContextManager[None]]
     import torch
     import torch.nn.functional as F
 
-    import dlbench.frameworks.torch_ as torch_
+    import dlbench.frameworks.torch.transformer as torch_
 
     def no_scale(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=1.0)

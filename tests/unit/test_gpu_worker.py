@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dlbench.cases.spec import Case, WorkerKey
-from dlbench.frameworks.jax_ import GPU_MEMORY_FRACTION, JaxAdapter
-from dlbench.frameworks.tensorflow_ import device_feed_arrays
+from dlbench.frameworks.jax.adapter import GPU_MEMORY_FRACTION, JaxAdapter
+from dlbench.frameworks.tensorflow.runtime import device_feed_arrays
 from dlbench.measure.timing import MeasureConfig
 from dlbench.process.placement import Placement, default_gpu, gpu_environment, place
 from dlbench.record.results import CaseResult

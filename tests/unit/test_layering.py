@@ -270,3 +270,21 @@ def test_names_of_the_old_plan_and_record_modules_still_resolve_with_a_warning()
         assert dlbench.record.RunConfig is RunConfig
     with pytest.raises(AttributeError):
         _ = dlbench.record.no_such_name
+
+
+ADAPTER_FILE_LINES = 400  # an adapter's parts stay small enough to read whole: one network, one binding table
+
+
+def test_no_file_of_an_adapter_is_longer_than_its_limit() -> None:
+    long = {str(path.relative_to(SOURCE)): n for path in (SOURCE / "frameworks").rglob("*.py")
+            if (n := len(path.read_text().splitlines())) > ADAPTER_FILE_LINES}
+    assert not long, f"files of dlbench/frameworks over {ADAPTER_FILE_LINES} lines: {long}"
+
+
+def test_the_built_in_entry_points_name_the_adapter_packages() -> None:
+    import tomllib
+
+    project = tomllib.loads((SOURCE.parent / "pyproject.toml").read_text())
+    targets = project["project"]["entry-points"]["dlbench.adapters"]
+    for name in ("torch", "tensorflow", "jax"):
+        assert targets[name].startswith(f"dlbench.frameworks.{name}.adapter:"), targets[name]

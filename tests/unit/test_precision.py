@@ -205,7 +205,7 @@ def test_tensorflow_low_precision_reads_every_cpu_feature(tmp_path: Path, monkey
                                                           extra: str, precision: str, runs: bool) -> None:
     """The oneDNN feature check sees the unfiltered flags of a simulated /proc/cpuinfo; only the record filters."""
     import dlbench.machine.capture as env
-    from dlbench.frameworks.tensorflow_ import _precision_problem
+    from dlbench.frameworks.tensorflow.precision import _precision_problem
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(CPUINFO.format(extra=extra))

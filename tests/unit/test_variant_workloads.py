@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from dlbench.frameworks.base import BuildRequest, CaseUnavailable
-from dlbench.frameworks.jax_ import JaxAdapter
-from dlbench.frameworks.tensorflow_ import TensorFlowAdapter
-from dlbench.frameworks.torch_ import TorchAdapter
+from dlbench.frameworks.jax.adapter import JaxAdapter
+from dlbench.frameworks.tensorflow.adapter import TensorFlowAdapter
+from dlbench.frameworks.torch.adapter import TorchAdapter
 from dlbench.plan.planner import make_plan
 from dlbench.plan.suite import Overrides
 from dlbench.workloads import get_workload, initial_weights, make_batch

@@ -1,0 +1,216 @@
+"""The canonical networks in plain JAX and the (workload, phase) table.
+
+Each network maps (params, inputs, dropout key or None, pool) to its output, built from the blocks of
+:mod:`dlbench.frameworks.jax.layers`; a :class:`Network` pairs it with its objective. A new network is a
+function here and a line in :func:`network_for`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dlbench.cases.precision import FLOAT32_PARAMS
+from dlbench.frameworks.base import CaseUnavailable
+from dlbench.frameworks.jax.layers import (
+    Array,
+    Inputs,
+    Params,
+    PoolFn,
+    conv,
+    cross_entropy,
+    dense,
+    dropout,
+    fused_attention,
+    gelu,
+    layer_norm,
+    matmul,
+    max_pool_reshape_2x2,
+    max_pool_window,
+    max_pool_window_2x2,
+    plain_attention,
+    reconstruction_loss,
+)
+from dlbench.workloads import get_workload, pretrain_level
+
+TRANSFORMER = get_workload("transformer")
+# Variants that only change the transformer's attention (other workloads: unavailable).
+ATTENTION_VARIANTS: tuple[str, ...] = ("plain_attention",)
+
+
+def lenet(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+    import jax
+    import jax.numpy as jnp
+
+    (x,) = inputs
+    x = pool(jnp.tanh(conv(params, "conv1", x)))
+    x = pool(jnp.tanh(conv(params, "conv2", x)))
+    x = x.reshape(x.shape[0], -1)  # NHWC flatten = the canonical H, W, C order
+    x = jax.nn.relu(dense(params, "fc1", x))
+    return dense(params, "fc2", x)
+
+
+def alexnet(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+    """``pool`` is unused: AlexNet's 3x3/2 pools overlap, so every variant uses reduce_window."""
+    import jax
+
+    (x,) = inputs
+    relu = jax.nn.relu
+    x = max_pool_window(relu(conv(params, "conv1", x, stride=4)), 3, 2)
+    x = max_pool_window(relu(conv(params, "conv2", x, pad=2)), 3, 2)
+    x = relu(conv(params, "conv3", x, pad=1))
+    x = relu(conv(params, "conv4", x, pad=1))
+    x = max_pool_window(relu(conv(params, "conv5", x, pad=1)), 3, 2)
+    x = x.reshape(x.shape[0], -1)
+    key6, key7 = (None, None) if key is None else tuple(jax.random.split(key))
+    x = dropout(relu(dense(params, "fc6", x)), key6)
+    x = dropout(relu(dense(params, "fc7", x)), key7)
+    return dense(params, "fc8", x)
+
+
+def encode(params: Params, x: Array, levels: int) -> Array:
+    """The first ``levels`` sigmoid encoders of the stacked autoencoder."""
+    import jax
+
+    for i in range(1, levels + 1):
+        x = jax.nn.sigmoid(dense(params, f"enc{i}", x))
+    return x
+
+
+def pretrain_pair(params: Params, x: Array, level: int) -> tuple[Array, Array]:
+    """(reconstruction, target) of pretraining phase ``level``: the target is the frozen encoding below
+    it, the decoder reuses the transpose of the encoder kernel (tied) with its own bias."""
+    import jax
+
+    target = encode(params, x, level - 1)
+    hidden = jax.nn.sigmoid(dense(params, f"enc{level}", target))
+    recon = jax.nn.sigmoid(matmul(hidden, params[f"enc{level}.kernel"].T) + params[f"dec{level}.bias"])
+    return recon, target
+
+
+def finetune(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+    (x,) = inputs
+    return dense(params, "classifier", encode(params, x, 3))
+
+
+def lstm(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+    """Embedding, one LSTM layer as ``lax.scan`` over time (input projection of all steps done as one
+    matmul before the scan), mean of the hidden states over the valid steps, dropout, classifier."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    tokens, mask = inputs
+    embedded = jnp.take(params["embedding.table"], tokens, axis=0)  # [N, T, D]
+    projected = matmul(embedded, params["lstm.input_kernel"]) + params["lstm.bias"]  # [N, T, 4H]
+    recurrent = params["lstm.recurrent_kernel"]
+    hidden = recurrent.shape[0]
+
+    def step(carry: tuple[Array, Array], z_in: Array) -> tuple[tuple[Array, Array], Array]:
+        h, c = carry
+        z = z_in + matmul(h, recurrent)
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    zeros = jnp.zeros((tokens.shape[0], hidden), projected.dtype)
+    _, states = lax.scan(step, (zeros, zeros), jnp.swapaxes(projected, 0, 1))  # [T, N, H]
+    weights = jnp.swapaxes(mask, 0, 1)[:, :, None]  # float32: the pooled sum over time is float32
+    pooled = jnp.sum(states * weights, axis=0) / jnp.sum(mask, axis=1, keepdims=True)
+    return dense(params, "classifier", dropout(pooled, key))
+
+
+def transformer(params: Params, inputs: Inputs, fused: bool) -> Array:
+    """Token + learned position embeddings, pre-LN encoder layers, final layer norm, mean over the valid
+    tokens, classifier (workloads.md). The attention function is looked up in this module when JAX traces,
+    so that tests can substitute deliberately wrong ones. The residual stream is kept as ``[N*T, D]`` (the
+    layout of the plain implementations and of the TF adapter): with ``[N, T, D]`` XLA's CPU backward of the
+    projections did measurably more work than plain JAX (``benchmarks/transformer_plain.py``).
+
+    Mixed precision: the embedding tables and the layer norms' gamma and beta stay float32
+    (:data:`dlbench.cases.precision.FLOAT32_PARAMS`), so the residual stream (float32 + a compute-dtype projection
+    promotes to float32), the layer norms and the pooling are float32, while :func:`dense` casts each
+    projection's input to its compute-dtype kernel. That is the recipe PyTorch's autocast gives the same
+    network, so the three frameworks compute the same mixed function."""
+    import jax.numpy as jnp
+
+    extra = TRANSFORMER.extra
+    heads, layers = extra["heads"], extra["layers"]
+    tokens, mask = inputs
+    n, steps = tokens.shape
+    embedded = jnp.take(params["embedding.table"], tokens, axis=0) + params["position.table"][:steps]
+    h = embedded.reshape(n * steps, -1)  # the residual stream as [N*T, D]: every projection one 2-D GEMM
+    keep = (mask > 0)[:, None, None, :]
+    for i in range(layers):
+        prefix = f"layer{i}"
+        a = layer_norm(params, f"{prefix}.ln1", h)
+        q, k, v = (dense(params, f"{prefix}.attn.{part}", a).reshape(n, steps, heads, -1)
+                   for part in ("query", "key", "value"))
+        context = (fused_attention if fused else plain_attention)(q, k, v, keep)
+        h = h + dense(params, f"{prefix}.attn.output", context.reshape(n * steps, -1))
+        hidden = gelu(dense(params, f"{prefix}.ff1", layer_norm(params, f"{prefix}.ln2", h)))
+        h = h + dense(params, f"{prefix}.ff2", hidden)
+    final = layer_norm(params, "final_ln", h).reshape(n, steps, -1)
+    pooled = jnp.sum(final * mask[:, :, None], axis=1) / jnp.sum(mask, axis=1, keepdims=True)
+    return dense(params, "classifier", pooled)
+
+
+@dataclass(frozen=True)
+class Network:
+    """One (workload, phase): its forward function and its loss (the parameters it reads are the
+    phase's ``reads`` in the workload definition). Under mixed precision every parameter is cast to the
+    compute dtype except those whose names end with one of ``float32_params``."""
+
+    output: Callable[[Params, Inputs, Array | None, PoolFn], Array]
+    objective: Callable[[Params, Inputs, Array, Array | None, PoolFn], Array]
+    uses_dropout: bool
+    float32_params: tuple[str, ...] = ()
+
+
+def _classifier_objective(
+    output: Callable[[Params, Inputs, Array | None, PoolFn], Array],
+) -> Callable[[Params, Inputs, Array, Array | None, PoolFn], Array]:
+    def objective(params: Params, inputs: Inputs, labels: Array, key: Array | None, pool: PoolFn) -> Array:
+        return cross_entropy(output(params, inputs, key, pool), labels)
+
+    return objective
+
+
+def _pretrain_network(level: int) -> Network:
+    def output(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+        return pretrain_pair(params, inputs[0], level)[0]
+
+    def objective(params: Params, inputs: Inputs, labels: Array, key: Array | None, pool: PoolFn) -> Array:
+        return reconstruction_loss(*pretrain_pair(params, inputs[0], level))
+
+    return Network(output, objective, uses_dropout=False)
+
+
+def _transformer_network(fused: bool) -> Network:
+    def output(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+        return transformer(params, inputs, fused)
+
+    return Network(output, _classifier_objective(output), uses_dropout=False,
+                   float32_params=FLOAT32_PARAMS["transformer"])
+
+
+def network_for(workload: str, phase: str, variant: str) -> Network:
+    """The network of ``workload``/``phase`` in ``variant``; CaseUnavailable for a workload this adapter does
+    not know (a plugin may add workloads that only some adapters implement)."""
+    if workload == "transformer":
+        return _transformer_network(fused=variant not in ATTENTION_VARIANTS)
+    classifiers = {"lenet": (lenet, False), "alexnet": (alexnet, True), "lstm": (lstm, True)}
+    if workload in classifiers:
+        fn, uses_dropout = classifiers[workload]
+        return Network(fn, _classifier_objective(fn), uses_dropout)
+    if workload == "autoencoder":
+        if phase == "finetune":
+            return Network(finetune, _classifier_objective(finetune), uses_dropout=False)
+        if pretrain_level(phase):
+            return _pretrain_network(pretrain_level(phase))
+    raise CaseUnavailable(f"the JAX adapter does not implement workload {workload!r} phase {phase!r}")
+
+
+POOLS: dict[str, PoolFn] = {"jit": max_pool_reshape_2x2, "jit_reduce_window": max_pool_window_2x2,
+                            "plain_attention": max_pool_reshape_2x2}

@@ -1,0 +1,140 @@
+"""``TensorFlowAdapter``: the runtime set-up and information of ``initialize``, and ``build``, which puts a
+case together from the other modules of :mod:`dlbench.frameworks.tensorflow` (the table of networks by
+workload is here: a new network is one class in its own module plus one entry in ``NETWORKS``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import ClassVar
+
+from dlbench.cases.precision import get_precision
+from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, RuntimeInfo
+from dlbench.frameworks.tensorflow.case import TensorFlowCase
+from dlbench.frameworks.tensorflow.networks import KERAS_LSTM, _AlexNet, _Autoencoder, _LeNet, _Lstm, _Network
+from dlbench.frameworks.tensorflow.precision import _precision_problem
+from dlbench.frameworks.tensorflow.runtime import (
+    _block_jax_import,
+    _configure_devices,
+    _Runtime,
+    _runtime_info,
+    _set_threads,
+    device_feed_arrays,
+)
+from dlbench.frameworks.tensorflow.transformer import _Transformer
+
+VARIANTS: tuple[str, ...] = ("function", "xla", "eager", "keras_attention", KERAS_LSTM)
+
+NETWORKS: dict[str, type[_Network]] = {
+    "lenet": _LeNet,
+    "alexnet": _AlexNet,
+    "autoencoder": _Autoencoder,
+    "lstm": _Lstm,
+    "transformer": _Transformer,
+}
+
+
+class TensorFlowAdapter(Adapter):
+    """TensorFlow 2 (``tf.function`` by default, XLA and eager as variants)."""
+
+    name: ClassVar[str] = "tensorflow"
+    display_name: ClassVar[str] = "TensorFlow"
+    module: ClassVar[str] = "tensorflow"
+    distributions: ClassVar[tuple[str, ...]] = (
+        "tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly"
+    )
+    variants: ClassVar[tuple[str, ...]] = VARIANTS
+    default_variant: ClassVar[str] = "function"
+    variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {"keras_attention": ("transformer",),
+                                                               KERAS_LSTM: ("lstm",)}
+    precisions: ClassVar[tuple[str, ...]] = ("float32", "tf32", "bf16", "fp16")
+    variant_help: ClassVar[dict[str, str]] = {
+        "function": "tf.function graphs (Grappler, oneDNN fusions): how TF 2 is normally run",
+        "xla": "tf.function(jit_compile=True): XLA-compiled graphs",
+        "eager": "op-by-op eager execution, no tf.function",
+        "keras_attention": "transformer only: tf.function with keras.layers.MultiHeadAttention for the "
+                           "attention instead of plain tf ops",
+        KERAS_LSTM: "lstm only: tf.function with keras.layers.LSTM, which runs cuDNN's fused kernel on a GPU "
+                    "(the default tf.scan loop is unfused) and Keras' own loop on a CPU",
+    }
+
+    def __init__(self) -> None:
+        self._runtime: _Runtime | None = None
+
+    def installed_distribution(self) -> str | None:
+        """The first of :attr:`distributions` that pip has installed."""
+        for dist in self.distributions:
+            try:
+                importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            return dist
+        return None
+
+    def supports_gpu_build(self) -> bool:
+        """``tensorflow-cpu`` wheels contain no CUDA kernels; every other distribution may."""
+        dist = self.installed_distribution()
+        return dist is not None and dist != "tensorflow-cpu"
+
+    def worker_env(self, device: str, threads: int) -> dict[str, str]:
+        """Quiet C++ logging (the info banners), and the thread counts and GPU memory growth also as
+        environment, so that they hold from the moment TF loads, before ``initialize`` repeats them."""
+        env = {
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TF_NUM_INTRAOP_THREADS": str(threads),
+            "TF_NUM_INTEROP_THREADS": "1",
+        }
+        if device == "gpu":
+            env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+        return env
+
+    def device_memory_in_use(self, device: str) -> int | None:
+        """``get_memory_info(device)["current"]``: bytes TensorFlow's allocator has handed out now."""
+        if device != "gpu" or self._runtime is None:
+            return None
+        try:
+            return int(self._runtime.tf.config.experimental.get_memory_info(self._runtime.memory_device)["current"])
+        except ValueError:
+            return None
+
+    def _initialize(self, device: str, threads: int) -> RuntimeInfo:
+        jax_blocked = _block_jax_import()  # must precede the TensorFlow import
+        import tensorflow as tf  # noqa: PLC0415  (heavy: only ever in the worker)
+
+        _set_threads(tf, threads)
+        _configure_devices(tf, device)
+        tf.constant(0.0)  # first op: the runtime starts with the settings above, so reading back is honest
+        self._runtime = _Runtime(tf=tf, device=device)
+        return _runtime_info(tf, device, jax_blocked)
+
+    def _build(self, request: BuildRequest) -> TensorFlowCase:
+        runtime = self._runtime
+        if runtime is None:
+            raise RuntimeError("TensorFlowAdapter.initialize() must run before build()")
+        if request.device != runtime.device:
+            raise RuntimeError(f"worker initialised for {runtime.device}, case asks for {request.device}")
+        network_type = NETWORKS.get(request.workload.name)
+        if network_type is None:
+            raise CaseUnavailable(f"no TensorFlow implementation of workload {request.workload.name!r}")
+        tf = runtime.tf
+        problem = _precision_problem(tf, request.precision, request.device)
+        if problem is not None:
+            raise CaseUnavailable(problem)
+        if request.device == "gpu":  # process-wide; the cases of a worker are built and run one at a time
+            tf.config.experimental.enable_tensor_float_32_execution(request.precision == "tf32")
+        with tf.device(runtime.device_name):
+            network = network_type(tf, request)
+            feeds = tuple(tf.identity(tf.constant(a))
+                          for a in device_feed_arrays(network.feed_arrays(request.batch), request.device))
+        loss_scale = get_precision(request.precision).loss_scale
+        case = TensorFlowCase(runtime, network, feeds, request.variant, request.dropout, loss_scale)
+        try:
+            case.probe_dtypes()
+        except Exception as exc:  # noqa: BLE001  e.g. no kernel for a low-precision op on this device
+            if request.precision == "float32":
+                raise
+            raise CaseUnavailable(f"TensorFlow cannot build this network in {request.precision} on "
+                                  f"{request.device}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        if request.precision == "tf32":
+            case.note_dtype("matmul", "tf32")
+        return case
