@@ -60,27 +60,33 @@ def _cell(result: CaseResult | None, best: float | None) -> Text:
     return cell
 
 
+def _series(result: CaseResult) -> tuple[str, str, str]:
+    """The column of a result: the two sides of an A/B run are two columns, not one overwriting the other."""
+    return result.case.framework, result.case.variant, result.environment
+
+
 def summary_table(results: Iterable[CaseResult], title: str = "dlbench results") -> Table:
     """The study's layout: one row per (workload, pass, setting, batch), one column per framework
-    [variant], median ms (with the 95% CI's half-width where it exceeds 5%); the fastest of each row in bold
-    green, ``~`` marks noisy cases (IQR > 10% of the median), ``!`` GPU cases whose GPU slowed down while
-    timed (power or thermal limit: :mod:`dlbench.machine.telemetry`). Narrow enough for an 80-column terminal."""
+    [variant] (and environment, in an A/B run of several ``--python`` environments), median ms (with the
+    95% CI's half-width where it exceeds 5%); the fastest of each row in bold green, ``~`` marks noisy cases
+    (IQR > 10% of the median), ``!`` GPU cases whose GPU slowed down while timed (power or thermal limit:
+    :mod:`dlbench.machine.telemetry`). Narrow enough for an 80-column terminal."""
     results = list(results)
-    series = sorted({f"{r.case.framework}/{r.case.variant}" for r in results})
-    rows: dict[tuple[str, str, str, int], dict[str, CaseResult]] = {}
+    series = sorted({_series(r) for r in results})
+    rows: dict[tuple[str, str, str, int], dict[tuple[str, str, str], CaseResult]] = {}
     for r in results:
         c = r.case
         setting = f"{c.device} t{c.threads}" if c.device == "cpu" else c.device
         key = (c.workload_label, c.pass_, setting, c.batch_size)
-        rows.setdefault(key, {})[f"{c.framework}/{c.variant}"] = r
+        rows.setdefault(key, {})[_series(r)] = r
     legend = "~ noisy, ! GPU throttled" if any(throttled(r.gpu_telemetry) for r in results) else "~ noisy"
     table = Table(title=plain(f"{title}: median ms ({legend})"), title_justify="left")
     table.add_column("workload", no_wrap=True)
     table.add_column("pass", no_wrap=True)
     table.add_column("setting", no_wrap=True)
-    for name in series:
-        framework, _, variant = name.partition("/")
-        table.add_column(plain(f"{framework}\n{variant}"), justify="right", no_wrap=True, min_width=8)
+    for framework, variant, environment in series:
+        header = f"{framework}\n{variant}" + (f"\n{environment}" if environment else "")
+        table.add_column(plain(header), justify="right", no_wrap=True, min_width=8)
     for key in sorted(rows):
         cells = rows[key]
         medians = [s.median for s in (cells[n].summary() for n in cells) if s is not None]

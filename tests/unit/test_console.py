@@ -33,3 +33,14 @@ def test_one_column_per_framework_and_the_fastest_is_marked() -> None:
     assert "5" in lines[0] and "3" in lines[0] and "timeout" in lines[0]
     bold_green = r"\x1b\[1;32m\s*"
     assert re.search(bold_green + "3", text) and not re.search(bold_green + "5", text)
+
+
+def test_each_environment_of_an_ab_run_has_its_own_column() -> None:
+    results = [CaseResult(case("a"), OK, samples_ms=(5.0, 5.0, 5.1), environment="base"),
+               CaseResult(case("a"), OK, samples_ms=(3.0, 3.0, 3.1), environment="head")]
+    plain = Console(width=200, record=True)
+    plain.print(summary_table(results))
+    text = plain.export_text()
+    assert "base" in text and "head" in text
+    row = next(line for line in text.splitlines() if "lenet" in line)
+    assert "5.0" in row and "3.0" in row  # both sides shown, neither overwrites the other
