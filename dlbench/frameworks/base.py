@@ -224,13 +224,20 @@ class Adapter(ABC):
     def is_installed(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
 
-    def version(self) -> str | None:
+    def installed_distribution(self) -> str | None:
+        """The first of :attr:`distributions` that pip has installed (a framework may ship under several
+        names, e.g. ``tensorflow`` and ``tensorflow-cpu``, and the name can tell what the build supports)."""
         for dist in self.distributions:
             try:
-                return importlib.metadata.version(dist)
+                importlib.metadata.version(dist)
             except importlib.metadata.PackageNotFoundError:
                 continue
+            return dist
         return None
+
+    def version(self) -> str | None:
+        dist = self.installed_distribution()
+        return None if dist is None else importlib.metadata.version(dist)
 
     def supports_gpu_build(self) -> bool:
         """Whether the installed build can use a GPU at all, judged without importing the framework

@@ -5,7 +5,6 @@ workload is here: a new network is one class in its own module plus one entry in
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import ClassVar
 
 from dlbench.cases.precision import get_precision
@@ -60,16 +59,6 @@ class TensorFlowAdapter(Adapter):
 
     def __init__(self) -> None:
         self._runtime: _Runtime | None = None
-
-    def installed_distribution(self) -> str | None:
-        """The first of :attr:`distributions` that pip has installed."""
-        for dist in self.distributions:
-            try:
-                importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-            return dist
-        return None
 
     def supports_gpu_build(self) -> bool:
         """``tensorflow-cpu`` wheels contain no CUDA kernels; every other distribution may."""
