@@ -84,6 +84,9 @@ def measure_overrides(max_time: float | None, min_samples: int | None, timeout: 
               help=f"Batch sizes, e.g. 16,64 (at most {MAX_BATCH_SIZE}).")
 @click.option("--precision", "precisions", multiple=True, type=CommaList(label="precision"),
               help="float32 (default), tf32 (GPU), bf16, fp16 (mixed precision), e.g. float32,bf16.")
+@click.option("--conv", "convs", multiple=True, type=CommaList(label="convolution algorithm"),
+              help="Convolution algorithms of the convolutional workloads: native (default), im2col, fft, "
+                   "direct, or all; e.g. native,fft.")
 @click.option("--output", "-o", type=NonEmptyPath(path_type=Path), help="Results directory [results/<run-id>].")
 @click.option("--resume", type=NonEmptyPath(path_type=Path), help="Finish the interrupted run in this directory.")
 @click.option("--timeout", type=Number(0, MAX_SECONDS, above=True), help="Seconds per case before it is killed.")
@@ -122,7 +125,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
             passes: tuple[tuple[str, ...], ...], variants: tuple[tuple[str, ...], ...],
             devices: tuple[tuple[str, ...], ...], threads: tuple[tuple[int, ...], ...],
             batch_sizes: tuple[tuple[int, ...], ...], precisions: tuple[tuple[str, ...], ...],
-            output: Path | None, resume: Path | None,
+            convs: tuple[tuple[str, ...], ...], output: Path | None, resume: Path | None,
             timeout: float | None, max_time: float | None, min_samples: int | None, repeat: int | None,
             control: bool | None, pythons: tuple[str, ...], interleave: str | None, memory_limit: float | None,
             seed: int | None,
@@ -151,7 +154,7 @@ def command(suite: str, frameworks: tuple[tuple[str, ...], ...], workloads: tupl
         overrides = Overrides(
             frameworks=flatten(frameworks), workloads=flatten(workloads), passes=flatten(passes),
             variants=flatten(variants), devices=flatten(devices), threads=flatten(threads),
-            batch_sizes=flatten(batch_sizes), precisions=flatten(precisions),
+            batch_sizes=flatten(batch_sizes), precisions=flatten(precisions), convs=flatten(convs),
             measure=measure_overrides(max_time, min_samples, timeout, repeat), gpu=gpu or "")
         environments = parse_environments(pythons)
         if interleave is not None and len(environments) < 2:
@@ -223,7 +226,7 @@ def finish(stores: list[RunStore], status: str, quiet: bool, make_report: bool, 
 # What a run's record fixes: on --resume these options would change the run, so they are refused.
 FIXED_ON_RESUME = ("suite", "frameworks", "workloads", "passes", "variants", "devices", "threads", "batch_sizes",
                    "timeout", "max_time", "min_samples", "memory_limit", "seed", "repeat", "pythons", "control", "gpu",
-                   "interleave")
+                   "interleave", "precisions", "convs")
 
 
 def refuse_changes_on_resume(ctx: click.Context) -> None:

@@ -15,7 +15,7 @@ import time
 
 import click
 
-from dlbench.cases.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, PRECISIONS
+from dlbench.cases.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, NATIVE_CONV, PRECISIONS
 from dlbench.cli.options import CommaList, Number, flatten
 from dlbench.display.terminal import make_console
 from dlbench.measure.timing import MAX_SECONDS
@@ -39,6 +39,9 @@ TABLE_WIDTH = 160  # the error table has 11 columns: never squeeze it into a nar
               help="Workloads, or single phases such as autoencoder/pretrain2. Default: all.")
 @click.option("--variant", "variants", multiple=True, type=CommaList(label="variant"),
               help="Only these variants. Default: every variant of each framework.")
+@click.option("--conv", "convs", multiple=True, type=CommaList(label="convolution algorithm"),
+              help="Convolution algorithms to check on the workloads with convolutions: native (default), "
+                   "im2col, fft, direct, or all.")
 @click.option("--batch-size", "-b", type=Number(1, MAX_BATCH_SIZE, integer=True), default=DEFAULT_BATCH,
               show_default=True,
               help="Batch size of the seeded input batch.")
@@ -63,6 +66,7 @@ def command(
     frameworks: tuple[tuple[str, ...], ...],
     workloads: tuple[tuple[str, ...], ...],
     variants: tuple[tuple[str, ...], ...],
+    convs: tuple[tuple[str, ...], ...],
     batch_size: int,
     seed: int,
     biases: str,
@@ -85,7 +89,7 @@ def command(
     layer's, twice, not at all) computes the canonical function as long as the biases are zero. --biases
     canonical checks the exact zero-bias weights of the timed runs.
     """
-    plan = make_plan(flatten(frameworks), flatten(workloads), flatten(variants))
+    plan = make_plan(flatten(frameworks), flatten(workloads), flatten(variants), flatten(convs))
     results = collect(plan, batch_size, seed, device, threads or len(available_cores()), timeout_s, biases,
                       precision)
     report = verify_all(plan.targets, results, batch_size, seed, device, plan.notes, biases, precision)
@@ -114,9 +118,10 @@ def collect(
     for framework in plan.frameworks:
         started = time.perf_counter()
         variants = "/".join(framework.variants)
+        algorithms = f", convolutions {'/'.join(plan.convs)}" if plan.convs != (NATIVE_CONV,) else ""
         progress.print(
             f"verify: {framework.name} ({variants}) on {len(plan.targets)} workload phases, {biases} biases, "
-            f"{precision} ..."
+            f"{precision}{algorithms} ..."
         )
         results += evaluate_isolated(
             framework.name,
@@ -129,6 +134,7 @@ def collect(
             timeout_s,
             biases,
             precision=precision,
+            convs=plan.convs,
         )
         progress.print(f"verify: {framework.name} done in {time.perf_counter() - started:.1f} s")
     return results

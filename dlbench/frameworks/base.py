@@ -36,7 +36,7 @@ from typing import Any, ClassVar, final
 import numpy as np
 
 from dlbench.cases.precision import device_problem, dtype_problem, get_precision
-from dlbench.cases.spec import DEVICES
+from dlbench.cases.spec import DEVICES, NATIVE_CONV, check_conv
 from dlbench.errors import SuiteError
 from dlbench.workloads import Batch, Workload
 
@@ -86,6 +86,7 @@ class BuildRequest:
     device: str  # "cpu" | "gpu"
     precision: str = "float32"
     dropout: bool = True  # False for verification: every framework then computes the same function
+    conv: str = NATIVE_CONV  # how every convolution is computed (CONV_ALGORITHMS; docs/convolution.md)
     case_key: str = ""  # the Case.key being built, for logging and for the fake adapter's fault injection
 
 
@@ -156,6 +157,10 @@ class BuiltCase(ABC):
 
         * ``layout``: the memory layout of the image activations in effect (``NCHW``, ``NHWC`` or
           ``channels_last``, PyTorch's NCHW-indexed tensors stored NHWC); conv nets only.
+        * ``conv``: the convolution algorithm that ran (``native``, ``im2col``, ``fft``, ``direct``), and
+          ``conv_backend``: what the framework says computed the native convolutions (PyTorch's selected
+          backend, oneDNN or Eigen, XLA's compiled op), so that a switch that did nothing is visible;
+          conv nets only.
         * ``recurrence``: ``fused`` when the LSTM runs as one framework op over all steps (cuDNN's RNN
           kernel on a GPU), ``unfused`` when it is a loop of per-step ops (``tf.scan``, ``lax.scan``, a Python
           loop over a cell).
@@ -214,6 +219,13 @@ class Adapter(ABC):
     # Variants that exist for some workloads only (an attention implementation: the transformer). On any
     # other workload such a variant is unavailable, and plans leave those cases out.
     variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Variants that exist on some devices only (cuDNN autotuning: GPUs); elsewhere they are unavailable.
+    variant_devices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Variants whose switch is an environment variable read when the framework is imported (TensorFlow's
+    # TF_ENABLE_ONEDNN_OPTS, XLA_FLAGS): their cases run in a worker of their own with these set.
+    variant_env: ClassVar[dict[str, dict[str, str]]] = {}
+    # The convolution algorithms the adapter implements (dlbench.cases.spec.CONV_ALGORITHMS).
+    conv_algorithms: ClassVar[tuple[str, ...]] = (NATIVE_CONV,)
 
     def applies(self, variant: str, workload: str) -> bool:
         """Whether ``variant`` means anything for ``workload`` (see :attr:`variant_workloads`)."""
@@ -251,6 +263,16 @@ class Adapter(ABC):
     def worker_env(self, device: str, threads: int) -> dict[str, str]:
         """Environment variables the worker must have before the framework is imported."""
         return {}
+
+    @final
+    def process_env(self, device: str, threads: int, process: str = "") -> dict[str, str]:
+        """The environment of a worker: :meth:`worker_env`, and the switches of the variant ``process``
+        that needs a worker of its own (see :attr:`variant_env`; "" for the shared worker)."""
+        return {**self.worker_env(device, threads), **self.variant_env.get(process, {})}
+
+    def own_process(self, variant: str) -> bool:
+        """Whether the cases of ``variant`` need a worker of their own (see :attr:`variant_env`)."""
+        return variant in self.variant_env
 
     def device_memory_in_use(self, device: str) -> int | None:
         """Bytes the framework's allocator holds on ``device`` now (GPU workers; None where there is no
@@ -298,6 +320,16 @@ class Adapter(ABC):
         if not self.applies(request.variant, request.workload.name):
             raise CaseUnavailable(f"the {self.display_name} variant {request.variant!r} applies to "
                                   f"{', '.join(self.variant_workloads[request.variant])} only")
+        only_on = self.variant_devices.get(request.variant)
+        if only_on is not None and request.device not in only_on:
+            raise CaseUnavailable(f"the {self.display_name} variant {request.variant!r} runs on "
+                                  f"{', '.join(only_on)} only")
+        check_conv(request.conv)
+        if request.conv != NATIVE_CONV and not request.workload.has_convolutions:
+            raise CaseUnavailable(f"{request.workload.name} has no convolution: only conv {NATIVE_CONV!r} applies")
+        if request.conv not in self.conv_algorithms:
+            raise CaseUnavailable(f"the {self.display_name} adapter implements the convolution algorithms "
+                                  f"{', '.join(self.conv_algorithms)}, not {request.conv!r}")
         get_precision(request.precision)  # SuiteError for an unknown precision
         reason = device_problem(request.precision, request.device)  # e.g. tf32 on a CPU
         if reason is not None:

@@ -27,6 +27,11 @@ Behaviour is steered through environment variables, which the runner passes on t
 * ``DLBENCH_FAKE_SYNC_US``: microseconds of busy-waiting per ``sync`` (default 0), to simulate a framework
   whose synchronisation is costly.
 
+Convolution algorithms: each costs :data:`CONV_FACTORS` of ``native`` and holds :data:`CONV_SCRATCH` batches of
+real scratch memory while a pass runs (im2col's patch matrix, FFT's spectra), so that the report's time
+against memory plot has something to show. The variant ``isolated`` needs a worker of its own
+(``variant_env``), as TensorFlow without oneDNN does.
+
 Precisions: ``bf16`` costs :data:`PRECISION_FACTORS` of float32 everywhere; ``fp16`` and ``tf32`` run only on
 the simulated GPU (like a CPU without float16 kernels, and TF32 which is GPU-only by definition).
 """
@@ -66,6 +71,9 @@ OOM_CHUNK = 64 * 2**20
 OOM_CAP = 4 * 2**30
 AUTOTUNE_SCRATCH = 10  # batches of scratch the simulated first call takes (cuDNN autotuning, compilation)
 DEVICE_BUSY = 0.9  # share of a call's wall time that the simulated device's events report
+CONV_FACTORS = {"native": 1.0, "im2col": 1.3, "fft": 1.8, "direct": 1.6}
+CONV_SCRATCH = {"native": 0, "im2col": 8, "fft": 12, "direct": 1}  # batches of scratch while a pass runs
+ISOLATED_ENV = "DLBENCH_FAKE_ISOLATED"
 
 
 class SimulatedDevice:
@@ -124,6 +132,8 @@ class FakeCase(BuiltCase):
         factor = FAST_VARIANT_FACTOR if request.variant == "fast" else 1.0
         if fault != "float32":
             factor *= PRECISION_FACTORS[request.precision]
+        factor *= CONV_FACTORS[request.conv]
+        self._scratch = request.batch.x.nbytes * CONV_SCRATCH[request.conv]
         self._units = workload.macs(phase) * request.batch.x.shape[0] * UNITS_PER_MAC * scale * factor / threads
         self._rng = np.random.default_rng(derive_seed("fake", workload.name, phase, request.variant))
         self._slow = slow_factor(request.case_key)
@@ -155,8 +165,11 @@ class FakeCase(BuiltCase):
             noise = float(self._rng.lognormal(0.0, NOISE_SIGMA))
             scratch = AUTOTUNE_SCRATCH if first[0] else 0
             first[0] = False
-            self._device_peak = max(self._device_peak, self.request.batch.x.nbytes * (4 + scratch))
-            return spin(int((BASE_UNITS + units * noise) * self._slow))
+            self._device_peak = max(self._device_peak, self.request.batch.x.nbytes * (4 + scratch) + self._scratch)
+            held = np.ones(self._scratch // 8) if self._scratch else None  # the algorithm's scratch, really held
+            result = spin(int((BASE_UNITS + units * noise) * self._slow))
+            del held
+            return result
 
         return run
 
@@ -182,7 +195,10 @@ class FakeCase(BuiltCase):
         raise NotImplementedError("the fake adapter computes no real model")
 
     def traits(self) -> dict[str, str]:
-        return {"layout": "NHWC"} if self.request.workload.name in ("lenet", "alexnet") else {}
+        if not self.request.workload.has_convolutions:
+            return {}
+        backend = "isolated" if os.environ.get(ISOLATED_ENV) == "1" else "cost-model"
+        return {"layout": "NHWC", "conv": self.request.conv, "conv_backend": backend}
 
     def reset_peak_memory(self) -> None:
         self._device_peak = 0
@@ -214,12 +230,15 @@ class FakeAdapter(Adapter):
     display_name: ClassVar[str] = "Fake (cost model)"
     module: ClassVar[str] = "dlbench"
     distributions: ClassVar[tuple[str, ...]] = ("dlbench",)
-    variants: ClassVar[tuple[str, ...]] = ("default", "fast")
+    variants: ClassVar[tuple[str, ...]] = ("default", "fast", "isolated")
     default_variant: ClassVar[str] = "default"
     variant_help: ClassVar[dict[str, str]] = {
         "default": "seeded cost model",
         "fast": "the same model at 0.7x the cost, to test variant comparisons",
+        "isolated": f"the default model in a worker of its own ({ISOLATED_ENV}=1 set before import)",
     }
+    variant_env: ClassVar[dict[str, dict[str, str]]] = {"isolated": {ISOLATED_ENV: "1"}}
+    conv_algorithms: ClassVar[tuple[str, ...]] = tuple(CONV_FACTORS)
     hidden: ClassVar[bool] = True
     precisions: ClassVar[tuple[str, ...]] = tuple(PRECISION_FACTORS)
 

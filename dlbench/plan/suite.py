@@ -29,21 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.cases.precision import check_precisions
-from dlbench.cases.spec import DEVICES, MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, Case
+from dlbench.cases.spec import DEVICES, MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, NATIVE_CONV, Case, check_convs
 from dlbench.errors import SuiteError
 from dlbench.measure.timing import MeasureConfig
 from dlbench.process.placement import check_gpu_selector
 from dlbench.record.files import read_regular_text
 from dlbench.record.schema import DeviceSettings as StoredDevice
 from dlbench.record.schema import SuiteRecord
-from dlbench.workloads import PASSES, check_pass, get_workload, select_phases, workload_names
+from dlbench.workloads import PASSES, all_workload_names, check_pass, get_workload, select_phases, workload_names
 
 PACKAGED_SUITES = Path(__file__).resolve().parents[2] / "suites"  # the repository's suites/
 # A suite is a few hundred bytes. The file (and so what run.json stores of it) is limited: a suite of
 # megabytes is a mistake, and would be copied into every run record and rewritten after every case.
 SUITE_FILE_LIMIT = 256 * 2**10
-TOP_KEYS = {"name", "description", "workloads", "passes", "frameworks", "variants", "precision", "devices",
-            "measure", "seed", "executor", "gpu"}
+TOP_KEYS = {"name", "description", "workloads", "passes", "frameworks", "variants", "precision", "conv",
+            "devices", "measure", "seed", "executor", "gpu"}
 DEVICE_KEYS = {"threads", "batch_sizes", "variants"}
 EXECUTOR_KEYS = {"resources"}
 
@@ -75,12 +75,16 @@ class Suite:
     notes: tuple[str, ...] = field(default=())
     resources: Mapping[str, float] = field(default_factory=dict)  # Ray resources a node needs (fleet runs)
     gpu: str = ""  # the GPU of the GPU cases (index or UUID); "" = the default (dlbench.process.placement)
+    # Convolution algorithms (the TOML key is ``conv``: a name, a list or "all"); workloads without a
+    # convolution run "native" only.
+    convs: tuple[str, ...] = (NATIVE_CONV,)
 
     def record(self) -> SuiteRecord:
         """What the run record keeps of this suite (measurement settings and seed are the run's own)."""
         return SuiteRecord(
             name=self.name, description=self.description, source=self.source, workloads=self.workloads,
             passes=self.passes, frameworks=self.frameworks, variants=dict(self.variants), precisions=self.precisions,
+            convs=self.convs,
             devices={d: StoredDevice(threads=s.threads, batch_sizes=dict(s.batch_sizes), variants=dict(s.variants))
                      for d, s in self.devices.items()},
             notes=self.notes, resources=dict(self.resources), gpu=self.gpu,
@@ -138,7 +142,7 @@ def parse_measure(table: Any, where: str) -> MeasureConfig:
 def _batch_sizes(value: Any, workloads: tuple[str, ...], where: str) -> dict[str, tuple[int, ...]]:
     names = {w.split("/")[0] for w in workloads}
     if isinstance(value, dict):
-        _check_keys(value, workload_names(), where)
+        _check_keys(value, all_workload_names(), where)
         sizes = {w: positive_ints(v, f"{where}.{w}", MAX_BATCH_SIZE) for w, v in value.items()}
         missing = sorted(names - set(sizes))
         if missing:
@@ -165,6 +169,8 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
     variants = {fw: _str_list(v, f"{source}: variants.{fw}") for fw, v in variants_raw.items()}
     precisions = check_precisions(_str_list(data.get("precision", ["float32"]), f"{source}: precision"),
                                   f"{source}: precision")
+    convs = check_convs(_str_list(data.get("conv", [NATIVE_CONV]), f"{source}: conv", non_empty=True),
+                        f"{source}: conv")
     devices_raw = data.get("devices", {"cpu": {"threads": [1], "batch_sizes": [16]}})
     if not isinstance(devices_raw, dict) or not devices_raw:
         raise _fail(f"{source}: devices", "expected a table with [devices.cpu] and/or [devices.gpu]")
@@ -197,7 +203,7 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
     return Suite(
         name=name, description=description, workloads=workloads, passes=passes,
         frameworks=_str_list(data.get("frameworks", []), f"{source}: frameworks"), variants=variants,
-        precisions=precisions, devices=devices,
+        precisions=precisions, convs=convs, devices=devices,
         measure=parse_measure(data.get("measure", {}), f"{source}: measure"), seed=seed, source=source,
         resources=parse_resources(data.get("executor", {}), f"{source}: executor"),
         gpu=parse_gpu(data.get("gpu", ""), f"{source}: gpu"),
@@ -289,6 +295,7 @@ class Overrides:
     threads: tuple[int, ...] = ()
     batch_sizes: tuple[int, ...] = ()
     precisions: tuple[str, ...] = ()
+    convs: tuple[str, ...] = ()  # --conv
     measure: Mapping[str, Any] = field(default_factory=dict)
     gpu: str = ""  # --gpu
 
@@ -340,13 +347,16 @@ def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
             raise SuiteError(str(exc)) from None
     precisions = check_precisions(o.precisions, "--precision") if o.precisions else suite.precisions
     gpu = check_gpu_selector(o.gpu) if o.gpu else suite.gpu
+    convs = check_convs(o.convs, "--conv") if o.convs else suite.convs
     return replace(suite, workloads=workloads, passes=passes, devices=devices, measure=measure,
-                   frameworks=o.frameworks or suite.frameworks, precisions=precisions, notes=tuple(notes), gpu=gpu)
+                   frameworks=o.frameworks or suite.frameworks, precisions=precisions, notes=tuple(notes), gpu=gpu,
+                   convs=convs)
 
 
 def expand(suite: Suite, frameworks: Mapping[str, tuple[str, ...]]) -> list[Case]:
     """Every case of the suite, for the given frameworks and their variants (a device's own ``variants``
-    replace them on that device), in a readable order."""
+    replace them on that device), in a readable order. The convolution algorithms multiply only the
+    workloads that have convolutions: the others run ``native``, the only algorithm they have."""
     cases = []
     for device, settings in suite.devices.items():
         for threads in settings.threads:
@@ -354,12 +364,14 @@ def expand(suite: Suite, frameworks: Mapping[str, tuple[str, ...]]) -> list[Case
                 for variant in settings.variants.get(framework, chosen):
                     for entry in suite.workloads:
                         name, phases = select_phases(entry)
+                        convs = suite.convs if get_workload(name).has_convolutions else (NATIVE_CONV,)
                         for batch in settings.batch_sizes[name]:
                             for phase in phases:
                                 for precision in suite.precisions:
-                                    for pass_ in suite.passes:
-                                        cases.append(Case(
-                                            workload=name, phase=phase, pass_=pass_, framework=framework,
-                                            variant=variant, device=device, threads=threads,
-                                            batch_size=batch, precision=precision))
+                                    for conv in convs:
+                                        for pass_ in suite.passes:
+                                            cases.append(Case(
+                                                workload=name, phase=phase, pass_=pass_, framework=framework,
+                                                variant=variant, device=device, threads=threads,
+                                                batch_size=batch, precision=precision, conv=conv))
     return list(dict.fromkeys(cases))

@@ -48,6 +48,7 @@ class SuiteRecord(msgspec.Struct, frozen=True):
     frameworks: tuple[str, ...] = ()
     variants: dict[str, tuple[str, ...]] = {}
     precisions: tuple[str, ...] = ("float32",)
+    convs: tuple[str, ...] = ("native",)  # convolution algorithms (dlbench.cases.spec.CONV_ALGORITHMS)
     devices: dict[str, DeviceSettings] = {}
     notes: tuple[Text, ...] = ()
     resources: dict[str, Annotated[float, msgspec.Meta(ge=0, le=1e12)]] = {}  # Ray resources a node needs

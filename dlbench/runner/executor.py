@@ -88,7 +88,7 @@ class LocalExecutor:
         WorkerProcess(replace(job, cases=()), self).supervise(lambda result: None, on_runtime)
 
     def spec(self, job: protocol.WorkerJob, baton: bool = False) -> ChildSpec:
-        env = {**get_adapter(job.framework).worker_env(job.device, job.threads), **self.extra_env}
+        env = {**get_adapter(job.framework).process_env(job.device, job.threads, job.key.process), **self.extra_env}
         return ChildSpec(module=WORKER_MODULE, placement=job.placement, codec=protocol.CODEC, env=env,
                          python=self.python, memory_limit_mb=self.memory_limit_mb, baton=baton)
 

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from dlbench.cases.spec import Case, WorkerKey
+from dlbench.frameworks.registry import get_adapter
 from dlbench.process.placement import cores_for
 from dlbench.record.results import CaseResult
 from dlbench.record.schema import SAMPLES, ControlReading, RunConfig
@@ -23,10 +24,19 @@ from dlbench.runner.protocol import WorkerJob
 HOSTNAME = socket.gethostname()  # every row names the machine that ran it (a fleet run mixes several)
 
 
+def worker_of(case: Case) -> WorkerKey:
+    """The worker that runs ``case``: one per framework, device and thread count, and one more for each
+    variant whose switch must be in the environment before the framework is imported (``Adapter.variant_env``:
+    TensorFlow without oneDNN cannot share a process with TensorFlow with it)."""
+    return WorkerKey.of(case, own_process=get_adapter(case.framework).own_process(case.variant))
+
+
 def group_cases(cases: Iterable[Case]) -> list[tuple[WorkerKey, tuple[Case, ...]]]:
-    """One group per worker key (framework, device, threads), in a stable order; cases keep suite order."""
-    ordered = sorted(cases, key=WorkerKey.of)
-    return [(key, tuple(members)) for key, members in groupby(ordered, key=WorkerKey.of)]
+    """One group per worker key (framework, device, threads, process), in a stable order; cases keep suite
+    order."""
+    keyed = [(worker_of(case), case) for case in cases]
+    keyed.sort(key=lambda pair: pair[0])
+    return [(key, tuple(case for _, case in members)) for key, members in groupby(keyed, key=lambda pair: pair[0])]
 
 
 @dataclass(frozen=True)

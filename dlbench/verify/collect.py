@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from dlbench.cases.spec import NATIVE_CONV
 from dlbench.formatting import one_line
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, Evaluation, ParamCountError
 from dlbench.record.results import OK, UNAVAILABLE
@@ -34,7 +35,7 @@ class Target:
 
 @dataclass(frozen=True)
 class ImplResult:
-    """What one implementation (framework + variant) produced for one target."""
+    """What one implementation (framework + variant + convolution algorithm) produced for one target."""
 
     framework: str
     variant: str
@@ -47,15 +48,20 @@ class ImplResult:
     version: str = ""
     biases: str = DEFAULT_BIASES  # the bias mode of the weights it was given (see dlbench.verify.biases)
     affinity: tuple[int, ...] = ()  # the cores the evaluating process was pinned to (set by the worker)
+    conv: str = NATIVE_CONV  # the convolution algorithm (dlbench.cases.spec.CONV_ALGORITHMS)
+    traits: dict[str, str] = field(default_factory=dict)  # BuiltCase.traits(): what really ran
 
     @property
     def label(self) -> str:
-        return f"{self.framework}/{self.variant}"
+        """``torch/eager``, or ``torch/eager/fft`` for another convolution algorithm than native."""
+        base = f"{self.framework}/{self.variant}"
+        return base if self.conv == NATIVE_CONV else f"{base}/{self.conv}"
 
 
 def build_request(
     target: Target, variant: str, batch_size: int, seed: int, device: str, biases: str = DEFAULT_BIASES,
     precision: str = "float32",
+    conv: str = NATIVE_CONV,
 ) -> BuildRequest:
     """The verification weights (canonical, biases per ``biases``) and the canonical batch of ``target``,
     with dropout off: every implementation and the reference then compute the same deterministic function."""
@@ -68,6 +74,7 @@ def build_request(
         device=device,
         precision=precision,
         dropout=False,
+        conv=conv,
     )
 
 
@@ -81,12 +88,13 @@ def evaluate_case(
     version: str = "",
     biases: str = DEFAULT_BIASES,
     precision: str = "float32",
+    conv: str = NATIVE_CONV,
 ) -> ImplResult:
     """Build one case, evaluate it and read its counts; never raises for a framework failure. A precision
     the built case does not really compute in (see ``base.check_precision``) is unavailable, as in a run."""
-    base = ImplResult(adapter.name, variant, target, ERROR, version=version, biases=biases)
+    base = ImplResult(adapter.name, variant, target, ERROR, version=version, biases=biases, conv=conv)
     try:
-        request = build_request(target, variant, batch_size, seed, device, biases, precision)
+        request = build_request(target, variant, batch_size, seed, device, biases, precision, conv)
         built = adapter.build(request)  # the base class checks the dtypes against the precision
     except CaseUnavailable as exc:
         return replace(base, status=UNAVAILABLE, error=one_line(exc))
@@ -98,11 +106,13 @@ def evaluate_case(
         evaluation = built.evaluate()
         params = int(built.trainable_params)
         flops = {pass_: _optional_flops(built.framework_flops, pass_) for pass_ in PASSES}
+        traits = dict(built.traits())
     except Exception as exc:  # noqa: BLE001
         return replace(base, error=f"evaluate failed: {one_line(exc)}")
     finally:
         _close_quietly(built)
-    return replace(base, status=OK, evaluation=evaluation, trainable_params=params, framework_flops=flops)
+    return replace(base, status=OK, evaluation=evaluation, trainable_params=params, framework_flops=flops,
+                   traits=traits)
 
 
 def evaluate_adapter(
@@ -116,9 +126,11 @@ def evaluate_adapter(
     on_result: Callable[[ImplResult], None] | None = None,
     biases: str = DEFAULT_BIASES,
     precision: str = "float32",
+    convs: Sequence[str] = (NATIVE_CONV,),
 ) -> list[ImplResult]:
-    """Initialise ``adapter`` in this process and evaluate every (variant, target) with the verification
-    weights of bias mode ``biases``. ``on_result`` sees each result as soon as it exists (the worker writes it
+    """Initialise ``adapter`` in this process and evaluate every (variant, target, convolution algorithm)
+    with the verification weights of bias mode ``biases``; the algorithms apply to the targets that have
+    convolutions (see :func:`target_convs`). ``on_result`` sees each result as soon as it exists (the worker writes it
     to disk, so a later crash loses nothing)."""
     check_bias_mode(biases)  # a wrong mode is the caller's bug, not a framework failure of every case
     results: list[ImplResult] = []
@@ -133,16 +145,24 @@ def evaluate_adapter(
     except Exception as exc:  # noqa: BLE001 - a broken install is a verdict line
         for variant in variants:
             for target in targets:
-                message = f"initialize failed: {one_line(exc)}"
-                emit(ImplResult(adapter.name, variant, target, ERROR, message, biases=biases))
+                for conv in target_convs(target, convs):
+                    message = f"initialize failed: {one_line(exc)}"
+                    emit(ImplResult(adapter.name, variant, target, ERROR, message, biases=biases, conv=conv))
         return results
     for variant in variants:
         for target in targets:
             if not adapter.applies(variant, target.workload):
                 continue  # a variant made for other workloads (e.g. an attention implementation)
-            emit(evaluate_case(adapter, target, variant, batch_size, seed, device, info.version, biases,
-                               precision))
+            for conv in target_convs(target, convs):
+                emit(evaluate_case(adapter, target, variant, batch_size, seed, device, info.version, biases,
+                                   precision, conv))
     return results
+
+
+def target_convs(target: Target, convs: Sequence[str]) -> tuple[str, ...]:
+    """The convolution algorithms to verify ``target`` with: ``convs`` where it has convolutions, else
+    only native (an LSTM has no convolution to compute another way)."""
+    return tuple(convs) if get_workload(target.workload).has_convolutions else (NATIVE_CONV,)
 
 
 def _optional_flops(method: Callable[[str], float | None], pass_: str) -> float | None:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self
 
+from dlbench.cases.spec import NATIVE_CONV
 from dlbench.formatting import one_line
 from dlbench.process.messages import Channel
 from dlbench.verify.biases import DEFAULT_BIASES
-from dlbench.verify.collect import ERROR, ImplResult, Target, evaluate_adapter
+from dlbench.verify.collect import ERROR, ImplResult, Target, evaluate_adapter, target_convs
 from dlbench.verify.transfer import write_result
 
 
@@ -33,11 +34,13 @@ class WorkerRequest:
     out_dir: str  # where the worker writes the arrays of its results (a directory the parent owns)
     biases: str = DEFAULT_BIASES  # which verification weights to build (see dlbench.verify.biases)
     precision: str = "float32"  # see dlbench.cases.precision
+    convs: tuple[str, ...] = (NATIVE_CONV,)  # convolution algorithms (dlbench.cases.spec.CONV_ALGORITHMS)
 
     def to_wire(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(vars(self))
         data["targets"] = [[t.workload, t.phase] for t in self.targets]
         data["variants"] = list(self.variants)
+        data["convs"] = list(self.convs)
         return data
 
     @classmethod
@@ -45,6 +48,7 @@ class WorkerRequest:
         values = dict(data)
         values["targets"] = tuple(Target(w, p) for w, p in values["targets"])
         values["variants"] = tuple(values["variants"])
+        values["convs"] = tuple(values.get("convs", (NATIVE_CONV,)))
         return cls(**values)
 
 
@@ -65,8 +69,10 @@ def child_main(data: dict[str, Any], channel: Channel) -> None:
     except Exception as exc:  # noqa: BLE001 - the parent reports it as the framework's error line
         for variant in request.variants:
             for target in request.targets:
-                message = f"cannot load adapter: {one_line(exc)}"
-                save(ImplResult(request.framework, variant, target, ERROR, message, biases=request.biases))
+                for conv in target_convs(target, request.convs):
+                    message = f"cannot load adapter: {one_line(exc)}"
+                    save(ImplResult(request.framework, variant, target, ERROR, message, biases=request.biases,
+                                    conv=conv))
         return
     evaluate_adapter(
         adapter,
@@ -79,4 +85,5 @@ def child_main(data: dict[str, Any], channel: Channel) -> None:
         on_result=save,
         biases=request.biases,
         precision=request.precision,
+        convs=request.convs,
     )

@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from dlbench.cases.spec import NATIVE_CONV
 from dlbench.errors import DlbenchError
 from dlbench.formatting import one_line
 from dlbench.frameworks.registry import get_adapter
 from dlbench.process.child import Cause, Child, ChildSpec, Ended, Ending
 from dlbench.process.placement import place
 from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode
-from dlbench.verify.collect import ERROR, ImplResult, Target
+from dlbench.verify.collect import ERROR, ImplResult, Target, target_convs
 from dlbench.verify.job import WorkerRequest
 from dlbench.verify.transfer import CODEC, Delivered, read_result
 
@@ -40,24 +41,34 @@ def evaluate_isolated(
     biases: str = DEFAULT_BIASES,
     python: str = sys.executable,
     precision: str = "float32",
+    convs: Sequence[str] = (NATIVE_CONV,),
 ) -> list[ImplResult]:
-    """Evaluate ``framework`` on every (variant, target) in a fresh worker process pinned to ``threads``
-    cores, with the verification weights of bias mode ``biases``."""
+    """Evaluate ``framework`` on every (variant, target, convolution algorithm) in fresh worker processes
+    pinned to ``threads`` cores, with the verification weights of bias mode ``biases``: one worker for the
+    variants that share a process, and one for each variant whose switch must be in the environment before
+    the framework is imported (``Adapter.variant_env``), exactly as ``run`` places them."""
     check_bias_mode(biases)  # before a worker starts: it could only report the mistake once per case
     try:
         placement = place(threads)
     except ValueError as exc:
         raise DlbenchError(f"cannot verify with {threads} threads: {exc}") from None
     adapter = get_adapter(framework)
-    with tempfile.TemporaryDirectory(prefix="dlbench-verify-") as tmp:
-        request = WorkerRequest(
-            framework, tuple(variants), tuple(targets), batch_size, seed, device, threads, tmp, biases,
-            precision,
-        )
-        spec = ChildSpec(module=WORKER_MODULE, placement=placement, codec=CODEC,
-                         env=adapter.worker_env(device, threads), python=python)
-        delivered, failure = run_worker(spec, request, timeout_s)
-    return _fill_missing(request, delivered, failure, adapter.applies)
+    groups: dict[str, list[str]] = {}
+    for variant in variants:
+        groups.setdefault(variant if adapter.own_process(variant) else "", []).append(variant)
+    results: list[ImplResult] = []
+    for process, members in groups.items():
+        with tempfile.TemporaryDirectory(prefix="dlbench-verify-") as tmp:
+            request = WorkerRequest(
+                framework, tuple(members), tuple(targets), batch_size, seed, device, threads, tmp, biases,
+                precision, tuple(convs),
+            )
+            spec = ChildSpec(module=WORKER_MODULE, placement=placement, codec=CODEC,
+                             env=adapter.process_env(device, threads, process), python=python)
+            delivered, failure = run_worker(spec, request, timeout_s)
+        results += _fill_missing(request, delivered, failure, adapter.applies)
+    order = {variant: i for i, variant in enumerate(variants)}
+    return sorted(results, key=lambda r: order[r.variant])  # stable: each worker's own order within a variant
 
 
 def run_worker(spec: ChildSpec, request: WorkerRequest, timeout_s: float) -> tuple[list[ImplResult], str]:
@@ -94,14 +105,16 @@ def _fill_missing(request: WorkerRequest, delivered: list[ImplResult], failure: 
     """Every requested (variant, target) that the variant applies to gets exactly one result, in request
     order; the worker skips a variant made for other workloads (e.g. an attention implementation on LeNet),
     so such a pair is not missing."""
-    found = {(r.variant, r.target): r for r in delivered}
+    found = {(r.variant, r.target, r.conv): r for r in delivered}
     reason = failure or "worker finished without delivering this result"
     results = []
     for variant in request.variants:
         for target in request.targets:
             if not applies(variant, target.workload):
                 continue
-            result = found.get((variant, target))
-            missing = ImplResult(request.framework, variant, target, ERROR, reason, biases=request.biases)
-            results.append(result or missing)
+            for conv in target_convs(target, request.convs):
+                result = found.get((variant, target, conv))
+                missing = ImplResult(request.framework, variant, target, ERROR, reason, biases=request.biases,
+                                     conv=conv)
+                results.append(result or missing)
     return results

@@ -29,6 +29,7 @@ from dlbench.verify.layers import (
     ALEXNET,
     LENET,
     Array,
+    Conv2D,
     Dense,
     Grads,
     Layer,
@@ -368,6 +369,31 @@ NETWORKS: dict[str, Network] = {
 }
 
 
+def _conv_layer(workload: str) -> Network:
+    """A layer benchmark (``conv:alexnet.conv2``): the one convolution, its output, the loss
+    ``sum(y**2) / (2 N)`` (so ``dL/dy = y / N``) and the kernel and bias gradients."""
+    layer = get_workload(workload).convolutions[0]
+    conv = Conv2D(layer.name, stride=layer.stride, pad=layer.padding)
+
+    def network(params: Params, phase: str, batch: Batch, macs: MacCounter, gradients: bool,
+                ties: bool) -> Outcome:
+        y, cache = conv.forward(batch.x, params, macs)
+        y = _stored(y)
+        n = batch.x.shape[0]
+        loss = float((y.astype(np.float64) ** 2).sum() / (2 * n))
+        grads: Grads = {}
+        if gradients:
+            conv.backward(y / n, cache, params, grads, need_dx=False)
+        return y, loss, grads, None
+
+    return network
+
+
+def network_of(workload: str) -> Network:
+    """The reference of a network or of a layer benchmark."""
+    return _conv_layer(workload) if get_workload(workload).is_layer else NETWORKS[workload]
+
+
 def _run(
     workload: str,
     phase: str,
@@ -383,7 +409,7 @@ def _run(
     x = batch.x if batch.lengths is not None else np.asarray(batch.x, dtype=dtype)  # token ids stay integers
     cast = Batch(x, np.asarray(batch.y), batch.lengths)
     macs = MacCounter()
-    output, loss, grads, allowance = NETWORKS[workload](params, phase, cast, macs, gradients, ties)
+    output, loss, grads, allowance = network_of(workload)(params, phase, cast, macs, gradients, ties)
     if gradients and set(grads) != set(trainable):
         raise AssertionError(
             f"reference computed gradients {sorted(grads)}, phase trains {sorted(trainable)}"

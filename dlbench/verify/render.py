@@ -186,6 +186,8 @@ def _impl_dict(impl: ImplResult) -> dict[str, Any]:
     return {
         "framework": impl.framework,
         "variant": impl.variant,
+        "conv": impl.conv,
+        "traits": impl.traits,
         "version": impl.version,
         "status": impl.status,
         "error": impl.error or None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dlbench.cases.spec import NATIVE_CONV, check_convs
 from dlbench.errors import DlbenchError
 from dlbench.plan.planner import resolve_frameworks
 from dlbench.verify.collect import Target
@@ -26,6 +27,7 @@ class VerifyPlan:
     frameworks: tuple[FrameworkPlan, ...]
     targets: tuple[Target, ...]
     notes: tuple[str, ...] = ()
+    convs: tuple[str, ...] = (NATIVE_CONV,)  # convolution algorithms of the targets with convolutions
 
 
 def parse_targets(items: Sequence[str]) -> tuple[Target, ...]:
@@ -39,8 +41,10 @@ def parse_targets(items: Sequence[str]) -> tuple[Target, ...]:
     return tuple(targets)
 
 
-def make_plan(frameworks: Sequence[str], workloads: Sequence[str], variants: Sequence[str]) -> VerifyPlan:
+def make_plan(frameworks: Sequence[str], workloads: Sequence[str], variants: Sequence[str],
+              convs: Sequence[str] = ()) -> VerifyPlan:
     targets = parse_targets(workloads)
+    chosen_convs = check_convs(tuple(convs), "--conv") if convs else (NATIVE_CONV,)
     adapters = resolve_frameworks(tuple(frameworks))  # the same rules as dlbench run
     wanted = tuple(dict.fromkeys(variants))
     known = {v for a in adapters for v in a.variants}
@@ -57,4 +61,4 @@ def make_plan(frameworks: Sequence[str], workloads: Sequence[str], variants: Seq
             notes.append(f"{adapter.name}: skipped, it has none of the variants {', '.join(wanted)}")
     if not adapters:
         notes.append("no framework is installed: only the NumPy reference and the counts are checked")
-    return VerifyPlan(tuple(plans), targets, tuple(notes))
+    return VerifyPlan(tuple(plans), targets, tuple(notes), chosen_convs)

@@ -100,8 +100,9 @@ LOW_PRECISION_UNITS: dict[str, float] = {"output": 8.0, "loss": 2.0, "gradient":
 
 def tolerance_for(workload: str, precision: str = "float32") -> Tolerance:
     """The workload's float32 budget, or for a low precision its budget derived from the unit roundoff."""
+    layer_of = workload.removeprefix("conv:").partition(".")[0] if workload.startswith("conv:") else ""
     try:
-        base = TOLERANCES[workload]
+        base = TOLERANCES[layer_of or workload]  # a layer benchmark: its network's budget bounds it
     except KeyError:
         raise DlbenchError(f"no verification tolerance is defined for workload {workload!r}") from None
     recipe = get_precision(precision)

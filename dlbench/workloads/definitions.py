@@ -54,6 +54,37 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class ConvLayer:
+    """One 2-D convolution of a network, in the canonical NHWC / HWIO terms: what every convolution
+    algorithm (``docs/convolution.md``) needs to compute it, and what a layer benchmark is built from."""
+
+    name: str  # the layer's canonical name: its parameters are ``<name>.kernel`` and ``<name>.bias``
+    in_h: int
+    in_w: int
+    cin: int
+    cout: int
+    k: int  # square kernels only: every layer of LeNet and AlexNet
+    stride: int = 1
+    padding: int = 0  # zeros on each side
+
+    @property
+    def out_h(self) -> int:
+        return (self.in_h + 2 * self.padding - self.k) // self.stride + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.in_w + 2 * self.padding - self.k) // self.stride + 1
+
+    @property
+    def macs_per_sample(self) -> int:
+        return conv_macs(self.out_h, self.out_w, self.k, self.cin, self.cout)
+
+    @property
+    def params(self) -> tuple[ParamSpec, ParamSpec]:
+        return _conv(self.name, self.k, self.cin, self.cout)
+
+
+@dataclass(frozen=True)
 class Workload:
     """A canonical network: its input, its parameters and its phases (one unnamed phase if it has none)."""
 
@@ -65,6 +96,23 @@ class Workload:
     phases: tuple[Phase, ...]
     paper_batch_size: int
     extra: dict[str, int] = field(default_factory=dict)
+    convolutions: tuple[ConvLayer, ...] = ()  # every 2-D convolution, in order: what --conv applies to
+    layer_of: str = ""  # a layer benchmark (``conv:alexnet.conv2``): the network the layer comes from
+
+    @property
+    def has_convolutions(self) -> bool:
+        return bool(self.convolutions)
+
+    @property
+    def is_layer(self) -> bool:
+        """A single convolution timed alone, as convnet-benchmarks did (its output is the activation)."""
+        return bool(self.layer_of)
+
+    def convolution(self, name: str) -> ConvLayer:
+        for layer in self.convolutions:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
 
     @property
     def has_phases(self) -> bool:
@@ -111,11 +159,22 @@ def conv_macs(out_h: int, out_w: int, k: int, cin: int, cout: int) -> int:
     return out_h * out_w * cout * k * k * cin
 
 
+LENET_CONVOLUTIONS = (ConvLayer("conv1", 28, 28, 1, 20, 5), ConvLayer("conv2", 12, 12, 20, 50, 5))
+ALEXNET_CONVOLUTIONS = (
+    ConvLayer("conv1", 227, 227, 3, 96, 11, stride=4),
+    ConvLayer("conv2", 27, 27, 96, 256, 5, padding=2),
+    ConvLayer("conv3", 13, 13, 256, 384, 3, padding=1),
+    ConvLayer("conv4", 13, 13, 384, 384, 3, padding=1),
+    ConvLayer("conv5", 13, 13, 384, 256, 3, padding=1),
+)
+
+
 def _lenet() -> Workload:
     params = (*_conv("conv1", 5, 1, 20), *_conv("conv2", 5, 20, 50),
               *_dense("fc1", 800, 500), *_dense("fc2", 500, 10))
     macs = conv_macs(24, 24, 5, 1, 20) + conv_macs(8, 8, 5, 20, 50) + 800 * 500 + 500 * 10
     return Workload(
+        convolutions=LENET_CONVOLUTIONS,
         name="lenet",
         description="LeNet on MNIST-shaped 28x28x1 input, tanh convolutions, 10 classes",
         input_shape=(28, 28, 1),
@@ -138,6 +197,7 @@ def _alexnet() -> Workload:
         + 9216 * 4096 + 4096 * 4096 + 4096 * 1000
     )
     return Workload(
+        convolutions=ALEXNET_CONVOLUTIONS,
         name="alexnet",
         description="AlexNet (no LRN, no groups) on ImageNet-shaped 227x227x3 input, 1000 classes",
         input_shape=(227, 227, 3),
@@ -264,6 +324,32 @@ def _transformer() -> Workload:
 WORKLOADS: dict[str, Workload] = {
     w.name: w for w in (_lenet(), _alexnet(), _autoencoder(), _lstm(), _transformer())
 }
+LAYER_PREFIX = "conv:"
+
+
+def _layer_workload(network: Workload, layer: ConvLayer) -> Workload:
+    """One convolution of ``network`` alone (``conv:alexnet.conv2``): its input shape, its kernel and bias,
+    its output the convolution's (no activation), and the loss ``sum(y**2) / (2 N)``, so that the gradient
+    pass computes the input gradient and the weight gradients of exactly this layer."""
+    return Workload(
+        name=f"{LAYER_PREFIX}{network.name}.{layer.name}",
+        description=f"{network.name}'s {layer.name} alone: {layer.k}x{layer.k}, {layer.cin}->{layer.cout} "
+                    f"channels, stride {layer.stride}, padding {layer.padding}, on {layer.in_h}x{layer.in_w}",
+        input_shape=(layer.in_h, layer.in_w, layer.cin),
+        num_classes=1,
+        params=layer.params,
+        phases=(Phase("", tuple(p.name for p in layer.params), layer.macs_per_sample, "activation"),),
+        paper_batch_size=network.paper_batch_size,
+        convolutions=(layer,),
+        layer_of=network.name,
+    )
+
+
+# The layer benchmarks: every convolution of LeNet and AlexNet as a workload of its own. They are named
+# explicitly (a suite that lists no workloads runs the networks only).
+LAYER_WORKLOADS: dict[str, Workload] = {
+    w.name: w for net in WORKLOADS.values() for w in (_layer_workload(net, c) for c in net.convolutions)
+}
 
 # Constants of the transformer that every implementation shares (docs/workloads.md): the layer-norm epsilon
 # (Keras defaults to 1e-3), the additive mask value for padded keys, the GELU form (exact, erf).
@@ -277,14 +363,21 @@ def is_sequence_workload(name: str) -> bool:
 
 
 def workload_names() -> tuple[str, ...]:
+    """The networks: what a suite runs when it names no workloads."""
     return tuple(WORKLOADS)
 
 
+def all_workload_names() -> tuple[str, ...]:
+    """The networks, then the layer benchmarks: every name a suite or ``--workload`` may give."""
+    return (*WORKLOADS, *LAYER_WORKLOADS)
+
+
 def get_workload(name: str) -> Workload:
-    try:
-        return WORKLOADS[name]
-    except KeyError:
-        raise SuiteError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}") from None
+    found = WORKLOADS.get(name) or LAYER_WORKLOADS.get(name)
+    if found is None:
+        layers = f"; layers: {', '.join(LAYER_WORKLOADS)}" if name.startswith(LAYER_PREFIX) else ""
+        raise SuiteError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}{layers}")
+    return found
 
 
 def select_phases(selector: str) -> tuple[str, tuple[str, ...]]:

@@ -181,7 +181,8 @@ def test_a_gpu_case_records_its_gpu_traits_peaks_sync_and_device_time() -> None:
     job = protocol.WorkerJob(WorkerKey("fake", "gpu", 1), (0,), (case(batch=8),), TINY, gpu=UUID)
     results, _, _ = run_job(job)
     (result,) = results
-    assert result.status == "ok" and result.gpu_selector == UUID and result.traits == {"layout": "NHWC"}
+    assert result.status == "ok" and result.gpu_selector == UUID
+    assert result.traits == {"layout": "NHWC", "conv": "native", "conv_backend": "cost-model"}
     memory = result.memory
     assert memory.device_peak is not None and memory.device_peak_measure is not None
     assert memory.device_peak < memory.device_peak_measure  # the first call's autotuning scratch is left out

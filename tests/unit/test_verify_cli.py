@@ -68,7 +68,9 @@ def test_framework_errors_give_exit_code_1_and_json(capsys: pytest.CaptureFixtur
     assert document["verdict"] == "error"
     target = document["targets"][0]
     assert target["counts"]["reference_params"] == 20_300  # the reference still checked the definition
-    assert [i["status"] for i in target["implementations"]] == ["error", "error"]  # default and fast
+    # default and fast in one worker, isolated in a worker of its own (its variant_env), in variant order
+    assert [(i["variant"], i["status"]) for i in target["implementations"]] == [
+        ("default", "error"), ("fast", "error"), ("isolated", "error")]
     assert all(p.startswith("fake/") for p in target["problems"])
 
 
@@ -89,7 +91,8 @@ def test_biases_option_reaches_the_workers_the_reference_and_the_json(
     asked: list[str] = []
 
     def in_process(framework: str, targets: Any, variants: Any, batch_size: int, seed: int, device: str,
-                   threads: int, timeout_s: float, biases: str, precision: str = "float32") -> list[ImplResult]:
+                   threads: int, timeout_s: float, biases: str, precision: str = "float32",
+                   convs: Any = ("native",)) -> list[ImplResult]:
         asked.append(biases)
         adapter = NumpyAdapter(framework, weights_in=weights_in, variants=tuple(variants))
         return evaluate_adapter(adapter, targets, variants, batch_size, seed, device, threads, biases=biases)
