@@ -12,12 +12,13 @@ from dlbench.formatting import fmt_count
 from dlbench.frameworks.registry import adapter_names, broken_adapters, get_adapter
 from dlbench.machine.nvml import nvml_gpus
 from dlbench.plan.suite import available_suites, load_suite
-from dlbench.workloads import WORKLOADS
+from dlbench.frameworks.base import Adapter
+from dlbench.workloads import LAYER_WORKLOADS, WORKLOADS
 
 
 def frameworks_table(show_hidden: bool) -> Table:
     table = Table(title="frameworks")
-    for column in ("name", "installed", "version", "devices", "variants (default first)"):
+    for column in ("name", "installed", "version", "devices", "variants (default first)", "convolutions"):
         table.add_column(column)
     gpus = list(nvml_gpus())
     for name in adapter_names(include_hidden=show_hidden):
@@ -26,20 +27,34 @@ def frameworks_table(show_hidden: bool) -> Table:
         devices = "cpu" + (", gpu" if installed and adapter.gpu_usable(gpus) else "")
         variants = [adapter.default_variant] + [v for v in adapter.variants if v != adapter.default_variant]
         table.add_row(plain(name), "yes" if installed else "no", plain(adapter.version() or ""),
-                      devices if installed else "", plain(", ".join(variants)))
+                      devices if installed else "", plain(", ".join(_variant_label(adapter, v) for v in variants)),
+                      plain(", ".join(adapter.conv_algorithms)))
     for name, reason in broken_adapters().items():
         table.add_row(plain(name), Text("broken", "red"), "", "", plain(reason))
     return table
 
 
+def _variant_label(adapter: Adapter, variant: str) -> str:
+    """A variant with where it exists, when that is not everywhere: ``cudnn_benchmark (gpu)``,
+    ``plain_attention (transformer)``."""
+    workloads = adapter.variant_workloads.get(variant, ())
+    layers = [w for w in workloads if w in LAYER_WORKLOADS]
+    named = [w for w in workloads if w not in LAYER_WORKLOADS] + (["conv:* layers"] if layers else [])
+    limits = [*adapter.variant_devices.get(variant, ()), *named]
+    return f"{variant} ({', '.join(limits)})" if limits else variant
+
+
 def workloads_table() -> Table:
-    table = Table(title="workloads")
-    for column in ("workload", "phase", "trainable params", "forward MACs/sample", "paper batch", "input"):
+    table = Table(title="workloads (--conv applies to those with convolutions)")
+    for column in ("workload", "phase", "trainable params", "forward MACs/sample", "paper batch", "input",
+                   "convolutions"):
         table.add_column(column, justify="right" if "params" in column or "MACs" in column else "left")
-    for w in WORKLOADS.values():
+    for w in (*WORKLOADS.values(), *LAYER_WORKLOADS.values()):
+        convs = ", ".join(f"{c.name} {c.k}x{c.k}/{c.stride}" for c in w.convolutions) if not w.is_layer else \
+            f"stride {w.convolutions[0].stride}, padding {w.convolutions[0].padding}"
         for phase in w.phase_names:
             table.add_row(w.name, phase, fmt_count(w.trainable_params(phase)), fmt_count(w.macs(phase)),
-                          str(w.paper_batch_size), "x".join(map(str, w.input_shape)))
+                          str(w.paper_batch_size), "x".join(map(str, w.input_shape)), convs)
     return table
 
 

@@ -19,7 +19,7 @@ from rich.progress import Progress, TaskID
 from dlbench.cases.spec import MAX_BATCH_SIZE, MAX_SEED, MAX_THREADS, Case
 from dlbench.cli.options import CommaList, Number, flatten
 from dlbench.cli.paths import NonEmptyPath
-from dlbench.display.progress import console, describe, out, progress_bar, summary_table
+from dlbench.display.progress import console, conv_summary_table, describe, out, progress_bar, summary_table
 from dlbench.display.terminal import plain
 from dlbench.errors import DlbenchError
 from dlbench.fleet.driver import connect
@@ -207,6 +207,9 @@ def finish(stores: list[RunStore], status: str, quiet: bool, make_report: bool, 
     for store in stores:
         if not quiet and store.record.results:
             out.print(summary_table(store.record.results, title=f"dlbench run {store.record.run_id}"))
+            algorithms = conv_summary_table(store.record.results)
+            if algorithms is not None:
+                out.print(algorithms)
         # soft_wrap: the paths are printed whole, however narrow the terminal, so they can be copied
         console.print(plain(f"results: {store.directory / 'results.csv'}  "
                             f"(run record: {store.directory / 'run.json'})"), soft_wrap=True)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from dlbench.cases.spec import CONV_ALGORITHMS, NATIVE_CONV, Case
 from dlbench.display.terminal import make_console, plain, stdout_console, visible
-from dlbench.formatting import fmt_ms
+from dlbench.formatting import MISSING, fmt_ms, fmt_num, fmt_speedup
 from dlbench.machine.telemetry import throttled
 from dlbench.record.results import CaseResult
 
@@ -61,8 +63,64 @@ def _cell(result: CaseResult | None, best: float | None) -> Text:
 
 
 def _series(result: CaseResult) -> tuple[str, str, str]:
-    """The column of a result: the two sides of an A/B run are two columns, not one overwriting the other."""
-    return result.case.framework, result.case.variant, result.environment
+    """The column of a result: the two sides of an A/B run are two columns, not one overwriting the other;
+    a convolution algorithm other than native is named with the variant (``eager fft``)."""
+    c = result.case
+    variant = c.variant if c.conv == NATIVE_CONV else f"{c.variant} {c.conv}"
+    return c.framework, variant, result.environment
+
+
+def _without_compared_algorithms(results: list[CaseResult]) -> list[CaseResult]:
+    """The results of the main table: a case measured with other convolution algorithms beside native shows
+    native there, and the algorithms in :func:`conv_summary_table`."""
+    with_native = {r.case for r in results if r.case.conv == NATIVE_CONV}
+    return [r for r in results
+            if r.case.conv == NATIVE_CONV or msgspec.structs.replace(r.case, conv=NATIVE_CONV) not in with_native]
+
+
+def _memory_mb(result: CaseResult) -> float | None:
+    """What the case added to the worker's resident set on a CPU, the allocator's peak on a GPU."""
+    value = result.memory.rise if result.case.device == "cpu" else result.memory.device_peak
+    return None if value is None else value / 2**20
+
+
+def conv_summary_table(results: Iterable[CaseResult]) -> Table | None:
+    """Where several convolution algorithms were measured: one row per case (framework, variant, workload,
+    pass, setting), one column per algorithm with its median, its speed-up against native (native /
+    algorithm) and its memory; the fastest in bold green. None when there is nothing to compare."""
+    groups: dict[Case, dict[str, CaseResult]] = {}
+    for r in results:
+        groups.setdefault(msgspec.structs.replace(r.case, conv=NATIVE_CONV), {})[r.case.conv] = r
+    groups = {case: algos for case, algos in groups.items() if len(algos) > 1}
+    if not groups:
+        return None
+    present = {a for algos in groups.values() for a in algos}
+    algorithms = [a for a in CONV_ALGORITHMS if a in present]
+    table = Table(title=plain("convolution algorithms: median ms · speed-up against native · MB added"),
+                  title_justify="left")
+    for name in ("workload", "pass", "setting", "framework"):
+        table.add_column(name, no_wrap=True)
+    for algorithm in algorithms:
+        table.add_column(algorithm, justify="right", no_wrap=True)
+    for case in sorted(groups):
+        algos = groups[case]
+        medians = {a: s.median for a, r in algos.items() if (s := r.summary()) is not None}
+        best = min(medians.values()) if len(medians) > 1 else None
+        native = medians.get(NATIVE_CONV)
+        setting = f"{case.device} t{case.threads}" if case.device == "cpu" else case.device
+        cells: list[Text] = []
+        for algorithm in algorithms:
+            result = algos.get(algorithm)
+            if algorithm not in medians:
+                cells.append(Text("") if result is None else plain(result.status, "red"))
+                continue
+            median = medians[algorithm]
+            memory = _memory_mb(algos[algorithm])
+            text = f"{fmt_ms(median)} · {fmt_speedup(native / median) if native else MISSING} · {fmt_num(memory)}"
+            cells.append(Text(text, style="bold green" if median == best else ""))
+        table.add_row(plain(case.workload_label), plain(PASS_LABELS.get(case.pass_, case.pass_)),
+                      plain(f"{setting} b{case.batch_size}"), plain(f"{case.framework}/{case.variant}"), *cells)
+    return table
 
 
 def summary_table(results: Iterable[CaseResult], title: str = "dlbench results") -> Table:
@@ -71,7 +129,7 @@ def summary_table(results: Iterable[CaseResult], title: str = "dlbench results")
     95% CI's half-width where it exceeds 5%); the fastest of each row in bold green, ``~`` marks noisy cases
     (IQR > 10% of the median), ``!`` GPU cases whose GPU slowed down while timed (power or thermal limit:
     :mod:`dlbench.machine.telemetry`). Narrow enough for an 80-column terminal."""
-    results = list(results)
+    results = _without_compared_algorithms(list(results))
     series = sorted({_series(r) for r in results})
     rows: dict[tuple[str, str, str, int], dict[tuple[str, str, str], CaseResult]] = {}
     for r in results:

@@ -30,7 +30,8 @@ Behaviour is steered through environment variables, which the runner passes on t
 Convolution algorithms: each costs :data:`CONV_FACTORS` of ``native`` and holds :data:`CONV_SCRATCH` batches of
 real scratch memory while a pass runs (im2col's patch matrix, FFT's spectra), so that the report's time
 against memory plot has something to show. The variant ``isolated`` needs a worker of its own
-(``variant_env``), as TensorFlow without oneDNN does.
+(``variant_env``), as TensorFlow without oneDNN does; ``autotune`` exists on the simulated GPU only
+(``variant_devices``), as cuDNN's autotuning does.
 
 Precisions: ``bf16`` costs :data:`PRECISION_FACTORS` of float32 everywhere; ``fp16`` and ``tf32`` run only on
 the simulated GPU (like a CPU without float16 kernels, and TF32 which is GPU-only by definition).
@@ -129,7 +130,7 @@ class FakeCase(BuiltCase):
         workload, phase = request.workload, request.phase
         self._params = workload.trainable_params(phase)
         scale = float(os.environ.get("DLBENCH_FAKE_SCALE", "1.0"))
-        factor = FAST_VARIANT_FACTOR if request.variant == "fast" else 1.0
+        factor = FAST_VARIANT_FACTOR if request.variant in ("fast", "autotune") else 1.0
         if fault != "float32":
             factor *= PRECISION_FACTORS[request.precision]
         factor *= CONV_FACTORS[request.conv]
@@ -230,13 +231,15 @@ class FakeAdapter(Adapter):
     display_name: ClassVar[str] = "Fake (cost model)"
     module: ClassVar[str] = "dlbench"
     distributions: ClassVar[tuple[str, ...]] = ("dlbench",)
-    variants: ClassVar[tuple[str, ...]] = ("default", "fast", "isolated")
+    variants: ClassVar[tuple[str, ...]] = ("default", "fast", "isolated", "autotune")
     default_variant: ClassVar[str] = "default"
     variant_help: ClassVar[dict[str, str]] = {
         "default": "seeded cost model",
         "fast": "the same model at 0.7x the cost, to test variant comparisons",
         "isolated": f"the default model in a worker of its own ({ISOLATED_ENV}=1 set before import)",
+        "autotune": "the fast model on the simulated GPU only, like cuDNN autotuning (unavailable on a CPU)",
     }
+    variant_devices: ClassVar[dict[str, tuple[str, ...]]] = {"autotune": ("gpu",)}
     variant_env: ClassVar[dict[str, dict[str, str]]] = {"isolated": {ISOLATED_ENV: "1"}}
     conv_algorithms: ClassVar[tuple[str, ...]] = tuple(CONV_FACTORS)
     hidden: ClassVar[bool] = True

@@ -18,7 +18,7 @@ from dlbench.workloads.definitions import pass_flops
 
 CASE_COLUMNS = (
     "run_id", "environment", "key", "workload", "phase", "framework", "framework_version", "variant", "device",
-    "threads", "batch_size", "pass", "precision", "status",
+    "threads", "batch_size", "pass", "precision", "conv", "status",
 )
 METRIC_COLUMNS = (
     "median_ms", "iqr_ms", "ci_low_ms", "ci_high_ms", "mean_ms", "std_ms", "min_ms", "n_samples", "rounds",
@@ -26,7 +26,7 @@ METRIC_COLUMNS = (
     "gflops_per_s", "framework_flops", "peak_rss_mb", "rss_rise_mb", "framework_peak_mb", "device_peak_mb",
     "threads_effective", "affinity", "cpu_per_wall", "host", "node_id", "retries", "started_at", "duration_s",
     "sync_ms", "sync_bound", "device_median_ms", "device_peak_measure_mb", "device_in_use_before_mb", "layout",
-    "recurrence", "gpu_selector",
+    "recurrence", "gpu_selector", "conv_backend",
 )
 CSV_COLUMNS = (*CASE_COLUMNS, *METRIC_COLUMNS, "error")
 # The columns that hold numbers (int or float) or None.
@@ -81,6 +81,7 @@ class Metrics(msgspec.Struct, frozen=True):
     device_in_use_before_mb: float | None = None  # the device allocator's bytes in use before the build
     layout: str = ""  # traits: the image layout in effect
     recurrence: str = ""  # traits: the LSTM fused or not
+    conv_backend: str = ""  # traits: what the framework says computed its convolutions
     gpu_selector: str = ""  # the GPU (CUDA_VISIBLE_DEVICES) of a GPU case
 
 
@@ -107,6 +108,7 @@ def metrics(result: CaseResult) -> Metrics:
         device_peak_measure_mb=_mb(memory.device_peak_measure),
         device_in_use_before_mb=_mb(memory.device_in_use_before),
         layout=result.traits.get("layout", ""), recurrence=result.traits.get("recurrence", ""),
+        conv_backend=result.traits.get("conv_backend", ""),
         gpu_selector=result.gpu_selector,
     )
     summary = result.summary()
@@ -133,7 +135,7 @@ def result_row(run_id: str, result: CaseResult, framework_version: str = "") -> 
         "phase": case.phase,
         "framework": case.framework, "framework_version": framework_version, "variant": case.variant,
         "device": case.device, "threads": case.threads, "batch_size": case.batch_size, "pass": case.pass_,
-        "precision": case.precision, "status": result.status,
+        "precision": case.precision, "conv": case.conv, "status": result.status,
     }
     row.update(msgspec.structs.asdict(metrics(result)))
     row["error"] = result.error

@@ -20,6 +20,7 @@ from dlbench.errors import DlbenchError
 from dlbench.record.files import atomic_write, read_regular_text
 from dlbench.record.store import now_iso
 from dlbench.report import speedups
+from dlbench.report.convolutions import SECTION_INTRO, conv_figure, conv_table, native_only
 from dlbench.report.env_table import environment_table, packages_table
 from dlbench.report.frame import LoadedRun, combined_csv, load_runs, passes_in, results_frame, workload_label
 from dlbench.report.html import Section, render_page
@@ -66,8 +67,10 @@ def build_report(run_dirs: list[Path], output: Path, batch_size: int | None = No
 
 
 def assemble(runs: Sequence[LoadedRun], batch_size: int | None) -> Report:
-    """Decide the page: environment, one section per workload phase, speed-ups, failures."""
-    frame = results_frame(runs)
+    """Decide the page: environment, one section per workload phase (the frameworks' own convolutions),
+    speed-ups, convolution algorithms (where more than one was measured), failures."""
+    everything = results_frame(runs)
+    frame = native_only(everything)
     sections = [Section("environment", "Runs and environment", items=(environment_table(runs),),
                         folded=(packages_table(runs),))]
     if frame.empty:
@@ -91,7 +94,12 @@ def assemble(runs: Sequence[LoadedRun], batch_size: int | None) -> Report:
         "speedups", "Speed-ups", items=speedup_tables,
         intro="" if speedup_tables else "Nothing to compare: these runs measured a single thread count, "
         "no GPU next to a CPU, and no variant next to its default."))
-    sections.append(Section("failures", "Failed cases", items=(failures_table(frame),)))
+    conv = conv_table(everything, many_runs)
+    if conv is not None:
+        figure = conv_figure(everything, "conv-algorithms-time-memory", "Convolution algorithms: time against memory")
+        sections.append(Section("conv", "Convolution algorithms", intro=SECTION_INTRO,
+                                items=(conv,) if figure is None else (conv, figure)))
+    sections.append(Section("failures", "Failed cases", items=(failures_table(everything),)))
     return Report(_title(runs), _subtitle(runs), tuple(sections), combined_csv(runs))
 
 

@@ -78,9 +78,12 @@ def setting_label(device: str, threads: int) -> str:
     return device.upper()
 
 
-def series_label(framework: str, variant: str, precision: str) -> str:
-    """One line of a plot / one row of a table: ``torch [channels_last]``; precision only if not float32."""
-    detail = variant if precision in ("", "float32") else f"{variant}, {precision}"
+def series_label(framework: str, variant: str, precision: str, conv: str = "native") -> str:
+    """One line of a plot / one row of a table: ``torch [channels_last]``; precision only if not float32,
+    the convolution algorithm only if not native (``torch [eager, bf16, fft]``)."""
+    parts = [p for p in (variant, "" if precision in ("", "float32") else precision,
+                         "" if conv in ("", "native") else conv) if p]
+    detail = ", ".join(parts)
     return f"{framework} [{detail}]" if detail else framework
 
 
@@ -138,7 +141,7 @@ def results_frame(runs: Sequence[LoadedRun]) -> pd.DataFrame:
             run=run.label, run_order=order, hostname=run.hostname,
             setting=setting_label(case.device, case.threads),
             workload_label=workload_label(case.workload, case.phase),
-            series=series_label(case.framework, case.variant, case.precision),
+            series=series_label(case.framework, case.variant, case.precision, case.conv),
             peak_gflops=run.peak_gflops(case.device, case.threads, case.precision),
             gpu_throttled=throttled(result.gpu_telemetry),
         )
