@@ -20,7 +20,7 @@ from dlbench.errors import DlbenchError
 from dlbench.record.files import atomic_write, read_regular_text
 from dlbench.record.store import now_iso
 from dlbench.report import speedups
-from dlbench.report.convolutions import SECTION_INTRO, conv_figure, conv_table, native_only
+from dlbench.report.convolutions import SECTION_INTRO, conv_figure, conv_table, layer_flops_table, native_only
 from dlbench.report.env_table import environment_table, packages_table
 from dlbench.report.frame import LoadedRun, combined_csv, load_runs, passes_in, results_frame, workload_label
 from dlbench.report.html import Section, render_page
@@ -97,8 +97,9 @@ def assemble(runs: Sequence[LoadedRun], batch_size: int | None) -> Report:
     conv = conv_table(everything, many_runs)
     if conv is not None:
         figure = conv_figure(everything, "conv-algorithms-time-memory", "Convolution algorithms: time against memory")
-        sections.append(Section("conv", "Convolution algorithms", intro=SECTION_INTRO,
-                                items=(conv,) if figure is None else (conv, figure)))
+        layers = layer_flops_table(everything, many_runs)
+        items = (conv, *((layers,) if layers is not None else ()), *((figure,) if figure is not None else ()))
+        sections.append(Section("conv", "Convolution algorithms", intro=SECTION_INTRO, items=items))
     sections.append(Section("failures", "Failed cases", items=(failures_table(everything),)))
     return Report(_title(runs), _subtitle(runs), tuple(sections), combined_csv(runs))
 

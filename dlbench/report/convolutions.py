@@ -21,6 +21,7 @@ from dlbench.formatting import MISSING, fmt_ms, fmt_num, fmt_speedup
 from dlbench.report.frame import series_label
 from dlbench.report.plots import MARKERS, Plot, _log_y, _new_figure, plain, series_styles, to_svg
 from dlbench.report.tables import Cell, Table
+from dlbench.workloads.definitions import LAYER_PREFIX
 
 GROUP = ["run_order", "workload_label", "setting", "batch_size", "precision", "framework", "variant", "pass"]
 SECTION_INTRO = (
@@ -97,6 +98,47 @@ def conv_table(frame: pd.DataFrame, many_runs: bool) -> Table | None:
                "in bold. A cell's tooltip gives the achieved GFLOP/s, the share of the calibrated peak where one "
                "was measured, and what the framework reported computing the convolutions.")
     return Table("conv-algorithms", "Convolution algorithms", caption, header, tuple(rows), pd.DataFrame(data))
+
+
+def layer_flops_table(frame: pd.DataFrame, many_runs: bool) -> Table | None:
+    """The layer benchmarks as convnet-benchmarks printed them: per layer, setting, framework and pass, each
+    algorithm's achieved GFLOP/s and its share of the machine's calibrated matrix-multiply peak (runs made
+    with ``--calibrate``); the highest in bold."""
+    compared = _compared(frame)
+    if compared.empty:
+        return None
+    layers = compared[compared["workload"].str.startswith(LAYER_PREFIX)]
+    if layers.empty:
+        return None
+    algorithms = _algorithms(layers)
+    rows: list[tuple[Cell, ...]] = []
+    for _, group in layers.groupby(GROUP, sort=False):
+        by_algo = {str(r["conv"]): r for _, r in group.iterrows() if r["status"] == "ok"}
+        rates = {a: float(r["gflops_per_s"]) for a, r in by_algo.items() if math.isfinite(r["gflops_per_s"])}
+        best = max(rates.values()) if len(rates) > 1 else None
+        first = group.iloc[0]
+        cells = [Cell(str(first["run"]))] if many_runs else []
+        cells += [Cell(str(first["workload_label"]).removeprefix(LAYER_PREFIX)),
+                  Cell(f"{first['setting']}, b{int(first['batch_size'])}"),
+                  Cell(f"{first['framework']} [{first['variant']}{_precision(first)}]"), Cell(str(first["pass"]))]
+        for algorithm in algorithms:
+            rate = rates.get(algorithm)
+            if rate is None:
+                cells.append(Cell(MISSING, muted=True))
+                continue
+            share = by_algo[algorithm]["peak_fraction"]
+            text = f"{fmt_num(rate)}" + (f" ({share:.0%})" if math.isfinite(share) else "")
+            cells.append(Cell(text, best=rate == best))
+        rows.append(tuple(cells))
+    header = (("run",) if many_runs else ()) + ("layer", "setting", "framework [variant]", "pass", *algorithms)
+    caption = ("Achieved GFLOP/s of each convolution layer alone (2 FLOPs per multiply-accumulate; the gradient pass, "
+               "input and weight gradients, counts 3x the forward), and in brackets its share of the calibrated "
+               "matrix-multiply peak of the same thread count (runs made with --calibrate). The highest of each row "
+               "in bold.")
+    columns = [c for c in ("run", "workload", "setting", "batch_size", "framework", "variant", "precision", "pass",
+                           "conv", "gflops_per_s", "peak_gflops", "peak_fraction") if c in layers]
+    return Table("conv-layers-gflops", "Convolution layers: achieved GFLOP/s", caption, header, tuple(rows),
+                 layers[columns].reset_index(drop=True))
 
 
 def _precision(row: pd.Series) -> str:

@@ -111,13 +111,14 @@ def csv_rows(directory: Path) -> list[dict[str, str]]:
 
 def test_a_run_records_the_algorithm_and_what_ran_in_every_row_and_reports_them(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = run_cli("run", "--suite", "smoke", *FAST, "-w", "lenet,lstm", "--conv", "native,fft",
+    proc = run_cli("run", "--suite", "smoke", *FAST, "-w", "lenet,lstm,conv:lenet.conv1", "--conv", "native,fft",
                    "--variant", "default,isolated", "-b", "4", "--output", str(out), "--report")
     assert proc.returncode == 0, proc.stderr
     record = load_run(out)
     assert record.config.suite.convs == ("native", "fft")
     rows = csv_rows(out)
-    assert len(rows) == len(record.results) == (2 + 1) * 2 * 2  # (lenet x2 algorithms + lstm) x passes x variants
+    # (lenet and its conv1 layer x2 algorithms + lstm) x passes x variants
+    assert len(rows) == len(record.results) == (2 + 2 + 1) * 2 * 2
     for row in rows:
         assert row["conv"] == ("fft" if row["key"].endswith("/conv-fft") else "native")
         assert row["status"] == "ok"
@@ -130,10 +131,15 @@ def test_a_run_records_the_algorithm_and_what_ran_in_every_row_and_reports_them(
     assert "Convolution algorithms" in page and "conv-algorithms-time-memory.svg" in page
     with open(out / "report" / "tables" / "conv-algorithms.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
-    assert {(r["variant"], r["pass"], r["conv"]) for r in table} == {
-        (v, p, a) for v in ("default", "isolated") for p in ("forward", "gradient") for a in ("native", "fft")}
+    assert {(r["workload"], r["variant"], r["pass"], r["conv"]) for r in table} == {
+        (w, v, p, a) for w in ("lenet", "conv:lenet.conv1") for v in ("default", "isolated")
+        for p in ("forward", "gradient") for a in ("native", "fft")}
     assert all(float(r["speedup_vs_native"]) == 1.0 for r in table if r["conv"] == "native")
-    assert sum(r["fastest"] == "True" for r in table) == 4  # one per (variant, pass)
+    assert sum(r["fastest"] == "True" for r in table) == 8  # one per (workload, variant, pass)
+    with open(out / "report" / "tables" / "conv-layers-gflops.csv", newline="") as handle:
+        layers = list(csv.DictReader(handle))
+    assert {r["workload"] for r in layers} == {"conv:lenet.conv1"} and len(layers) == 8
+    assert all(float(r["gflops_per_s"]) > 0 for r in layers)
     with open(out / "report" / "tables" / "study-lenet.csv", newline="") as handle:
         study = handle.read()
     assert "fft" not in study  # the study-style tables keep the framework's own convolution
