@@ -65,7 +65,7 @@ def run_case(adapter: Adapter, job: protocol.WorkerJob, case: Case, threads_effe
         reset_peak_rss()
         request = BuildRequest(workload=workload, phase=case.phase, batch=batch, weights=weights,
                                variant=case.variant, device=case.device, precision=case.precision,
-                               case_key=case.key)
+                               conv=case.conv, case_key=case.key)
         on_gpu = case.device == "gpu"
         in_use_before = adapter.device_memory_in_use(case.device) if on_gpu else None
         built = adapter.build(request)  # checks the request and the canonical parameter count

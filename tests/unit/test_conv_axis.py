@@ -125,6 +125,9 @@ def test_a_run_records_the_algorithm_and_what_ran_in_every_row_and_reports_them(
         # the isolated variant's worker had its switch in the environment: what ran says so
         expected = "" if row["workload"] == "lstm" else ("isolated" if row["variant"] == "isolated" else "cost-model")
         assert row["conv_backend"] == expected
+    for result in record.results:  # the worker built each case with its algorithm: the built case says so
+        assert result.traits.get("conv", "native") == result.case.conv
+    assert {r.traits.get("conv") for r in record.results} == {"native", "fft", None}  # None: the LSTM
     workers = set(record.environment.workers)
     assert {"fake/cpu/t1", "fake/cpu/t1/isolated"} <= workers
     page = (out / "report" / "index.html").read_text()
