@@ -5,24 +5,41 @@ workload is here: a new network is one class in its own module plus one entry in
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import ClassVar
 
 from dlbench.cases.precision import get_precision
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, RuntimeInfo
 from dlbench.frameworks.tensorflow.case import TensorFlowCase
+from dlbench.frameworks.tensorflow.convolution import TF_CONV_ALGORITHMS
+from dlbench.frameworks.tensorflow.layer import _ConvLayer
 from dlbench.frameworks.tensorflow.networks import KERAS_LSTM, _AlexNet, _Autoencoder, _LeNet, _Lstm, _Network
 from dlbench.frameworks.tensorflow.precision import _precision_problem
 from dlbench.frameworks.tensorflow.runtime import (
     _block_jax_import,
     _configure_devices,
+    _onednn_enabled,
     _Runtime,
     _runtime_info,
     _set_threads,
     device_feed_arrays,
 )
 from dlbench.frameworks.tensorflow.transformer import _Transformer
+from dlbench.workloads import LAYER_WORKLOADS
 
-VARIANTS: tuple[str, ...] = ("function", "xla", "eager", "keras_attention", KERAS_LSTM)
+# The library switches: environment variables that TensorFlow reads once, when it is loaded or at their first
+# use, so each of these variants runs in a worker of its own with them set (Adapter.variant_env). The names
+# are those the installed TensorFlow reads (strings of libtensorflow_framework.so.2 in 2.21, which the tests
+# check): TF_ENABLE_ONEDNN_OPTS ("0" keeps oneDNN's rewrite of the CPU kernels off; TF logs the state at
+# import), TF_CUDNN_USE_AUTOTUNE (xla/tsl/util/use_cudnn.cc, a boolean, default true) and TF_DETERMINISTIC_OPS
+# (tsl's determinism.cc, a boolean read strictly: "1" or "true", anything else but "0"/"false" aborts).
+EIGEN = "eigen"
+NO_AUTOTUNE = "no_autotune"
+DETERMINISTIC = "deterministic"
+DETERMINISTIC_SEED = 0  # the global seed of the deterministic variant: TF's random ops refuse to run without one
+
+VARIANTS: tuple[str, ...] = ("function", "xla", "eager", "keras_attention", KERAS_LSTM, EIGEN, NO_AUTOTUNE,
+                             DETERMINISTIC)
 
 NETWORKS: dict[str, type[_Network]] = {
     "lenet": _LeNet,
@@ -30,6 +47,7 @@ NETWORKS: dict[str, type[_Network]] = {
     "autoencoder": _Autoencoder,
     "lstm": _Lstm,
     "transformer": _Transformer,
+    **{name: _ConvLayer for name in LAYER_WORKLOADS},  # conv:lenet.conv1 ... conv:alexnet.conv5
 }
 
 
@@ -46,6 +64,14 @@ class TensorFlowAdapter(Adapter):
     default_variant: ClassVar[str] = "function"
     variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {"keras_attention": ("transformer",),
                                                                KERAS_LSTM: ("lstm",)}
+    variant_devices: ClassVar[dict[str, tuple[str, ...]]] = {EIGEN: ("cpu",), NO_AUTOTUNE: ("gpu",),
+                                                             DETERMINISTIC: ("gpu",)}
+    variant_env: ClassVar[dict[str, dict[str, str]]] = {
+        EIGEN: {"TF_ENABLE_ONEDNN_OPTS": "0"},
+        NO_AUTOTUNE: {"TF_CUDNN_USE_AUTOTUNE": "0"},
+        DETERMINISTIC: {"TF_DETERMINISTIC_OPS": "1"},
+    }
+    conv_algorithms: ClassVar[tuple[str, ...]] = TF_CONV_ALGORITHMS
     precisions: ClassVar[tuple[str, ...]] = ("float32", "tf32", "bf16", "fp16")
     variant_help: ClassVar[dict[str, str]] = {
         "function": "tf.function graphs (Grappler, oneDNN fusions): how TF 2 is normally run",
@@ -55,6 +81,12 @@ class TensorFlowAdapter(Adapter):
                            "attention instead of plain tf ops",
         KERAS_LSTM: "lstm only: tf.function with keras.layers.LSTM, which runs cuDNN's fused kernel on a GPU "
                     "(the default tf.scan loop is unfused) and Keras' own loop on a CPU",
+        EIGEN: "CPU only: tf.function with oneDNN off (TF_ENABLE_ONEDNN_OPTS=0 before import), so convolutions "
+               "and matmuls run on Eigen's kernels",
+        NO_AUTOTUNE: "GPU only: tf.function with cuDNN autotuning off (TF_CUDNN_USE_AUTOTUNE=0): TF's "
+                     "heuristic convolution algorithm instead of the fastest one measured at the first call",
+        DETERMINISTIC: "GPU only: tf.function with op determinism (TF_DETERMINISTIC_OPS=1 and "
+                       "enable_op_determinism, seeded): deterministic cuDNN algorithms and reductions",
     }
 
     def __init__(self) -> None:
@@ -109,6 +141,7 @@ class TensorFlowAdapter(Adapter):
         problem = _precision_problem(tf, request.precision, request.device)
         if problem is not None:
             raise CaseUnavailable(problem)
+        _apply_variant_switches(tf, request.variant)
         if request.device == "gpu":  # process-wide; the cases of a worker are built and run one at a time
             tf.config.experimental.enable_tensor_float_32_execution(request.precision == "tf32")
         with tf.device(runtime.device_name):
@@ -127,3 +160,17 @@ class TensorFlowAdapter(Adapter):
         if request.precision == "tf32":
             case.note_dtype("matmul", "tf32")
         return case
+
+
+def _apply_variant_switches(tf: ModuleType, variant: str) -> None:
+    """What a library-switch variant needs in the process besides its environment (Adapter.variant_env):
+    ``eigen`` is refused where oneDNN is on after all (a worker without ``TF_ENABLE_ONEDNN_OPTS=0``, or a
+    build that ignores it), instead of measuring oneDNN under Eigen's name; ``deterministic`` also enables op
+    determinism through the API (the same switch as its environment variable) and sets the global seed,
+    without which TF's random ops (dropout) refuse to run under determinism."""
+    if variant == EIGEN and _onednn_enabled(tf):
+        raise CaseUnavailable("the eigen variant needs TF_ENABLE_ONEDNN_OPTS=0 before TensorFlow is imported; "
+                              "oneDNN is on in this process")
+    if variant == DETERMINISTIC:
+        tf.config.experimental.enable_op_determinism()
+        tf.random.set_seed(DETERMINISTIC_SEED)

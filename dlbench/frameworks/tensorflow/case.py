@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.cases.spec import NATIVE_CONV
 from dlbench.frameworks.base import BuiltCase, Evaluation
 from dlbench.frameworks.tensorflow.bindings import canonical_gradients
-from dlbench.frameworks.tensorflow.graph import case_traits
+from dlbench.frameworks.tensorflow.graph import case_traits, native_conv_backend
 from dlbench.frameworks.tensorflow.networks import _Lstm, _Network
 from dlbench.frameworks.tensorflow.precision import _unscale, tf_float32, traced_dtypes
 from dlbench.frameworks.tensorflow.runtime import Feeds, Tensor, _Runtime
@@ -59,10 +60,13 @@ class TensorFlowCase(BuiltCase):
         the float32 gradients are unscaled, as Keras' LossScaleOptimizer does (without its dynamic
         adjustment); IndexedSlices keep their sparse form."""
         tf, scale = self._rt.tf, self._loss_scale
+        inputs = self._net.gradient_inputs(feeds)  # a layer benchmark's input: its gradient comes last
         with tf.GradientTape() as tape:
+            for tensor in inputs:
+                tape.watch(tensor)
             output, loss = self._net.objective(feeds, training=training)
             scaled = loss * scale if scale != 1.0 else loss
-        grads = tape.gradient(scaled, self._trainable)
+        grads = tape.gradient(scaled, [*self._trainable, *inputs])
         if scale != 1.0:
             grads = [_unscale(tf, g, 1.0 / scale) for g in grads]
         return output, loss, grads
@@ -72,7 +76,8 @@ class TensorFlowCase(BuiltCase):
 
     def _evaluation(self, *feeds: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
         output, loss, grads = self._scaled_gradient(feeds, False)
-        return tf_float32(self._rt.tf, output), loss, [self._rt.tf.convert_to_tensor(g) for g in grads]
+        params = grads[: len(self._trainable)]  # the parameters' gradients: what evaluate() reports
+        return tf_float32(self._rt.tf, output), loss, [self._rt.tf.convert_to_tensor(g) for g in params]
 
     def _python_pass(self, pass_: str) -> Callable[..., Any]:
         passes: dict[str, Callable[..., Any]] = {
@@ -116,13 +121,23 @@ class TensorFlowCase(BuiltCase):
         makes, so that the first call still pays its own tracing): the output's, and the output dtype of
         the graph's first convolution or matmul op. The same trace gives the traits (BuiltCase.traits): the
         convolutions' ``data_format`` as written, and whether the LSTM is cuDNN's fused RNN op (which Keras
-        chooses on a GPU, inside its layer, and which a fallback would silently replace by a loop)."""
+        chooses on a GPU, inside its layer, and which a fallback would silently replace by a loop). A network
+        with convolutions also reports its algorithm (``conv``) and what computes native convolutions here
+        (``conv_backend``, see :func:`dlbench.frameworks.tensorflow.graph.native_conv_backend`); for an
+        algorithm other than native the activation dtype is the first convolution's output dtype."""
         tf = self._rt.tf
         fn = tf.function(self._forward, autograph=False)
         with tf.device(self._rt.device_name):
             graph_fn = fn.get_concrete_function(*self._feeds)
         self._dtypes = traced_dtypes(graph_fn)
-        self._traits = case_traits(graph_fn.graph, isinstance(self._net, _Lstm))
+        if self._net.conv_algorithm != NATIVE_CONV and self._net.conv_dtype:
+            self._dtypes["activation"] = self._net.conv_dtype  # the first convolution's output, as traced
+        convolutional = bool(self._net.convolutions)
+        self._traits = case_traits(graph_fn.graph, isinstance(self._net, _Lstm), convolutional)
+        if convolutional:
+            self._traits["conv"] = self._net.conv_algorithm
+            self._traits["conv_backend"] = native_conv_backend(tf, self._rt.device_name, self._net.compute,
+                                                               jit_compile=self._variant == "xla")
 
     # ----- BuiltCase protocol -----
     def prepare(self, pass_: str) -> Callable[[], Any]:

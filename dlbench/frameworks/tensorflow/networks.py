@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 
 from dlbench.cases.precision import get_precision
+from dlbench.cases.spec import NATIVE_CONV
 from dlbench.errors import DlbenchError
 from dlbench.frameworks.base import BuildRequest
 from dlbench.frameworks.tensorflow.bindings import bind_keras_lstm, canonical_variables
+from dlbench.frameworks.tensorflow.convolution import conv2d, native_padding
 from dlbench.frameworks.tensorflow.precision import keras_policy
 from dlbench.frameworks.tensorflow.runtime import Feeds, Tensor, Variable
 from dlbench.workloads import DROPOUT_RATE, Batch, pretrain_level
@@ -39,6 +41,11 @@ class _Network:
         self.trainable_names: tuple[str, ...] = phase.trainable
         self.variables: dict[str, Variable] = canonical_variables(tf, request)
         self.shapes: dict[str, tuple[int, ...]] = {name: request.workload.param(name).shape for name in phase.reads}
+        # how every convolution is computed (dlbench.frameworks.tensorflow.convolution), and the canonical
+        # table of the convolutions (stride, padding) that the algorithms other than native follow
+        self.conv_algorithm = request.conv
+        self.convolutions = {layer.name: layer for layer in request.workload.convolutions}
+        self.conv_dtype = ""  # the traced dtype of the first convolution's output (see probe_dtypes)
 
     def feed_arrays(self, batch: Batch) -> tuple[np.ndarray, ...]:
         """The batch arrays the network consumes, labels last."""
@@ -57,6 +64,11 @@ class _Network:
     def has_loops(self) -> bool:
         """True when the graph holds a loop, whose body a static FLOP count would count only once."""
         return False
+
+    def gradient_inputs(self, feeds: Feeds) -> tuple[Tensor, ...]:
+        """The feeds whose gradient the gradient pass also computes (none: a network trains its parameters;
+        a layer benchmark also computes its input gradient, as a convolution library's backward does)."""
+        return ()
 
     # ----- shared pieces -----
     def read(self, name: str) -> Tensor:
@@ -78,9 +90,25 @@ class _Network:
                                    self.read(f"{name}.bias"))
 
     def conv(self, x: Tensor, name: str, stride: int, padding: str) -> Tensor:
+        """Convolution ``name`` plus its bias: ``tf.nn.conv2d`` for the native algorithm, else the request's
+        algorithm with the canonical table's stride and padding (which must be what ``stride`` and
+        ``padding`` say: a network written against another table would compare wrong algorithms)."""
         nn = self.tf.nn
+        if self.conv_algorithm != NATIVE_CONV:
+            layer = self.convolutions[name]
+            if (layer.stride, native_padding(layer.k, layer.stride, layer.padding)) != (stride, padding):
+                raise DlbenchError(f"{name}: stride {stride} padding {padding} is not the canonical {layer}")
+            return self.traced_conv(conv2d(self.tf, self.low(x), self.read(f"{name}.kernel"),
+                                           self.read(f"{name}.bias"), layer.stride, layer.padding,
+                                           self.conv_algorithm))
         out = nn.conv2d(self.low(x), self.read(f"{name}.kernel"), stride, padding)
         return nn.bias_add(out, self.read(f"{name}.bias"))
+
+    def traced_conv(self, y: Tensor) -> Tensor:
+        """``y``, a convolution's output, whose dtype is noted: the activation dtype of an algorithm whose
+        first contraction is not the layer's (fft's is a complex einsum in float32 by design)."""
+        self.conv_dtype = self.conv_dtype or y.dtype.name
+        return y
 
     def dropout(self, x: Tensor, training: bool) -> Tensor:
         return self.tf.nn.dropout(x, rate=DROPOUT_RATE) if training else x
