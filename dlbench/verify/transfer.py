@@ -8,7 +8,7 @@ when the worker dies half-way through writing the next one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class Delivered(Message):
     affinity: list[int]
     gradients: list[str] | None  # gradient names, in the order of the grad_<i> arrays
     arrays: str | None
+    conv: str = "native"  # the convolution algorithm it was evaluated with
+    traits: dict[str, str] = field(default_factory=dict)  # BuiltCase.traits(): what really ran
 
 
 CODEC = Codec(Delivered)
@@ -60,7 +62,7 @@ def write_result(directory: Path, index: int, result: ImplResult) -> Delivered:
         phase=result.target.phase, status=result.status, error=result.error,
         trainable_params=result.trainable_params, framework_flops=dict(result.framework_flops),
         version=result.version, biases=result.biases, affinity=list(result.affinity), gradients=gradients,
-        arrays=arrays,
+        arrays=arrays, conv=result.conv, traits=dict(result.traits),
     )
 
 
@@ -86,4 +88,6 @@ def read_result(directory: Path, message: Delivered) -> ImplResult:
         version=message.version,
         biases=message.biases,
         affinity=tuple(message.affinity),
+        conv=message.conv,
+        traits=dict(message.traits),
     )
