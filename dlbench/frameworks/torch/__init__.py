@@ -17,6 +17,14 @@ Variants (recorded in every result row):
   with the attention written as matmul, masked softmax, matmul instead of
   ``F.scaled_dot_product_attention``, or the LSTM as a Python loop over ``nn.LSTMCell`` (the unfused
   strategy) instead of the fused ``nn.LSTM``.
+* ``no_onednn`` (CPU), ``cudnn_benchmark`` and ``deterministic`` (GPU): the library switches of
+  :mod:`.switches`, each the ``channels_last`` model with its process-wide flags set while its case runs
+  (oneDNN and NNPACK off, so that native convolutions take PyTorch's own ``slow_conv2d``; cuDNN autotuning on;
+  deterministic algorithms).
+
+Every convolution of LeNet, AlexNet and the layer benchmarks (``conv:lenet.conv1`` ...) is computed by the
+case's convolution algorithm (``native``, ``im2col``, ``fft``, ``direct``; :mod:`.convolution`) in every variant;
+the ``conv`` and ``conv_backend`` traits record which, and what PyTorch says computed it (:mod:`.backend`).
 
 Conventions shared by all workloads: the gradient pass returns the gradients in the order of the phase's
 canonical ``trainable`` names; parameters that exist only because of PyTorch's layer design (``nn.LSTM``'s
@@ -30,6 +38,9 @@ The modules, one part each:
   device (the layout converters themselves are framework-independent: :mod:`dlbench.frameworks.layouts`).
 - :mod:`.precision`: autocast, the TF32 flags, which precisions a device can run, the dtype probe.
 - :mod:`.timer`: ``CudaEventTimer``, the device timer; :mod:`.case`: the built case ``TorchCase``.
+- :mod:`.convolution`: the convolution algorithms, and the routing of an ``nn.Conv2d`` through one;
+  :mod:`.layer`: the layer benchmarks; :mod:`.backend`: the ``conv_backend`` trait; :mod:`.switches`: the
+  library-switch variants and their flags.
 - :mod:`.adapter`: ``TorchAdapter`` (runtime information, ``build``), the table of networks by workload and
   ``case_traits``.
 

@@ -5,19 +5,35 @@ here: a new network is one builder in its own module plus one entry in ``BUILDER
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from dlbench.cases.precision import MIXED_DTYPES, get_precision
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, RuntimeInfo
 from dlbench.frameworks.cuda_arch import kernel_binaries
+from dlbench.frameworks.torch.backend import conv_probe
 from dlbench.frameworks.torch.bindings import _load_weights, _mark_trainable, _to_inputs
 from dlbench.frameworks.torch.case import TorchCase, _State
+from dlbench.frameworks.torch.convolution import TORCH_CONV_ALGORITHMS, route_all
+from dlbench.frameworks.torch.layer import _conv_layer
 from dlbench.frameworks.torch.networks import _alexnet, _autoencoder, _lenet, _lstm, _Net, _Options
 from dlbench.frameworks.torch.precision import _precision_problem, _probe_dtypes, _set_tf32, _with_autocast
+from dlbench.frameworks.torch.switches import (
+    SWITCH_DEVICES,
+    SWITCH_ENV,
+    SWITCH_HELP,
+    SWITCH_VARIANTS,
+    SWITCH_WORKLOADS,
+    Switches,
+    apply_switches,
+    read_switches,
+    switch_traits,
+    variant_switches,
+)
 from dlbench.frameworks.torch.transformer import _transformer
-from dlbench.workloads import Workload
+from dlbench.workloads import LAYER_WORKLOADS, Workload
 
 # Variants that only change the transformer's attention (other workloads: unavailable).
 ATTENTION_VARIANTS: tuple[str, ...] = ("plain_attention",)
@@ -32,6 +48,7 @@ BUILDERS: dict[str, Callable[[Workload, _Options], _Net]] = {
     "autoencoder": _autoencoder,
     "lstm": _lstm,
     "transformer": _transformer,
+    **{name: _conv_layer for name in LAYER_WORKLOADS},  # conv:lenet.conv1 ... conv:alexnet.conv5
 }
 
 
@@ -74,9 +91,13 @@ class TorchAdapter(Adapter):
     display_name = "PyTorch"
     module = "torch"
     distributions = ("torch",)
-    variants = ("channels_last", "eager", "compile", "plain_attention", LSTM_CELL_VARIANT)
+    variants = ("channels_last", "eager", "compile", "plain_attention", LSTM_CELL_VARIANT, *SWITCH_VARIANTS)
     default_variant = "channels_last"
-    variant_workloads = {**{v: ("transformer",) for v in ATTENTION_VARIANTS}, LSTM_CELL_VARIANT: ("lstm",)}
+    variant_workloads = {**{v: ("transformer",) for v in ATTENTION_VARIANTS}, LSTM_CELL_VARIANT: ("lstm",),
+                         **SWITCH_WORKLOADS}
+    variant_devices: ClassVar[dict[str, tuple[str, ...]]] = SWITCH_DEVICES
+    variant_env: ClassVar[dict[str, dict[str, str]]] = SWITCH_ENV
+    conv_algorithms: ClassVar[tuple[str, ...]] = TORCH_CONV_ALGORITHMS
     precisions = ("float32", "tf32", "bf16", "fp16")
     variant_help = {
         "channels_last": "eager PyTorch, conv nets in channels_last memory format (fast oneDNN path on CPU); "
@@ -87,6 +108,7 @@ class TorchAdapter(Adapter):
                            "instead of F.scaled_dot_product_attention",
         LSTM_CELL_VARIANT: "lstm only: eager, a Python loop over nn.LSTMCell (unfused: kernels per step) "
                            "instead of the fused nn.LSTM (one cuDNN kernel on a GPU)",
+        **SWITCH_HELP,
     }
 
     def supports_gpu_build(self) -> bool:
@@ -125,8 +147,9 @@ class TorchAdapter(Adapter):
         # Full float32 everywhere: TF32 would silently change GPU matmuls/convolutions.
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-        # Fixed shapes per case: let cuDNN pick its fastest algorithm; the search lands in the first call.
-        torch.backends.cudnn.benchmark = device == "gpu"
+        # PyTorch's default flags (cuDNN autotuning off: the heuristic choice); the switch variants set theirs
+        # for their own cases only (switches.py).
+        apply_switches(torch, Switches())
         settings = {
             "tf32": "off",
             "matmul_precision": torch.get_float32_matmul_precision(),
@@ -170,6 +193,9 @@ class TorchAdapter(Adapter):
         # initialisation (slow for AlexNet's 62M weights) would be overwritten by the canonical weights anyway.
         with torch.device("meta"):
             net = builder(workload, opts)
+        if request.conv == "fft":
+            net = dataclasses.replace(net, flops_visible=False)  # FlopCounterMode counts no FFT
+        route_all(net.layers, request.conv, channels_last=variant != "eager")  # native: left as it is
         net.layers.to_empty(device=device)
         _load_weights(net, request.weights)
         trainable = _mark_trainable(net, phase.trainable)
@@ -186,32 +212,51 @@ class TorchAdapter(Adapter):
             forward = _with_autocast(forward, device.type, dtype)
             output_and_loss = _with_autocast(output_and_loss, device.type, dtype)
         inputs = _to_inputs(request.batch, device, memory_format)
+        if net.layer:
+            inputs.x.requires_grad_(True)  # a layer benchmark's gradient pass computes the input gradient too
+        switches = variant_switches(variant)
+        restore = apply_switches(torch, switches)  # in effect for the probe; the case keeps them and restores
         try:
-            dtypes = _probe_dtypes(net, forward, inputs)  # before compiling: the compiled code has no hooks
+            with conv_probe(torch, net.layers, request.conv) as probe:
+                dtypes = _probe_dtypes(net, forward, inputs)  # before compiling: the compiled code has no hooks
+            traits = case_traits(torch, net, workload.name, probe.layouts)
+            if workload.has_convolutions:
+                traits.update(conv=request.conv, conv_backend=probe.label())
+            traits.update(switch_traits(read_switches(torch), device.type == "cuda"))
         except RuntimeError as exc:
+            apply_switches(torch, restore)
             if autocast is None:
                 raise
             # e.g. nn.LSTM under float16 autocast on a CPU whose oneDNN has no fp16 RNN primitive
             raise CaseUnavailable(f"PyTorch has no {autocast} kernel for this network on {request.device}: "
                                   f"{str(exc).splitlines()[0]}") from exc
+        except BaseException:
+            apply_switches(torch, restore)
+            raise
         if request.precision == "tf32":
             dtypes["matmul"] = "tf32"
         if compiled:
             torch._dynamo.reset()  # a fresh cache per case, whatever ran before
             forward = torch.compile(forward, dynamic=False)
             output_and_loss = torch.compile(output_and_loss, dynamic=False)
-        state = _State(net, inputs, trainable, params, forward, output_and_loss)
+        state = _State(net, inputs, trainable, params, forward, output_and_loss, switches, restore)
         loss_scale = get_precision(request.precision).loss_scale
-        return TorchCase(state, device, compiled, count, loss_scale, dtypes, case_traits(torch, net, workload.name))
+        return TorchCase(state, device, compiled, count, loss_scale, dtypes, traits)
 
 
-
-def case_traits(torch: Any, net: _Net, workload: str) -> dict[str, str]:
+def case_traits(torch: Any, net: _Net, workload: str, conv_outputs: dict[str, str] | None = None
+                ) -> dict[str, str]:
     """The layout in effect, read from the convolution weights themselves (a 1-channel input tensor is
-    contiguous in both formats and says nothing), and the LSTM's strategy (see BuiltCase.traits)."""
+    contiguous in both formats and says nothing), or where every kernel has one input channel (and so is
+    contiguous in both formats too: the layer benchmark ``conv:lenet.conv1``) from the first convolution's output
+    in the probe call (``conv_outputs``, see :func:`.backend.conv_probe`); and the LSTM's strategy (see
+    BuiltCase.traits). The convolution algorithm's traits are added by the adapter."""
     traits: dict[str, str] = {}
     kernels = [p for p in net.layers.parameters() if p.dim() == 4]
-    if kernels:
+    ambiguous = all(p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+    if kernels and ambiguous and conv_outputs:
+        traits["layout"] = next(iter(conv_outputs.values()))
+    elif kernels:
         nhwc = all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
         traits["layout"] = "channels_last" if nhwc and not all(p.is_contiguous() for p in kernels) else "NCHW"
     if workload == "lstm":

@@ -1,4 +1,5 @@
-"""The built PyTorch case: one network with its batch on the device, and the timed passes over it."""
+"""The built PyTorch case: one network with its batch on the device, and the timed passes over it, run under
+the process-wide flags of its variant (:mod:`.switches`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 from dlbench.frameworks.base import BuiltCase, DeviceTimer, Evaluation
 from dlbench.frameworks.layouts import Binding
 from dlbench.frameworks.torch.networks import ForwardFn, LossFn, _Inputs, _Net
+from dlbench.frameworks.torch.switches import Switches, apply_switches
 from dlbench.frameworks.torch.timer import CudaEventTimer
 from dlbench.workloads import check_pass
 
@@ -29,6 +31,14 @@ class _State:
     params: tuple[torch.nn.Parameter, ...]  # in the order of ``trainable``
     forward: ForwardFn  # the variant's functions (compiled or not)
     output_and_loss: LossFn
+    switches: Switches = Switches()  # the process-wide flags of the variant, in effect whenever the case runs
+    restore: Switches | None = None  # the flags found before the build, put back by close()
+
+    @property
+    def targets(self) -> tuple[torch.Tensor, ...]:
+        """What the gradient pass differentiates with respect to: the trainable parameters, and for a layer
+        benchmark the input last (a convolution's backward computes both)."""
+        return (*self.params, self.inputs.x) if self.net.layer else self.params
 
 
 class TorchCase(BuiltCase):
@@ -61,12 +71,13 @@ class TorchCase(BuiltCase):
     def prepare(self, pass_: str) -> Callable[[], Any]:
         check_pass(pass_)
         state = self._live()
+        apply_switches(self._torch, state.switches)  # in effect for the timed calls that follow
         return self._pass(pass_, state.forward, state.output_and_loss)
 
     def _pass(self, pass_: str, forward: ForwardFn, output_and_loss: LossFn) -> Callable[[], Any]:
         """The timed callable: everything it needs is bound here, so a call does no lookups."""
         state = self._live()
-        inputs, params = state.inputs, state.params
+        inputs, params = state.inputs, state.targets
         inference_mode, grad = self._torch.inference_mode, self._torch.autograd.grad
         if pass_ == "forward":
 
@@ -105,6 +116,7 @@ class TorchCase(BuiltCase):
         computes the same function; the variant's own (possibly compiled) functions are used."""
         torch = self._torch
         state = self._live()
+        apply_switches(torch, state.switches)
         with torch.enable_grad():
             out, loss = state.output_and_loss(state.inputs, False)
             grads = torch.autograd.grad(loss * self._loss_scale, state.params)
@@ -114,7 +126,9 @@ class TorchCase(BuiltCase):
             b.canonical: np.ascontiguousarray(b.to_canonical(g.detach().cpu().numpy()))
             for b, g in zip(state.trainable, grads, strict=True)
         }
-        output = out.detach().float().cpu().numpy()  # NumPy has no bfloat16
+        if state.net.layer:
+            out = out.permute(0, 2, 3, 1)  # the convolution's output in the canonical NHWC
+        output = np.ascontiguousarray(out.detach().float().cpu().numpy())  # NumPy has no bfloat16
         return Evaluation(output=output, loss=float(loss.item()), gradients=gradients)
 
     def dtypes(self) -> dict[str, str]:
@@ -145,6 +159,7 @@ class TorchCase(BuiltCase):
         try:
             from torch.utils.flop_counter import FlopCounterMode
 
+            apply_switches(self._torch, state.switches)
             run = self._pass(pass_, state.net.forward, state.net.output_and_loss)
             with FlopCounterMode(display=False) as counter:
                 self.sync(run())
@@ -153,7 +168,9 @@ class TorchCase(BuiltCase):
             return None
 
     def close(self) -> None:
-        self._state = None
+        state, self._state = self._state, None
+        if state is not None and state.restore is not None:
+            apply_switches(self._torch, state.restore)  # the next case in this worker starts from them
         if self._compiled:
             # Dynamo caches compiled code per code object; the next case must not hit stale entries or
             # the recompile limit (after which it would silently run eagerly).

@@ -55,6 +55,9 @@ class _Net:
     forward: ForwardFn
     output_and_loss: LossFn
     flops_visible: bool = True  # False where FlopCounterMode cannot see the arithmetic (fused kernels)
+    # A layer benchmark (conv:<network>.<layer>): the gradient pass differentiates w.r.t. the input too, and
+    # the output is an NCHW-indexed image that evaluate() hands back in the canonical NHWC.
+    layer: bool = False
 
 
 def _with_cross_entropy(forward: ForwardFn) -> LossFn:
