@@ -122,7 +122,8 @@ def test_metadata() -> None:
     adapter = JaxAdapter()
     assert (adapter.name, adapter.display_name, adapter.module) == ("jax", "JAX", "jax")
     assert adapter.default_variant in adapter.variants
-    assert set(adapter.variants) == set(adapter.variant_help) == {"jit", "jit_reduce_window", "plain_attention"}
+    assert set(adapter.variants) == set(adapter.variant_help) == {
+        "jit", "jit_reduce_window", "plain_attention", "no_ynnpack_conv", "no_autotune", "deterministic"}
     assert adapter.version() == jax.__version__
 
 

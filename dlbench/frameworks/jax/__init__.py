@@ -23,7 +23,10 @@ Timing fairness:
   ``lax.reduce_window`` in both. Both compute the transformer's attention with
   ``jax.nn.dot_product_attention`` (JAX's own attention function; XLA picks its implementation);
   ``plain_attention`` writes it as einsum, masked softmax, einsum (transformer only; other workloads are
-  ``unavailable`` in that variant).
+  ``unavailable`` in that variant). The XLA switches (:mod:`.switches`) run jit's code in a worker of their
+  own with an ``XLA_FLAGS`` value; ``jit_reduce_window`` does not apply to the layer benchmarks (no pool).
+* Convolutions: every convolution algorithm runs in every variant; the ``conv_backend`` trait says which
+  library XLA handed the convolutions (or the algorithm's matmuls and FFTs) to, read from the compiled HLO.
 * The transformer's GELU is ``jax.nn.gelu(approximate=False)``: JAX's default is the tanh approximation,
   another function than the canonical exact GELU.
 
@@ -35,11 +38,18 @@ The modules, one part each:
 
 - :mod:`.layers`: the array types and the building blocks (matmul, dense, convolution, pools, dropout,
   losses, layer norm, GELU, attention), pure functions of arrays.
+- :mod:`.convolution`: the convolution algorithms (``native``: XLA's op; ``im2col``, ``direct``, ``fft``
+  written with jnp/lax ops, differentiated by ``jax.grad``), which every convolution of LeNet and AlexNet
+  goes through.
 - :mod:`.networks`: LeNet, AlexNet, the autoencoder, the LSTM and the transformer, their objectives, and the
   (workload, phase) -> :class:`~.networks.Network` table with the pools of each variant.
+- :mod:`.layer`: the layer benchmarks (``conv:alexnet.conv2``: one convolution, its input and weight gradients).
+- :mod:`.switches`: the variants that are XLA flags (``no_ynnpack_conv`` on CPU, ``no_autotune`` and
+  ``deterministic`` on GPU), what each flag does in jaxlib 0.10.2, and why there is no oneDNN/XNNPACK one.
 - :mod:`.precision`: the matmul precision of each dlbench precision, the tensor-core check, and the dtypes a
   traced program really computes with.
-- :mod:`.compiled`: what is read from a compiled executable (FLOPs, float loops) and the traits of a case.
+- :mod:`.compiled`: what is read from a compiled executable (FLOPs, float loops, which library computes the
+  convolutions: the ``conv_backend`` trait) and the traits of a case.
 - :mod:`.case`: :class:`~.case.JaxCase`, a network with its parameters, batch and dropout key on one device.
 - :mod:`.adapter`: :class:`~.adapter.JaxAdapter` (the entry point), the worker environment and the runtime
   information.

@@ -1,6 +1,14 @@
 """The JAX adapter (the ``jax`` entry point): what a worker's environment must say before JAX is imported,
 the runtime information of ``initialize``, and ``build``, which checks the device and the precision and
 hands back a :class:`dlbench.frameworks.jax.case.JaxCase`.
+
+Variants: ``jit`` (the default), ``jit_reduce_window`` (LeNet's pools by ``lax.reduce_window``; networks
+only, a layer benchmark has no pool), ``plain_attention`` (transformer only), and the XLA switches of
+:mod:`dlbench.frameworks.jax.switches`, each in a worker of its own: ``no_ynnpack_conv`` (CPU: XLA's own
+convolutions instead of YNNPACK's), ``no_autotune`` and ``deterministic`` (GPU). jaxlib 0.10.2 has no switch
+that puts convolutions on oneDNN or XNNPACK (see that module), so there is no such variant.
+Every convolution algorithm (``native``, ``im2col``, ``fft``, ``direct``: :mod:`.convolution`) runs in every
+variant, on LeNet, AlexNet and the layer benchmarks.
 """
 
 from __future__ import annotations
@@ -10,10 +18,13 @@ import os
 from typing import ClassVar
 
 from dlbench.cases.precision import get_precision
+from dlbench.cases.spec import CONV_ALGORITHMS
 from dlbench.frameworks.base import Adapter, BuildRequest, BuiltCase, CaseUnavailable, RuntimeInfo, check_device
 from dlbench.frameworks.jax.case import JaxCase
 from dlbench.frameworks.jax.networks import ATTENTION_VARIANTS, network_for
 from dlbench.frameworks.jax.precision import MATMUL_PRECISION, precision_problem
+from dlbench.frameworks.jax.switches import SWITCH_DEVICES, SWITCH_HELP, SWITCH_VARIANTS, SWITCH_WORKLOADS, switch_env
+from dlbench.workloads import WORKLOADS
 
 CUDA_PLUGIN_DISTRIBUTIONS = ("jax-cuda13-plugin", "jax-cuda12-plugin")
 # The share of GPU memory JAX's allocator may use. Without preallocation JAX still caps its BFC allocator at
@@ -62,9 +73,17 @@ class JaxAdapter(Adapter):
     display_name: ClassVar[str] = "JAX"
     module: ClassVar[str] = "jax"
     distributions: ClassVar[tuple[str, ...]] = ("jax",)
-    variants: ClassVar[tuple[str, ...]] = ("jit", "jit_reduce_window", "plain_attention")
+    variants: ClassVar[tuple[str, ...]] = ("jit", "jit_reduce_window", "plain_attention", *SWITCH_VARIANTS)
     default_variant: ClassVar[str] = "jit"
-    variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {v: ("transformer",) for v in ATTENTION_VARIANTS}
+    variant_workloads: ClassVar[dict[str, tuple[str, ...]]] = {
+        **{v: ("transformer",) for v in ATTENTION_VARIANTS},
+        "jit_reduce_window": tuple(WORKLOADS),  # a layer benchmark has no pool: it would repeat jit
+        **SWITCH_WORKLOADS,
+    }
+    variant_devices: ClassVar[dict[str, tuple[str, ...]]] = dict(SWITCH_DEVICES)
+    # XLA_FLAGS is read when jaxlib starts: the parent's own XLA_FLAGS, then the switch (switches.switch_env)
+    variant_env: ClassVar[dict[str, dict[str, str]]] = switch_env()
+    conv_algorithms: ClassVar[tuple[str, ...]] = CONV_ALGORITHMS
     precisions: ClassVar[tuple[str, ...]] = ("float32", "tf32", "bf16", "fp16")
     variant_help: ClassVar[dict[str, str]] = {
         "jit": "jax.jit, ahead-of-time compiled; non-overlapping 2x2 max pools as reshape + max; "
@@ -72,6 +91,7 @@ class JaxAdapter(Adapter):
         "jit_reduce_window": "jax.jit, ahead-of-time compiled; every max pool via lax.reduce_window",
         "plain_attention": "transformer only: jax.jit, attention as einsum, masked softmax, einsum "
                            "instead of jax.nn.dot_product_attention",
+        **SWITCH_HELP,
     }
 
     def supports_gpu_build(self) -> bool:
@@ -151,7 +171,7 @@ class JaxAdapter(Adapter):
     def _build(self, request: BuildRequest) -> BuiltCase:
         import jax
 
-        network = network_for(request.workload.name, request.phase, request.variant)
+        network = network_for(request.workload.name, request.phase, request.variant, request.conv)
         platform = request.device
         try:
             device = jax.devices(platform)[0]

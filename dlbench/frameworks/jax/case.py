@@ -11,11 +11,15 @@ import numpy as np
 
 from dlbench.cases.precision import get_precision
 from dlbench.frameworks.base import BuildRequest, BuiltCase, Evaluation
-from dlbench.frameworks.jax.compiled import _flops_from_cost, _has_float_loop, case_traits
+from dlbench.frameworks.jax.compiled import _flops_from_cost, _has_float_loop, case_traits, conv_backend
 from dlbench.frameworks.jax.layers import Array, Inputs, Params
 from dlbench.frameworks.jax.networks import POOLS, Network
 from dlbench.frameworks.jax.precision import MATMUL_PRECISIONS, traced_dtypes
 from dlbench.workloads import check_pass
+
+# conv_backend of each (workload, phase, variant, precision, device, batch size, algorithm) in this worker:
+# XLA picks the same libraries for the same program, and its flags are fixed for the process.
+_CONV_BACKENDS: dict[tuple[str, ...], str] = {}
 
 
 class JaxCase(BuiltCase):
@@ -32,6 +36,11 @@ class JaxCase(BuiltCase):
         self._pool = POOLS[request.variant]
         self._device = device
         self._traits = case_traits(request.workload.name)
+        self._conv = request.conv  # the convolution algorithm (networks without convolutions: "native")
+        self._has_convolutions = request.workload.has_convolutions
+        self._is_layer = request.workload.is_layer
+        self._case_key = (request.workload.name, request.phase, request.variant, request.precision,
+                          str(device), str(request.batch.x.shape[0]))
         phase = request.workload.phase(request.phase)
         self._trainable_names = phase.trainable
         trainable = {name: np.asarray(request.weights[name], dtype=np.float32) for name in phase.trainable}
@@ -74,18 +83,25 @@ class JaxCase(BuiltCase):
         self, trainable: Params, frozen: Params, inputs: Inputs, labels: Array, key: Array | None
     ) -> Any:
         """``jax.grad`` of the loss; with a loss scale (fp16) the scaled loss is differentiated and the
-        float32 gradients are unscaled in the same compiled function (a static scale, as in jmp)."""
+        float32 gradients are unscaled in the same compiled function (a static scale, as in jmp). A layer
+        benchmark differentiates w.r.t. its input too (``Network.input_gradient``): the result is then the
+        pair (parameter gradients, input gradients), see :meth:`_parameter_gradients`."""
         import jax
 
+        argnums: int | tuple[int, ...] = (0, 2) if self._network.input_gradient else 0
         if self._loss_scale == 1.0:
-            return jax.grad(self._loss)(trainable, frozen, inputs, labels, key)
+            return jax.grad(self._loss, argnums=argnums)(trainable, frozen, inputs, labels, key)
         scale = self._loss_scale
 
         def scaled(*args: Any) -> Array:
             return self._loss(*args) * scale
 
-        grads = jax.grad(scaled)(trainable, frozen, inputs, labels, key)
+        grads = jax.grad(scaled, argnums=argnums)(trainable, frozen, inputs, labels, key)
         return jax.tree_util.tree_map(lambda g: g * (1.0 / scale), grads)
+
+    def _parameter_gradients(self, grads: Any) -> Any:
+        """The trainable parameters' part of what :meth:`_gradient` returns."""
+        return grads[0] if self._network.input_gradient else grads
 
     def _pass(self, pass_: str) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         if pass_ == "forward":
@@ -112,7 +128,11 @@ class JaxCase(BuiltCase):
         import jax
 
         closed = jax.make_jaxpr(self._forward)(self._trainable, self._frozen, self._inputs)
-        return traced_dtypes(closed, self._matmul_precision)
+        seen = traced_dtypes(closed, self._matmul_precision)
+        if "activation" not in seen and self._is_layer:
+            # a layer benchmark by FFT has no real-valued contraction: its output is the activation
+            seen["activation"] = seen["output"]
+        return seen
 
     def lowering_problem(self) -> str | None:
         """Why XLA refuses the forward program for this backend (None if it lowers). A throwaway lowering,
@@ -129,7 +149,17 @@ class JaxCase(BuiltCase):
 
     # ----- BuiltCase -----
     def traits(self) -> dict[str, str]:
-        return dict(self._traits)
+        """The static traits (:func:`.compiled.case_traits`), and for a case with convolutions ``conv`` (the
+        algorithm) and ``conv_backend``: which library the compiled gradient program (the forward
+        convolutions and both backward ones) hands them to, read from its HLO (:func:`.compiled.conv_backend`)."""
+        traits = dict(self._traits)
+        if self._has_convolutions:
+            traits["conv"] = self._conv
+            key = (*self._case_key, self._conv)  # a forward and a gradient case of one configuration share it
+            if key not in _CONV_BACKENDS:
+                _CONV_BACKENDS[key] = conv_backend(self._compile("gradient").as_text() or "", self._conv)
+            traits["conv_backend"] = _CONV_BACKENDS[key]
+        return traits
 
     @property
     def trainable_params(self) -> int:
@@ -160,8 +190,11 @@ class JaxCase(BuiltCase):
         args = (self._trainable, self._frozen, self._inputs, self._labels, None)
         with jax.default_matmul_precision(self._matmul_precision):
             loss = jax.jit(self._loss)(*args)
-            grads = jax.jit(self._gradient)(*args)  # the timed gradient's recipe, loss scale included
-        host_grads = jax.device_get(grads)
+            if self._key is None:  # no dropout key: the timed gradient's executable takes exactly these arguments
+                grads = self._compile("gradient")(*args)
+            else:
+                grads = jax.jit(self._gradient)(*args)  # the timed gradient's recipe, loss scale included
+        host_grads = jax.device_get(self._parameter_gradients(grads))
         return Evaluation(
             output=np.asarray(jax.device_get(output), dtype=np.float32),
             loss=float(loss),

@@ -2,7 +2,9 @@
 
 Each network maps (params, inputs, dropout key or None, pool) to its output, built from the blocks of
 :mod:`dlbench.frameworks.jax.layers`; a :class:`Network` pairs it with its objective. A new network is a
-function here and a line in :func:`network_for`.
+function here and a line in :func:`network_for`. LeNet and AlexNet compute every convolution by the case's
+algorithm (:func:`dlbench.frameworks.jax.convolution.conv_layer`; ``native`` is XLA's convolution, the code
+path they always had); the layer benchmarks (``conv:alexnet.conv2``) are built in :mod:`.layer`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dlbench.cases.precision import FLOAT32_PARAMS
+from dlbench.cases.spec import NATIVE_CONV
 from dlbench.frameworks.base import CaseUnavailable
+from dlbench.frameworks.jax.convolution import conv_layer
 from dlbench.frameworks.jax.layers import (
     Array,
     Inputs,
     Params,
     PoolFn,
-    conv,
     cross_entropy,
     dense,
     dropout,
@@ -31,36 +34,40 @@ from dlbench.frameworks.jax.layers import (
     plain_attention,
     reconstruction_loss,
 )
+from dlbench.frameworks.jax.switches import SWITCH_VARIANTS
 from dlbench.workloads import get_workload, pretrain_level
+from dlbench.workloads.definitions import LAYER_PREFIX
 
 TRANSFORMER = get_workload("transformer")
 # Variants that only change the transformer's attention (other workloads: unavailable).
 ATTENTION_VARIANTS: tuple[str, ...] = ("plain_attention",)
 
 
-def lenet(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+def lenet(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn, conv: str = NATIVE_CONV) -> Array:
+    """``conv``: the convolution algorithm of both convolutions."""
     import jax
     import jax.numpy as jnp
 
     (x,) = inputs
-    x = pool(jnp.tanh(conv(params, "conv1", x)))
-    x = pool(jnp.tanh(conv(params, "conv2", x)))
+    x = pool(jnp.tanh(conv_layer(params, "conv1", x, algorithm=conv)))
+    x = pool(jnp.tanh(conv_layer(params, "conv2", x, algorithm=conv)))
     x = x.reshape(x.shape[0], -1)  # NHWC flatten = the canonical H, W, C order
     x = jax.nn.relu(dense(params, "fc1", x))
     return dense(params, "fc2", x)
 
 
-def alexnet(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
-    """``pool`` is unused: AlexNet's 3x3/2 pools overlap, so every variant uses reduce_window."""
+def alexnet(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn, conv: str = NATIVE_CONV) -> Array:
+    """``pool`` is unused: AlexNet's 3x3/2 pools overlap, so every variant uses reduce_window. ``conv``: the
+    convolution algorithm of all five convolutions."""
     import jax
 
     (x,) = inputs
     relu = jax.nn.relu
-    x = max_pool_window(relu(conv(params, "conv1", x, stride=4)), 3, 2)
-    x = max_pool_window(relu(conv(params, "conv2", x, pad=2)), 3, 2)
-    x = relu(conv(params, "conv3", x, pad=1))
-    x = relu(conv(params, "conv4", x, pad=1))
-    x = max_pool_window(relu(conv(params, "conv5", x, pad=1)), 3, 2)
+    x = max_pool_window(relu(conv_layer(params, "conv1", x, stride=4, algorithm=conv)), 3, 2)
+    x = max_pool_window(relu(conv_layer(params, "conv2", x, padding=2, algorithm=conv)), 3, 2)
+    x = relu(conv_layer(params, "conv3", x, padding=1, algorithm=conv))
+    x = relu(conv_layer(params, "conv4", x, padding=1, algorithm=conv))
+    x = max_pool_window(relu(conv_layer(params, "conv5", x, padding=1, algorithm=conv)), 3, 2)
     x = x.reshape(x.shape[0], -1)
     key6, key7 = (None, None) if key is None else tuple(jax.random.split(key))
     x = dropout(relu(dense(params, "fc6", x)), key6)
@@ -166,6 +173,7 @@ class Network:
     objective: Callable[[Params, Inputs, Array, Array | None, PoolFn], Array]
     uses_dropout: bool
     float32_params: tuple[str, ...] = ()
+    input_gradient: bool = False  # the gradient pass also differentiates w.r.t. the input (layer benchmarks)
 
 
 def _classifier_objective(
@@ -195,15 +203,30 @@ def _transformer_network(fused: bool) -> Network:
                    float32_params=FLOAT32_PARAMS["transformer"])
 
 
-def network_for(workload: str, phase: str, variant: str) -> Network:
-    """The network of ``workload``/``phase`` in ``variant``; CaseUnavailable for a workload this adapter does
-    not know (a plugin may add workloads that only some adapters implement)."""
+def _convnet(network: Callable[[Params, Inputs, Array | None, PoolFn, str], Array],
+             conv: str) -> Callable[[Params, Inputs, Array | None, PoolFn], Array]:
+    """LeNet or AlexNet with every convolution computed by algorithm ``conv``."""
+    def output(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Array:
+        return network(params, inputs, key, pool, conv)
+
+    return output
+
+
+def network_for(workload: str, phase: str, variant: str, conv: str = NATIVE_CONV) -> Network:
+    """The network of ``workload``/``phase`` in ``variant`` with its convolutions by algorithm ``conv``;
+    CaseUnavailable for a workload this adapter does not know (a plugin may add workloads that only some
+    adapters implement)."""
+    if workload.startswith(LAYER_PREFIX):
+        from dlbench.frameworks.jax.layer import layer_network
+
+        return layer_network(get_workload(workload), conv)
     if workload == "transformer":
         return _transformer_network(fused=variant not in ATTENTION_VARIANTS)
-    classifiers = {"lenet": (lenet, False), "alexnet": (alexnet, True), "lstm": (lstm, True)}
-    if workload in classifiers:
-        fn, uses_dropout = classifiers[workload]
-        return Network(fn, _classifier_objective(fn), uses_dropout)
+    if workload in ("lenet", "alexnet"):
+        fn = _convnet(lenet if workload == "lenet" else alexnet, conv)
+        return Network(fn, _classifier_objective(fn), uses_dropout=workload == "alexnet")
+    if workload == "lstm":
+        return Network(lstm, _classifier_objective(lstm), uses_dropout=True)
     if workload == "autoencoder":
         if phase == "finetune":
             return Network(finetune, _classifier_objective(finetune), uses_dropout=False)
@@ -213,4 +236,5 @@ def network_for(workload: str, phase: str, variant: str) -> Network:
 
 
 POOLS: dict[str, PoolFn] = {"jit": max_pool_reshape_2x2, "jit_reduce_window": max_pool_window_2x2,
-                            "plain_attention": max_pool_reshape_2x2}
+                            "plain_attention": max_pool_reshape_2x2,
+                            **{v: max_pool_reshape_2x2 for v in SWITCH_VARIANTS}}  # the switches are jit's code

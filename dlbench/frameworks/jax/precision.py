@@ -8,6 +8,7 @@ casting the float32 master parameters to the compute dtype inside the compiled f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dlbench.cases.precision import tensor_core_problem
@@ -35,28 +36,42 @@ def precision_problem(precision: str, device: Any) -> str | None:
     return None
 
 
-def _first_contraction_dtype(jaxpr: Any) -> str | None:
-    """Operand dtype of the first convolution or matmul in a jaxpr, searching nested jaxprs in order."""
+def _first_operand_dtype(jaxpr: Any, wanted: Callable[[Any], bool]) -> str | None:
+    """Dtype of the first operand of the first equation ``wanted`` accepts, searching nested jaxprs in order."""
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name in CONTRACTIONS:
+        if wanted(eqn):
             return str(eqn.invars[0].aval.dtype)
         for value in eqn.params.values():
             inner = getattr(value, "jaxpr", value)  # ClosedJaxpr -> Jaxpr
             if hasattr(inner, "eqns"):
-                found = _first_contraction_dtype(inner)
+                found = _first_operand_dtype(inner, wanted)
                 if found is not None:
                     return found
     return None
 
 
+def _real_contraction(eqn: Any) -> bool:
+    """A convolution or matmul of real operands. The complex products of an FFT convolution (in the frequency
+    domain, float32 in every precision: dlbench.frameworks.jax.convolution) are not the layers' arithmetic."""
+    return eqn.primitive.name in CONTRACTIONS and eqn.invars[0].aval.dtype.kind != "c"
+
+
+def _fft(eqn: Any) -> bool:
+    return bool(eqn.primitive.name == "fft")
+
+
 def traced_dtypes(closed: Any, matmul_precision: str) -> dict[str, str]:
-    """The dtypes of a traced forward program (a ``ClosedJaxpr``): the operand dtype of its first convolution
-    or matmul (what the arithmetic runs in; its float32 accumulator is rounded back right after) and the dtype
-    of the output; ``matmul`` "tf32" when the matmul precision is TF32."""
+    """The dtypes of a traced forward program (a ``ClosedJaxpr``): the operand dtype of its first real
+    convolution or matmul (what the arithmetic runs in; its float32 accumulator is rounded back right after)
+    and the dtype of the output; ``matmul`` "tf32" when the matmul precision is TF32; ``fft`` the operand dtype
+    of the first FFT where the convolutions are computed by FFT (float32 in every precision)."""
     seen = {"output": str(closed.out_avals[0].dtype)}
-    operand = _first_contraction_dtype(closed.jaxpr)
+    operand = _first_operand_dtype(closed.jaxpr, _real_contraction)
     if operand is not None:
         seen["activation"] = operand
+    transform = _first_operand_dtype(closed.jaxpr, _fft)
+    if transform is not None:
+        seen["fft"] = transform
     if matmul_precision == "tensorfloat32":
         seen["matmul"] = "tf32"
     return seen
