@@ -9,10 +9,10 @@ from rich.text import Text
 from dlbench.display.progress import out
 from dlbench.display.terminal import plain
 from dlbench.formatting import fmt_count
+from dlbench.frameworks.base import Adapter
 from dlbench.frameworks.registry import adapter_names, broken_adapters, get_adapter
 from dlbench.machine.nvml import nvml_gpus
 from dlbench.plan.suite import available_suites, load_suite
-from dlbench.frameworks.base import Adapter
 from dlbench.workloads import LAYER_WORKLOADS, WORKLOADS
 
 
