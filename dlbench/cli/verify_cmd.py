@@ -89,7 +89,7 @@ def command(
     layer's, twice, not at all) computes the canonical function as long as the biases are zero. --biases
     canonical checks the exact zero-bias weights of the timed runs.
     """
-    plan = make_plan(flatten(frameworks), flatten(workloads), flatten(variants), flatten(convs))
+    plan = make_plan(flatten(frameworks), flatten(workloads), flatten(variants), flatten(convs), device)
     results = collect(plan, batch_size, seed, device, threads or len(available_cores()), timeout_s, biases,
                       precision)
     report = verify_all(plan.targets, results, batch_size, seed, device, plan.notes, biases, precision)

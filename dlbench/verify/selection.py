@@ -42,7 +42,10 @@ def parse_targets(items: Sequence[str]) -> tuple[Target, ...]:
 
 
 def make_plan(frameworks: Sequence[str], workloads: Sequence[str], variants: Sequence[str],
-              convs: Sequence[str] = ()) -> VerifyPlan:
+              convs: Sequence[str] = (), device: str = "cpu") -> VerifyPlan:
+    """The checked plan. Without ``--variant``, a variant that exists on other devices only (a cuDNN switch on
+    a CPU verify) is left out with a note, as ``dlbench run`` leaves it out; asked for by name, it is kept
+    and reported ``unavailable`` with the reason."""
     targets = parse_targets(workloads)
     chosen_convs = check_convs(tuple(convs), "--conv") if convs else (NATIVE_CONV,)
     adapters = resolve_frameworks(tuple(frameworks))  # the same rules as dlbench run
@@ -54,7 +57,11 @@ def make_plan(frameworks: Sequence[str], workloads: Sequence[str], variants: Seq
         raise DlbenchError(f"unknown variant {unknown[0]!r} for the selected frameworks ({offered})")
     plans, notes = [], []
     for adapter in adapters:
-        chosen = tuple(v for v in adapter.variants if not wanted or v in wanted)
+        elsewhere = [] if wanted else [v for v in adapter.variants
+                                       if device not in adapter.variant_devices.get(v, (device,))]
+        chosen = tuple(v for v in adapter.variants if (not wanted or v in wanted) and v not in elsewhere)
+        if elsewhere:
+            notes.append(f"{adapter.name}: {', '.join(elsewhere)} not on {device} (left out)")
         if chosen:
             plans.append(FrameworkPlan(adapter.name, chosen))
         else:

@@ -41,7 +41,8 @@ def test_every_framework_and_variant_passes() -> None:
     assert result.exit_code == 0 and target["verdict"] == "pass", target["problems"]
     evaluated = {(i["framework"], i["variant"]) for i in target["implementations"]}
     assert evaluated == {(n, v) for n in FRAMEWORKS for v in get_adapter(n).variants
-                         if get_adapter(n).applies(v, "transformer")}
+                         if get_adapter(n).applies(v, "transformer")
+                         and "cpu" in get_adapter(n).variant_devices.get(v, ("cpu",))}  # GPU switches left out
     assert all(i["status"] == "ok" and i["trainable_params"] == 5_752_834 for i in target["implementations"])
 
 

@@ -181,6 +181,15 @@ def test_verify_plans_every_algorithm_for_the_convolutional_targets_only() -> No
         make_plan(["fake"], ["lenet"], [], ["fft", "spectral"])
 
 
+def test_verify_leaves_out_a_variant_of_another_device_unless_named() -> None:
+    """The fake adapter's ``autotune`` exists on the GPU only: a CPU verify leaves it out with a note (it
+    would only be 'unavailable'), a GPU verify and a verify that names it keep it."""
+    cpu = make_plan(["fake"], ["lenet"], [])
+    assert "autotune" not in cpu.frameworks[0].variants and any("autotune" in n for n in cpu.notes)
+    assert "autotune" in make_plan(["fake"], ["lenet"], [], device="gpu").frameworks[0].variants
+    assert make_plan(["fake"], ["lenet"], ["autotune"]).frameworks[0].variants == ("autotune",)
+
+
 @pytest.mark.parametrize("name", sorted(LAYER_WORKLOADS))
 def test_the_layer_reference_is_its_network_s_convolution_and_its_gradient_is_the_loss_s(name: str) -> None:
     """The reference of a layer benchmark: the convolution's output (checked against a direct sum at one
