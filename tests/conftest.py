@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,12 +28,18 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 def wait_for_results(out: Path, count: int, timeout: float = 240) -> None:
     """Wait until the run writing ``out`` has stored ``count`` results (a run to interrupt part-way). The
     limit is for a loaded machine (other work on every core); a run that stalls still fails here."""
+    from dlbench.errors import StoreError
+    from dlbench.record.journal import JournalWarning
+    from dlbench.record.store import load_run
+
     deadline = time.time() + timeout
     while time.time() < deadline:
-        try:
-            if len(json.loads((out / "run.json").read_text())["results"]) >= count:
-                return
-        except (OSError, ValueError, KeyError):
+        try:  # the record as every reader sees it: run.json and the journal that continues it
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", JournalWarning)  # a line being written as we read
+                if len(load_run(out).results) >= count:
+                    return
+        except (OSError, StoreError):
             pass
         time.sleep(0.05)
     raise AssertionError(f"fewer than {count} results after {timeout} s")

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "compare": "dlbench.cli.compare_cmd",
     "history": "dlbench.cli.history_cmd",
     "export": "dlbench.cli.export_cmd",
+    "compact": "dlbench.cli.compact_cmd",
     "report": "dlbench.cli.report_cmd",
     "verify": "dlbench.cli.verify_cmd",
     "doctor": "dlbench.cli.doctor_cmd",

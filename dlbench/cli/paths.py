@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from dlbench.errors import DlbenchError
-from dlbench.record.store import CSV_FILE, RUN_FILE, resolve_run_file
+from dlbench.record.store import RECORD_FILES, RUN_FILE, resolve_run_file
 
 
 class NonEmptyPath(click.Path):
@@ -48,8 +48,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def is_run_file(path: Path) -> bool:
-    """A run's own record: its run.json or its results.csv (a file beside a run.json)."""
-    return path.name in (RUN_FILE, CSV_FILE) and (path.parent / RUN_FILE).exists()
+    """A run's own record: its run.json, its journal run.jsonl or its results.csv (a file beside a run.json)."""
+    return path.name in RECORD_FILES and (path.parent / RUN_FILE).exists()
 
 
 def check_output_file(output: Path, inputs: Iterable[Path] = (), option: str = "--output") -> None:

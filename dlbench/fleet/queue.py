@@ -84,7 +84,8 @@ class WorkQueue:
         rows: list[CaseResult] = []
         with self.cond:
             self.in_flight -= 1
-            left = [c for c in item.job.cases if c.key in set(remaining)]
+            waiting = set(remaining)
+            left = [c for c in item.job.cases if c.key in waiting]
             retries = dict(item.retries)
             if left:
                 first = left[0]

@@ -5,7 +5,9 @@
 ran. ``each-node`` writes one ordinary run directory per node (``OUTPUT/<node>/``) whose environment is that
 node's: ``report OUTPUT/*``, ``compare OUTPUT/a OUTPUT/b`` and ``history OUTPUT`` then read a fleet run like
 several machines' runs side by side. Every result is stored the moment it reaches the driver, with the same
-atomic store as a local run, so a driver killed mid-sweep loses nothing and ``--resume`` finishes the rest.
+store as a local run (one synced journal line per result, :mod:`dlbench.record.journal`), so a driver killed
+mid-sweep loses nothing, ``--resume`` finishes the rest, and the driver's cost per case does not grow with
+the sweep.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import msgspec
 
 from dlbench.cases.spec import Case, WorkerKey
 from dlbench.errors import DlbenchError, validation_message
-from dlbench.fleet.agent import RESULT, STARTED
+from dlbench.fleet.agent import STARTED
 from dlbench.fleet.driver import DEFAULT_MAX_RETRIES, FleetDriver, Started
 from dlbench.fleet.nodes import PLACEMENTS, SPREAD, NodeSpec
 from dlbench.fleet.queue import Item
@@ -95,13 +97,10 @@ def split(cases: tuple[Case, ...], chunks: int) -> list[tuple[Case, ...]]:
 
 def record_node(store: RunStore, node: NodeSpec, description: dict[str, Any]) -> None:
     """Keep the node's own environment (captured there) in ``environment.nodes[label]``."""
-    nodes = store.record.environment.nodes
-    entry = nodes.setdefault(node.label, {})
-    entry.update({"node_id": node.node_id, "hostname": description.get("hostname", node.hostname),
-                  "cores": description.get("cores", []), "resources": dict(node.resources),
-                  "environment": description.get("environment", {})})
-    entry.setdefault("groups", [])
-    store.flush()
+    store.update_node(node.label, fields={
+        "node_id": node.node_id, "hostname": description.get("hostname", node.hostname),
+        "cores": description.get("cores", []), "resources": dict(node.resources),
+        "environment": description.get("environment", {})})
 
 
 @dataclass
@@ -126,8 +125,7 @@ class StoreSink:
 
     def runtime(self, node: NodeSpec, worker: WorkerKey, info: dict[str, Any]) -> None:
         store = self.store_for(node.node_id)
-        entry = store.record.environment.nodes.setdefault(node.label, {})
-        entry.setdefault("workers", {})[worker.label] = info
+        store.update_node(node.label, workers={worker.label: info})
         store.set_framework_info(worker, info)
 
     def result(self, node_id: str | None, result: CaseResult) -> None:
@@ -136,16 +134,15 @@ class StoreSink:
 
     def span(self, node: NodeSpec, event: dict[str, Any]) -> None:
         """Keep when each group held its node: opened when it starts, extended by each result (so a group
-        cut short by a driver's death still shows how long it ran), closed when it ends."""
+        cut short by a driver's death still shows how long it ran), closed when it ends. Each is one small
+        journal line, whatever the run has stored so far: the driver's cost per case stays constant."""
         store = self.store_for(node.node_id)
-        groups = store.record.environment.nodes.setdefault(node.label, {}).setdefault("groups", [])
         if event["event"] == STARTED:
-            groups.append({"worker": event["worker"], "started": event["at"], "finished": event["at"],
-                           "cores": event.get("cores", []), "cases": event.get("cases", 0)})
-        elif groups:
-            groups[-1]["finished"] = event["at"]
-        if event["event"] != RESULT:  # a result's own add() writes the record anyway
-            store.flush()
+            store.update_node(node.label, group={"worker": event["worker"], "started": event["at"],
+                                                 "finished": event["at"], "cores": event.get("cores", []),
+                                                 "cases": event.get("cases", 0)})
+        else:
+            store.update_node(node.label, finished=event["at"])
 
     def note(self, text: str) -> None:
         self.progress.note(text)
@@ -175,7 +172,8 @@ def run_fleet(stores: dict[str | None, RunStore], template: RunRecord, options: 
         _disconnect()
     status = COMPLETE
     for store in stores.values():
-        missing = [c for c in cases if c.key not in store.done_keys()]
+        done = store.done_keys()  # once per store: asked per case, it made the end of a sweep quadratic
+        missing = [c for c in cases if c.key not in done]
         store_status = INTERRUPTED if missing else COMPLETE
         if missing:
             status = INTERRUPTED

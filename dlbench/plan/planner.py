@@ -22,7 +22,7 @@ from dlbench.process.placement import available_cores
 
 FLEET_CORES = 1 << 16  # no limit: every node checks the thread counts against its own cores
 
-# Every planned case is stored in run.json, which is rewritten after every case: a plan of a million cases
+# Every planned case is stored in run.json, which is rewritten whole at each compaction: a plan of a million cases
 # (a suite listing thousands of batch sizes) is a mistake, refused before anything is written.
 MAX_CASES = 20_000
 

@@ -2,8 +2,10 @@
 
 ``results`` is what one case produced (:class:`~dlbench.record.results.CaseResult`, statuses, memory);
 ``schema`` the typed ``run.json`` (configuration, environment, results; its JSON Schema) and ``schema_v1``
-the upgrade of version-1 files; ``store`` writes a run while it is measured and loads stored runs;
-``files`` reads inputs safely and writes files atomically; ``metrics`` derives a row (median, CI, GFLOP/s,
+the upgrade of version-1 files; ``store`` writes a run while it is measured and loads stored runs, with
+``journal`` (the lines a running run appends to ``run.jsonl``, and how a reader applies them) and ``compact``
+(folding a killed run's journal into its ``run.json`` when asked); ``files`` reads inputs safely and writes
+files atomically or a line at a time; ``metrics`` derives a row (median, CI, GFLOP/s,
 MB) from a result; ``export`` turns a run into the formats other tools read.
 """
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from dlbench.record.results import CaseResult
+from dlbench.record.results import SYNC_SHARE_LIMIT, CaseResult
 from dlbench.workloads.definitions import pass_flops
 
 CASE_COLUMNS = (
@@ -121,7 +121,8 @@ def metrics(result: CaseResult) -> Metrics:
         **common, median_ms=_round(summary.median), iqr_ms=_round(summary.iqr), ci_low_ms=_round(summary.ci_low),
         ci_high_ms=_round(summary.ci_high), mean_ms=_round(summary.mean), std_ms=_round(summary.std),
         min_ms=_round(summary.min), n_samples=summary.n, rounds=summary.rounds, round_cv=_round(summary.round_cv),
-        noisy=summary.noisy, sync_bound=result.sync_bound if result.sync_ms is not None else None,
+        noisy=summary.noisy,  # sync_bound from this summary: result.sync_bound would summarise the samples again
+        sync_bound=result.sync_ms > SYNC_SHARE_LIMIT * summary.median if result.sync_ms is not None else None,
         samples_per_s=_round(case.batch_size / seconds, 2), flops=flops,
         gflops_per_s=_round(flops / seconds / 1e9, 3),
     )

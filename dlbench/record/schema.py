@@ -5,6 +5,11 @@ Every field has a type and, for numbers, a range, so that reading a record *is* 
 file is refused with one error naming the field (``results[3].samples_ms[0]: expected `float` > 0``) instead
 of failing later, somewhere in a report. The same types generate the published JSON Schema
 (``docs/run-schema.json``). Version 1 files (dlbench 0.1) are read by :mod:`dlbench.record.schema_v1`.
+
+Version 3 is version 2 plus ``journal_seq``: a version-3 ``run.json`` is a snapshot that a journal
+(``run.jsonl``, :mod:`dlbench.record.journal`) may continue. The version went up so that a dlbench that
+reads only version 2 refuses such a file instead of silently reading a running or killed run without the
+cases in its journal.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dlbench.cases.spec import BatchSize, Case, Name, Seed, Threads
 from dlbench.measure.timing import MeasureConfig
 from dlbench.record.results import CaseResult
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 EXECUTORS = ("local", "ray")
 MAX_MEMORY_LIMIT_MB = 2.0**30  # a petabyte: anything above is a typo, not a limit
 MemoryLimitMb = Annotated[float, msgspec.Meta(ge=1, le=MAX_MEMORY_LIMIT_MB)]
@@ -249,6 +254,8 @@ class RunRecord(msgspec.Struct, kw_only=True):
     config: RunConfig
     environment: Environment = Environment()
     results: list[CaseResult] = []
+    # The number of the last journal entry this snapshot holds (dlbench.record.journal); 0 before version 3
+    journal_seq: Annotated[int, msgspec.Meta(ge=0)] = 0
 
     def environment_names(self) -> list[str]:
         """The ``--python`` environments of an A/B run, in the order given ([] for an ordinary run)."""

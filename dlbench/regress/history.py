@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dlbench.errors import DlbenchError, StoreError
-from dlbench.record.results import OK
+from dlbench.record.results import OK, CaseResult
 from dlbench.record.store import RUN_FILE, RunRecord, load_run
 from dlbench.regress.steps import Segment, Step, fit_levels, steps_between
 from dlbench.statistics.samples import Summary
@@ -177,12 +177,21 @@ def case_history(key: str, points: Sequence[Point], penalty: float | None = None
     return CaseHistory(key, tuple(points), tuple(segments))
 
 
-def _point(run: RunInfo, record: RunRecord, key: str) -> Point | None:
+def _point(run: RunInfo, results: dict[str, CaseResult], key: str) -> Point | None:
+    result = results.get(key)
+    if result is None:
+        return None
+    summary = result.summary() if result.status == OK else None
+    return Point(run, result.status, summary)
+
+
+def _by_key(record: RunRecord) -> dict[str, CaseResult]:
+    """The first result of each case key, found once per run: a scan of the run per key made the history of
+    a 10,000-case run take minutes."""
+    found: dict[str, CaseResult] = {}
     for result in record.results:
-        if result.case.key == key:
-            summary = result.summary() if result.status == OK else None
-            return Point(run, result.status, summary)
-    return None
+        found.setdefault(result.case.key, result)
+    return found
 
 
 def build_history(root: Path, patterns: Sequence[str] = (), repo: Path | None = Path("."),
@@ -202,7 +211,8 @@ def build_history(root: Path, patterns: Sequence[str] = (), repo: Path | None = 
         example = all_keys[0] if all_keys else "(the runs hold no cases)"
         raise DlbenchError(f"no case matches {', '.join(patterns)}; keys look like {example}")
     cases = []
+    indexed = [_by_key(record) for record in records]
     for key in keys:
-        points = [p for run, record in zip(ordered, records, strict=True) if (p := _point(run, record, key))]
+        points = [p for run, results in zip(ordered, indexed, strict=True) if (p := _point(run, results, key))]
         cases.append(case_history(key, points, penalty))
     return History(root, ordering, tuple(ordered), tuple(cases), tuple(skipped))

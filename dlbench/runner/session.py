@@ -152,7 +152,7 @@ def run_calibration(store: RunStore, threads: list[int], progress: Progress, pre
     progress.step(f"calibrating float32 matmul peak for threads {threads} ...")
     try:
         calibration = typed_calibration(calibrate(threads))
-        store.record.environment = msgspec.structs.replace(store.record.environment, calibration=calibration)
+        store.set_environment(msgspec.structs.replace(store.record.environment, calibration=calibration))
         for precision in [p for p in precisions or [] if p in LOW_PRECISION_DTYPES]:
             progress.step(f"calibrating {precision} matmul peak for threads {threads} ...")
             try:
@@ -162,19 +162,18 @@ def run_calibration(store: RunStore, threads: list[int], progress: Progress, pre
                 continue
             environment = store.record.environment
             peaks = {**environment.calibration_precisions, precision: typed_calibration(measured)}
-            store.record.environment = msgspec.structs.replace(environment, calibration_precisions=peaks)
+            store.set_environment(msgspec.structs.replace(environment, calibration_precisions=peaks))
         if gpu_precisions:
             progress.step(f"calibrating the GPU's matmul peak for {', '.join(gpu_precisions)} ...")
             try:
                 measured_gpu = calibrate_gpu(gpu_precisions)
-                store.record.environment = msgspec.structs.replace(store.record.environment,
-                                                                   calibration_gpu=measured_gpu)
+                store.set_environment(msgspec.structs.replace(store.record.environment,
+                                                              calibration_gpu=measured_gpu))
             except DlbenchError as exc:  # the run itself still goes on, without a GPU "% of peak"
                 progress.note(f"no GPU peak: {exc}")
     except KeyboardInterrupt:  # the calibration child is already killed (the process kit's Child saw to it)
         store.finish(INTERRUPTED)
         return INTERRUPTED
-    store.flush()
     return COMPLETE
 
 

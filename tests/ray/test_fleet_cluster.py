@@ -6,12 +6,12 @@ killing it is a real driver death.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from dlbench.errors import StoreError
+from dlbench.record.journal import JournalWarning
 from dlbench.record.store import load_run
 from tests.conftest import ROOT, assert_one_line_error, run_cli
 from tests.ray.conftest import add_worker, kill_node
@@ -169,9 +171,11 @@ def wait_for_rows(out: Path, count: int, proc: subprocess.Popen[str], timeout: f
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        try:
-            rows = json.loads((out / "run.json").read_text())["results"]
-        except (OSError, ValueError, KeyError):
+        try:  # run.json and the journal that continues it, as every reader sees the record
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", JournalWarning)  # a line being written as we read
+                rows = rows_of(out)
+        except (OSError, StoreError):
             rows = []
         if len(rows) >= count:
             return

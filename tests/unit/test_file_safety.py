@@ -70,7 +70,7 @@ def test_an_empty_path_is_refused(capsys: pytest.CaptureFixture[str], run_dir: P
 
 
 # ----- outputs onto inputs and run records -----
-@pytest.mark.parametrize("target", ["run.json", "results.csv"])
+@pytest.mark.parametrize("target", ["run.json", "run.jsonl", "results.csv"])
 def test_export_never_overwrites_a_run_record(capsys: pytest.CaptureFixture[str], run_dir: Path,
                                               tmp_path: Path, target: str) -> None:
     other = write_run(tmp_path / "other", make_run("r2", [make_result()]))

@@ -121,7 +121,7 @@ def test_a_version_2_record_round_trips() -> None:
     record = load_run(COMPLETE)
     again = read_record(record.to_json().encode())
     assert again == record
-    assert json.loads(record.to_json())["schema_version"] == 2
+    assert json.loads(record.to_json())["schema_version"] == SCHEMA_VERSION
 
 
 def test_rows_hold_numbers_not_text() -> None:

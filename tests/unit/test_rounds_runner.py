@@ -85,7 +85,11 @@ def test_every_case_gets_one_round_per_worker_launch_in_each_environment(tmp_pat
     assert store.record.framework_versions("head") == {"torch": "head-1.0", "jax": "head-1.0"}
     assert store.record.environment.environments["base"].frameworks["torch"].version == "base-1.0"
     rows = list(csv.DictReader((tmp_path / "run" / "results.csv").open()))
-    assert {r["environment"] for r in rows} == {"base", "head"} and {r["rounds"] for r in rows} == {"2"}
+    current = {(r["environment"], r["key"]): r for r in rows}  # appended per round: the last row of a case counts
+    assert {e for e, _ in current} == {"base", "head"} and {r["rounds"] for r in current.values()} == {"2"}
+    store.finish("complete")  # compacted: one row per case
+    rows = list(csv.DictReader((tmp_path / "run" / "results.csv").open()))
+    assert len(rows) == 6 and {r["rounds"] for r in rows} == {"2"}
     store.close()
 
 

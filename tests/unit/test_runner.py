@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psutil
 import pytest
 
 from dlbench.cases.spec import Case
+from dlbench.record.schema import SCHEMA_VERSION
+from dlbench.record.store import load_run
 from tests.conftest import ROOT, run_cli, wait_for_results
 
 FAST = ("--framework", "fake", "--device", "cpu", "--quiet")
@@ -46,7 +49,7 @@ def test_smoke_on_the_fake_adapter_writes_every_case(tmp_path: Path) -> None:
     lenet = next(r for r in table.values() if r["workload"] == "lenet")
     assert lenet["params"] == "431080" and lenet["macs"] == "2293000"
     record = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert record["schema_version"] == 2 and record["status"] == "complete"
+    assert record["schema_version"] == SCHEMA_VERSION and record["status"] == "complete"
     assert record["environment"]["workers"]["fake/cpu/t1"]["threads"] == 1
     assert all(len(r["samples_ms"]) >= 3 for r in record["results"])
 
@@ -154,7 +157,7 @@ def test_interrupted_run_resumes_without_measuring_again(tmp_path: Path, how: st
                              "--output", str(out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     wait_for_results(out, 12)  # lstm forward hangs: everything before it is stored
-    before = {key_of(r): r for r in json.loads((out / "run.json").read_text())["results"]}
+    before = {r.case.key: json.loads(msgspec.json.encode(r)) for r in load_run(out).results}  # + its journal
     if how == "sigkill":
         proc.send_signal(signal.SIGKILL)
         proc.wait()

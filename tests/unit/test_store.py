@@ -80,7 +80,7 @@ def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:
     for batch in range(1, 5):
         store.add(ok_result(case(batch=batch)))
     store.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "results.csv", "run.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "results.csv", "run.json", "run.jsonl"]
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -107,10 +107,14 @@ def test_unwritable_output_directory(tmp_path: Path) -> None:
         RunStore.open(blocker / "sub", record())
 
 
-def test_json_is_valid_after_every_case(tmp_path: Path) -> None:
+def test_the_record_is_whole_after_every_case(tmp_path: Path) -> None:
+    """run.json is a valid snapshot and each journal line valid JSON after every case; the record read back
+    (snapshot plus journal) holds every case stored so far."""
     store = RunStore.open(tmp_path, record())
     for batch in range(1, 4):
         store.add(ok_result(case(batch=batch)))
-        data = json.loads((tmp_path / "run.json").read_text())
-        assert len(data["results"]) == batch
+        json.loads((tmp_path / "run.json").read_text())
+        for line in (tmp_path / "run.jsonl").read_text().splitlines():
+            json.loads(line)
+        assert len(load_run(tmp_path).results) == batch
     store.close()
