@@ -140,3 +140,24 @@ def test_json_document_is_strict_and_complete() -> None:
     assert set(tensors) >= {"output", "loss", "lstm.recurrent_kernel gradient", "embedding.table gradient"}
     assert not tensors["lstm.recurrent_kernel gradient"]["ok"]
     assert np.isfinite(tensors["output"]["max_rel"])
+
+
+def test_comparisons_grow_linearly_with_the_implementations() -> None:
+    """With the reference: each implementation against it and each against the first implementation (2n - 1
+    comparisons, not n(n+1)/2); a wrong one still fails both of its comparisons. Without the reference: all
+    pairs, which name the odd one out."""
+    from dlbench.frameworks.base import Evaluation
+    from dlbench.verify.judge import REFERENCE, compare_pairs
+    from dlbench.verify.tolerances import tolerance_for
+
+    rng = np.random.default_rng(0)
+    truth = Evaluation(rng.normal(size=(2, 3)), 1.0, {"w": rng.normal(size=(4, 4))})
+    wrong = Evaluation(truth.output + 1.0, 1.0, dict(truth.gradients))
+    impls = [(f"f{i}/v", truth) for i in range(5)] + [("bad/v", wrong)]
+    tolerance = tolerance_for("lenet")
+    pairs = compare_pairs([(REFERENCE, truth), *impls], tolerance, {})
+    assert len(pairs) == 2 * len(impls) - 1
+    assert {(p.a, p.b) for p in pairs if not p.ok} == {("bad/v", REFERENCE), ("bad/v", "f0/v")}
+    mutual = compare_pairs(impls, tolerance, {})
+    assert len(mutual) == len(impls) * (len(impls) - 1) // 2
+    assert all(not p.ok for p in mutual if "bad/v" in (p.a, p.b)) and sum(not p.ok for p in mutual) == 5
