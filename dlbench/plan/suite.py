@@ -139,11 +139,19 @@ def parse_measure(table: Any, where: str) -> MeasureConfig:
         raise _fail(where, str(exc)) from None
 
 
+# The key of a batch-size table that stands for every workload it does not name, so that a suite that runs
+# every registered workload (no ``workloads`` key) also sizes the installed plugins.
+OTHER_WORKLOADS = "*"
+
+
 def _batch_sizes(value: Any, workloads: tuple[str, ...], where: str) -> dict[str, tuple[int, ...]]:
     names = {w.split("/")[0] for w in workloads}
     if isinstance(value, dict):
-        _check_keys(value, all_workload_names(), where)
+        _check_keys(value, (*all_workload_names(), OTHER_WORKLOADS), where)
         sizes = {w: positive_ints(v, f"{where}.{w}", MAX_BATCH_SIZE) for w, v in value.items()}
+        other = sizes.pop(OTHER_WORKLOADS, None)  # "*": every workload the table does not name (plugins)
+        if other is not None:
+            sizes.update({w: other for w in names if w not in sizes})
         missing = sorted(names - set(sizes))
         if missing:
             raise _fail(where, f"no batch sizes for workload {missing[0]!r}")

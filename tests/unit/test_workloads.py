@@ -5,7 +5,7 @@ import pytest
 
 from dlbench.errors import SuiteError
 from dlbench.workloads import get_workload, initial_weights, make_batch
-from dlbench.workloads.definitions import pass_flops
+from dlbench.workloads.registry import pass_flops
 from dlbench.workloads.weights import glorot_limit
 
 # (workload, phase) -> (trainable params, forward MACs per sample), copied from workloads.md
