@@ -46,7 +46,7 @@ def test_per_layer_counts_of_lenet_and_alexnet() -> None:
 
 def test_unknown_workload_and_phase_are_user_errors() -> None:
     with pytest.raises(SuiteError, match="unknown workload"):
-        get_workload("resnet")
+        get_workload("vgg16")
     with pytest.raises(SuiteError, match="no phase"):
         get_workload("autoencoder").phase("pretrain4")
 
