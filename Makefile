@@ -11,9 +11,12 @@ ARGS ?=
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# The example workload plugin is installed too (no dependencies of its own: it uses what dlbench installed), so
+# that the smoke suite and the tests exercise the plugin door end to end.
+$(VENV)/.installed: pyproject.toml constraints.txt examples/resnet_plugin/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e examples/resnet_plugin
 	touch $@
 
 run: setup

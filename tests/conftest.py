@@ -15,6 +15,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def network_phases() -> int:
+    """(network, phase) pairs of every registered network: the built-ins' 8, plus those of the installed workload
+    plugins (the example ResNet in the project's venv), which a suite without a ``workloads`` key runs too."""
+    from dlbench.workloads import networks
+
+    return sum(len(w.phase_names) for w in networks().values())
+
+
+def smoke_cases() -> int:
+    """Cases of the smoke suite on one framework, variant and device: every network phase, both passes."""
+    return 2 * network_phases()
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)

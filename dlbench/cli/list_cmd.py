@@ -13,7 +13,7 @@ from dlbench.frameworks.base import Adapter
 from dlbench.frameworks.registry import adapter_names, broken_adapters, get_adapter
 from dlbench.machine.nvml import nvml_gpus
 from dlbench.plan.suite import available_suites, load_suite
-from dlbench.workloads import LAYER_WORKLOADS, WORKLOADS
+from dlbench.workloads import broken_workloads, layer_workloads, networks
 
 
 def frameworks_table(show_hidden: bool) -> Table:
@@ -38,23 +38,25 @@ def _variant_label(adapter: Adapter, variant: str) -> str:
     """A variant with where it exists, when that is not everywhere: ``cudnn_benchmark (gpu)``,
     ``plain_attention (transformer)``."""
     workloads = adapter.variant_workloads.get(variant, ())
-    layers = [w for w in workloads if w in LAYER_WORKLOADS]
-    named = [w for w in workloads if w not in LAYER_WORKLOADS] + (["conv:* layers"] if layers else [])
+    layers = [w for w in workloads if w in layer_workloads()]
+    named = [w for w in workloads if w not in layer_workloads()] + (["conv:* layers"] if layers else [])
     limits = [*adapter.variant_devices.get(variant, ()), *named]
     return f"{variant} ({', '.join(limits)})" if limits else variant
 
 
 def workloads_table() -> Table:
-    table = Table(title="workloads (--conv applies to those with convolutions)")
+    table = Table(title="workloads (built-in and plugins; --conv applies to those with convolutions)")
     for column in ("workload", "phase", "trainable params", "forward MACs/sample", "paper batch", "input",
                    "convolutions"):
         table.add_column(column, justify="right" if "params" in column or "MACs" in column else "left")
-    for w in (*WORKLOADS.values(), *LAYER_WORKLOADS.values()):
+    for w in (*networks().values(), *layer_workloads().values()):
         convs = ", ".join(f"{c.name} {c.k}x{c.k}/{c.stride}" for c in w.convolutions) if not w.is_layer else \
             f"stride {w.convolutions[0].stride}, padding {w.convolutions[0].padding}"
         for phase in w.phase_names:
             table.add_row(w.name, phase, fmt_count(w.trainable_params(phase)), fmt_count(w.macs(phase)),
                           str(w.paper_batch_size), "x".join(map(str, w.input_shape)), convs)
+    for name, reason in broken_workloads().items():  # a broken plugin: one line, the others listed as usual
+        table.add_row(plain(name), Text("broken", "red"), "", "", "", "", plain(reason))
     return table
 
 

@@ -44,7 +44,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -59,6 +59,7 @@ from dlbench.frameworks.base import (
     RuntimeInfo,
 )
 from dlbench.workloads.data import derive_seed
+from dlbench.workloads.registry import load_builder
 
 # Work units (simple integer operations of the Python loop below) per multiply-accumulate. Sized so that a
 # LeNet batch-64 forward pass takes a fraction of a millisecond: fast tests, yet well above timer resolution.
@@ -276,4 +277,13 @@ class FakeAdapter(Adapter):
             raise RuntimeError(f"fake adapter: simulated build failure for {key}")
         if request.precision == "fp16" and request.device == "cpu":
             raise CaseUnavailable("fake adapter: no float16 kernels on CPU (simulated)")
-        return FakeCase(request, self._threads, fault)
+        case = FakeCase(request, self._threads, fault)
+        builder = None if request.workload.is_layer else load_builder(request.workload.name, self.name)
+        if builder is not None:  # a workload plugin's fake builder: the trainable count it "built", or it raises
+            case._params = int(cast(FakeBuilder, builder)(request))
+        return case
+
+
+# A workload plugin's builder for the fake adapter (tests of the plugin door): request -> the number of trainable
+# parameters of the model it pretends to build. Workloads without one are simulated from their definition.
+FakeBuilder = Callable[[BuildRequest], int]

@@ -36,7 +36,15 @@ from dlbench.process.placement import check_gpu_selector
 from dlbench.record.files import read_regular_text
 from dlbench.record.schema import DeviceSettings as StoredDevice
 from dlbench.record.schema import SuiteRecord
-from dlbench.workloads import PASSES, all_workload_names, check_pass, get_workload, select_phases, workload_names
+from dlbench.workloads import (
+    PASSES,
+    all_workload_names,
+    broken_workloads,
+    check_pass,
+    get_workload,
+    select_phases,
+    workload_names,
+)
 
 PACKAGED_SUITES = Path(__file__).resolve().parents[2] / "suites"  # the repository's suites/
 # A suite is a few hundred bytes. The file (and so what run.json stores of it) is limited: a suite of
@@ -139,11 +147,20 @@ def parse_measure(table: Any, where: str) -> MeasureConfig:
         raise _fail(where, str(exc)) from None
 
 
+# The key of a batch-size table that stands for every workload it does not name, so that a suite that runs
+# every registered workload (no ``workloads`` key) also sizes the installed plugins.
+OTHER_WORKLOADS = "*"
+SKIPPED_PLUGIN = "workload plugin skipped: "  # the note of a broken plugin left out of a suite of every workload
+
+
 def _batch_sizes(value: Any, workloads: tuple[str, ...], where: str) -> dict[str, tuple[int, ...]]:
     names = {w.split("/")[0] for w in workloads}
     if isinstance(value, dict):
-        _check_keys(value, all_workload_names(), where)
+        _check_keys(value, (*all_workload_names(), OTHER_WORKLOADS), where)
         sizes = {w: positive_ints(v, f"{where}.{w}", MAX_BATCH_SIZE) for w, v in value.items()}
+        other = sizes.pop(OTHER_WORKLOADS, None)  # "*": every workload the table does not name (plugins)
+        if other is not None:
+            sizes.update({w: other for w in names if w not in sizes})
         missing = sorted(names - set(sizes))
         if missing:
             raise _fail(where, f"no batch sizes for workload {missing[0]!r}")
@@ -200,8 +217,11 @@ def parse_suite(data: Mapping[str, Any], source: str = "<suite>") -> Suite:
     description = data.get("description", "")
     if not isinstance(name, str) or not isinstance(description, str):
         raise _fail(source, "name and description must be strings")
+    # A suite that runs every registered network skips the broken workload plugins, and says so in one line each
+    broken = () if "workloads" in data else tuple(broken_workloads().values())
+    skipped = tuple(f"{SKIPPED_PLUGIN}{reason}" for reason in broken)
     return Suite(
-        name=name, description=description, workloads=workloads, passes=passes,
+        name=name, description=description, workloads=workloads, passes=passes, notes=skipped,
         frameworks=_str_list(data.get("frameworks", []), f"{source}: frameworks"), variants=variants,
         precisions=precisions, convs=convs, devices=devices,
         measure=parse_measure(data.get("measure", {}), f"{source}: measure"), seed=seed, source=source,
@@ -303,7 +323,7 @@ class Overrides:
 def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
     """The suite as the command line amends it. Threads from the command line beyond ``cores`` are an
     error; a suite's own thread counts are limited to the cores present (noted in the run)."""
-    notes = list(suite.notes)
+    notes = [n for n in suite.notes if not (o.workloads and n.startswith(SKIPPED_PLUGIN))]  # named: not skipped
     workloads = o.workloads or suite.workloads
     if o.workloads:
         suite = replace(suite, workloads=workloads)

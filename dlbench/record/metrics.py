@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from dlbench.record.results import SYNC_SHARE_LIMIT, CaseResult
-from dlbench.workloads.definitions import pass_flops
+from dlbench.workloads.registry import pass_flops
 
 CASE_COLUMNS = (
     "run_id", "environment", "key", "workload", "phase", "framework", "framework_version", "variant", "device",

@@ -26,7 +26,7 @@ from dlbench.errors import DlbenchError
 from dlbench.record.results import CaseResult
 from dlbench.record.store import RunRecord
 from dlbench.runner.drift import COMPUTE, MEMORY, control_level
-from dlbench.workloads.definitions import pass_flops
+from dlbench.workloads.registry import pass_flops
 
 KERNEL_NAMES = {COMPUTE: "matmul", MEMORY: "memory copy"}
 

@@ -24,7 +24,7 @@ from dlbench.machine.telemetry import throttled
 from dlbench.record.metrics import CSV_COLUMNS, NUMERIC_COLUMNS, csv_fields, result_row
 from dlbench.record.results import CaseResult
 from dlbench.record.store import RunRecord, load_run
-from dlbench.workloads import WORKLOADS
+from dlbench.workloads import networks
 
 FRAMEWORK_ORDER = {"torch": 0, "tensorflow": 1, "jax": 2}  # the README's order; plugins follow by name
 PASS_ORDER = {"gradient": 0, "forward": 1}  # Table 3 of the study shows gradient first
@@ -169,8 +169,9 @@ def results_frame(runs: Sequence[LoadedRun]) -> pd.DataFrame:
 def sort_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The order every table uses: run, workload (definition order), phase, device (CPU first), threads,
     framework (torch, tensorflow, jax, plugins), default variant first, pass, batch size."""
-    workload_rank = {name: i for i, name in enumerate(WORKLOADS)}
-    phase_rank = {(w.name, p): i for w in WORKLOADS.values() for i, p in enumerate(w.phase_names)}
+    registered = networks()  # built-ins in their order, then the installed plugins
+    workload_rank = {name: i for i, name in enumerate(registered)}
+    phase_rank = {(w.name, p): i for w in registered.values() for i, p in enumerate(w.phase_names)}
     keys = pd.DataFrame({
         "run": frame["run_order"],
         "workload": frame["workload"].map(lambda w: workload_rank.get(w, len(workload_rank))),

@@ -19,7 +19,7 @@ import pandas as pd
 
 from dlbench.formatting import MISSING, fmt_ms, fmt_num
 from dlbench.report.frame import passes_in, workload_label
-from dlbench.workloads import WORKLOADS
+from dlbench.workloads import networks
 
 ROW_KEYS = ("run", "device", "threads", "setting", "framework", "variant", "precision", "series")
 GROUP_SIZE = 4  # the first four row keys name a (run, setting) group, drawn with a rule above
@@ -75,8 +75,8 @@ def choose_batch(sub: pd.DataFrame, workload: str, requested: int | None) -> Bat
         return None
     if requested is not None:
         wanted, source = requested, "the requested"
-    elif workload in WORKLOADS:
-        wanted, source = WORKLOADS[workload].paper_batch_size, "the paper's"
+    elif workload in networks():
+        wanted, source = networks()[workload].paper_batch_size, "the paper's"
     else:
         wanted, source = int(sub["batch_size"].median()), "the median measured"
     timed = sub.loc[sub["status"] == "ok", "batch_size"]

@@ -34,7 +34,7 @@ from dlbench.verify.compare import TensorError, compare_evaluations, failures
 from dlbench.verify.reference import NOISE_FACTOR, Reference, reference_evaluate
 from dlbench.verify.tolerances import FLOAT32_BITS, Tolerance, tolerance_for
 from dlbench.workloads import PASSES, get_workload
-from dlbench.workloads.definitions import pass_flops
+from dlbench.workloads.registry import pass_flops
 
 REFERENCE = "numpy/reference"
 PASS, FAIL, VERDICT_ERROR = "pass", "fail", "error"

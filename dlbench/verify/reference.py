@@ -17,13 +17,15 @@ input (``Reference.allowance``; see :mod:`dlbench.verify.tolerances` for why bot
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from dlbench.cases.precision import round_to_precision
+from dlbench.errors import DlbenchError
 from dlbench.frameworks.base import Evaluation
 from dlbench.verify.layers import (
     ALEXNET,
@@ -47,7 +49,7 @@ from dlbench.verify.layers import (
     softmax_cross_entropy,
 )
 from dlbench.verify.ties import TieAllowance, tie_allowance
-from dlbench.workloads import Batch, get_workload, pretrain_level
+from dlbench.workloads import Batch, get_plugin, get_workload, pretrain_level
 
 NOISE_FACTOR = 10.0  # other float32 implementations may round a few times worse than NumPy's float32 path
 
@@ -359,14 +361,16 @@ def _transformer(
     return logits, loss, grads, None
 
 
+# A reference network, what a workload plugin's ``reference`` names (docs/plugins.md): (parameters by canonical
+# name in float64 or float32, phase, batch, MAC counter, whether to compute gradients, whether to analyse
+# near-ties) -> (output, loss, gradients by canonical name of every trainable parameter, TieAllowance or None).
+# The dtype of the parameters is the dtype to compute in: the same code gives the float64 reference and its
+# float32 shadow. The built-ins' are the functions above, named in dlbench.workloads.builtin.
 Network = Callable[[Params, str, Batch, MacCounter, bool, bool], Outcome]
-NETWORKS: dict[str, Network] = {
-    "lenet": _lenet,
-    "alexnet": _alexnet,
-    "autoencoder": _autoencoder,
-    "lstm": _lstm,
-    "transformer": _transformer,
-}
+
+
+class NoReference(DlbenchError):
+    """A workload whose plugin provides no NumPy reference: verify compares its frameworks with each other."""
 
 
 def _conv_layer(workload: str) -> Network:
@@ -390,8 +394,20 @@ def _conv_layer(workload: str) -> Network:
 
 
 def network_of(workload: str) -> Network:
-    """The reference of a network or of a layer benchmark."""
-    return _conv_layer(workload) if get_workload(workload).is_layer else NETWORKS[workload]
+    """The reference of a network (the one its workload plugin names) or of a layer benchmark; NoReference
+    for a plugin that names none, a one-line error for one that does not import."""
+    if get_workload(workload).is_layer:
+        return _conv_layer(workload)
+    target = get_plugin(workload).reference
+    if not target:
+        raise NoReference(f"workload {workload!r} has no NumPy reference: its frameworks are compared with "
+                          f"each other only")
+    try:
+        found = importlib.metadata.EntryPoint(workload, target, "dlbench.workloads").load()
+    except Exception as exc:  # noqa: BLE001 - the plugin's bug, one line
+        raise DlbenchError(f"workload {workload!r}: its reference {target} failed to import: "
+                           f"{type(exc).__name__}: {exc}") from None
+    return cast(Network, found)
 
 
 def _run(

@@ -13,7 +13,7 @@ from dlbench.cases.spec import NATIVE_CONV, check_convs
 from dlbench.errors import DlbenchError
 from dlbench.plan.planner import resolve_frameworks
 from dlbench.verify.collect import Target
-from dlbench.workloads import WORKLOADS, select_phases
+from dlbench.workloads import networks, select_phases
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class VerifyPlan:
 def parse_targets(items: Sequence[str]) -> tuple[Target, ...]:
     """``lenet`` (all phases of a workload) or ``autoencoder/pretrain2`` (one phase); default: everything."""
     if not items:
-        return tuple(Target(w.name, p) for w in WORKLOADS.values() for p in w.phase_names)
+        return tuple(Target(w.name, p) for w in networks().values() for p in w.phase_names)
     targets: list[Target] = []
     for item in items:
         name, phases = select_phases(item)  # unknown workload or phase -> SuiteError (a DlbenchError)

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 from dlbench.cases.precision import get_precision
 from dlbench.errors import DlbenchError
+from dlbench.workloads import get_plugin
+from dlbench.workloads.plugin import DEFAULT_TOLERANCE
 
 FLOAT32_BITS = 24
 
@@ -98,13 +100,23 @@ TOLERANCES: dict[str, Tolerance] = {
 LOW_PRECISION_UNITS: dict[str, float] = {"output": 8.0, "loss": 2.0, "gradient": 16.0}
 
 
+def plugin_tolerance(workload: str) -> Tolerance:
+    """The budget a workload plugin declares (``WorkloadPlugin.tolerance``), or the default one."""
+    try:
+        declared = get_plugin(workload).tolerance
+    except DlbenchError:
+        raise DlbenchError(f"no verification tolerance is defined for workload {workload!r}") from None
+    output, loss, gradient = declared or DEFAULT_TOLERANCE
+    return Tolerance(output=output, loss=loss, gradient=gradient,
+                     why="declared by its workload plugin" if declared else "the default of a workload plugin")
+
+
 def tolerance_for(workload: str, precision: str = "float32") -> Tolerance:
     """The workload's float32 budget, or for a low precision its budget derived from the unit roundoff."""
     layer_of = workload.removeprefix("conv:").partition(".")[0] if workload.startswith("conv:") else ""
-    try:
-        base = TOLERANCES[layer_of or workload]  # a layer benchmark: its network's budget bounds it
-    except KeyError:
-        raise DlbenchError(f"no verification tolerance is defined for workload {workload!r}") from None
+    base = TOLERANCES.get(layer_of or workload)  # a layer benchmark: its network's budget bounds it
+    if base is None:
+        base = plugin_tolerance(layer_of or workload)
     recipe = get_precision(precision)
     if recipe.significand_bits >= FLOAT32_BITS:
         return base

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlbench.workloads.definitions import get_workload, is_sequence_workload
+from dlbench.workloads.definitions import Workload
 
 IMDB_MEDIAN_TOKENS = 174.0
 IMDB_LOG_SIGMA = 0.75
@@ -54,14 +54,13 @@ def sequence_lengths(rng: np.random.Generator, batch_size: int, maxlen: int) -> 
     return np.clip(np.rint(raw), MIN_SEQUENCE, maxlen).astype(np.int32)
 
 
-def make_batch(workload: str, batch_size: int, seed: int = 0) -> Batch:
-    """The canonical input batch of ``workload`` for ``batch_size`` and ``seed``."""
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    spec = get_workload(workload)
-    rng = np.random.default_rng(derive_seed("batch", workload, batch_size, seed))
+def default_batch(spec: Workload, batch_size: int, rng: np.random.Generator) -> Batch:
+    """dlbench's own generator, for every workload whose plugin brings none: labels uniform below
+    ``num_classes``, then token ids with IMDB-like lengths (a workload with ``maxlen`` in ``extra``) or uniform
+    [0, 1) float32 inputs of ``input_shape``. ``rng`` is seeded by the caller
+    (:func:`dlbench.workloads.registry.make_batch`)."""
     labels = rng.integers(0, spec.num_classes, size=batch_size, dtype=np.int32)
-    if is_sequence_workload(workload):
+    if "maxlen" in spec.extra:
         maxlen, vocab = spec.extra["maxlen"], spec.extra["vocab"]
         lengths = sequence_lengths(rng, batch_size, maxlen)
         tokens = rng.integers(1, vocab, size=(batch_size, maxlen), dtype=np.int32)

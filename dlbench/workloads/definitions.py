@@ -29,7 +29,7 @@ class ParamSpec:
 
     name: str
     shape: tuple[int, ...]
-    init: str = "glorot_uniform"  # or "zeros", or "ones" (layer-norm gamma)
+    init: str = "glorot_uniform"  # or "zeros", "ones" (layer-norm gamma), "small" or "positive" (weights.py)
 
     @property
     def size(self) -> int:
@@ -321,13 +321,17 @@ def _transformer() -> Workload:
     )
 
 
+# The built-in definitions. What is *registered* (the built-ins and every plugin, through the same entry-point
+# group) is asked of dlbench.workloads.registry; these tables serve the built-in adapters' own variant tables.
+# The built-in definitions. What is *registered* (the built-ins and every plugin, through the same entry-point
+# group) is asked of dlbench.workloads.registry; these tables serve the built-in adapters' own variant tables.
 WORKLOADS: dict[str, Workload] = {
     w.name: w for w in (_lenet(), _alexnet(), _autoencoder(), _lstm(), _transformer())
 }
 LAYER_PREFIX = "conv:"
 
 
-def _layer_workload(network: Workload, layer: ConvLayer) -> Workload:
+def layer_workload(network: Workload, layer: ConvLayer) -> Workload:
     """One convolution of ``network`` alone (``conv:alexnet.conv2``): its input shape, its kernel and bias,
     its output the convolution's (no activation), and the loss ``sum(y**2) / (2 N)``, so that the gradient
     pass computes the input gradient and the weight gradients of exactly this layer."""
@@ -348,7 +352,7 @@ def _layer_workload(network: Workload, layer: ConvLayer) -> Workload:
 # The layer benchmarks: every convolution of LeNet and AlexNet as a workload of its own. They are named
 # explicitly (a suite that lists no workloads runs the networks only).
 LAYER_WORKLOADS: dict[str, Workload] = {
-    w.name: w for net in WORKLOADS.values() for w in (_layer_workload(net, c) for c in net.convolutions)
+    w.name: w for net in WORKLOADS.values() for w in (layer_workload(net, c) for c in net.convolutions)
 }
 
 # Constants of the transformer that every implementation shares (docs/workloads.md): the layer-norm epsilon
@@ -357,51 +361,7 @@ LAYER_NORM_EPSILON = 1e-5
 MASK_VALUE = -1e9
 
 
-def is_sequence_workload(name: str) -> bool:
-    """Token-id workloads (the LSTM and the transformer): batches carry sequence lengths."""
-    return "maxlen" in get_workload(name).extra
-
-
-def workload_names() -> tuple[str, ...]:
-    """The networks: what a suite runs when it names no workloads."""
-    return tuple(WORKLOADS)
-
-
-def all_workload_names() -> tuple[str, ...]:
-    """The networks, then the layer benchmarks: every name a suite or ``--workload`` may give."""
-    return (*WORKLOADS, *LAYER_WORKLOADS)
-
-
-def get_workload(name: str) -> Workload:
-    found = WORKLOADS.get(name) or LAYER_WORKLOADS.get(name)
-    if found is None:
-        layers = f"; layers: {', '.join(LAYER_WORKLOADS)}" if name.startswith(LAYER_PREFIX) else ""
-        raise SuiteError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}{layers}")
-    return found
-
-
-def select_phases(selector: str) -> tuple[str, tuple[str, ...]]:
-    """``lenet`` (every phase of a workload) or ``autoencoder/pretrain2`` (one phase): the workload's name
-    and the phases selected, as results name them. SuiteError for an unknown workload or phase."""
-    name, _, phase = selector.partition("/")
-    workload = get_workload(name)
-    return name, ((workload.phase(phase).name,) if phase else workload.phase_names)
-
-
 def check_pass(pass_: str) -> None:
     """The one check of a pass name (suites, command-line options, ``BuiltCase.prepare``)."""
     if pass_ not in PASSES:
         raise SuiteError(f"unknown pass {pass_!r}; passes: {', '.join(PASSES)}")
-
-
-def forward_flops(workload: str, phase: str, batch_size: int) -> float:
-    """Floating-point operations of one forward pass over a batch: 2 per multiply-accumulate."""
-    return 2.0 * get_workload(workload).macs(phase) * batch_size
-
-
-def pass_flops(workload: str, phase: str, pass_: str, batch_size: int) -> float:
-    """FLOPs of a timed pass. The gradient pass is counted as 3x the forward pass (forward + a backward of
-    about twice its cost), the usual convention (e.g. Kaplan et al. 2020); it is an estimate, documented
-    as such in the README, while the forward count is exact for the layers that dominate."""
-    factor = 1.0 if pass_ == "forward" else 3.0
-    return factor * forward_flops(workload, phase, batch_size)

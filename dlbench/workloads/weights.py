@@ -13,7 +13,12 @@ from math import prod
 import numpy as np
 
 from dlbench.workloads.data import derive_seed
-from dlbench.workloads.definitions import ParamSpec, get_workload
+from dlbench.workloads.definitions import ParamSpec
+from dlbench.workloads.registry import get_workload
+
+# Uniform initialisations by name, for tensors that are neither kernels nor zero or one: ``small`` (a batch-norm
+# running mean near zero) and ``positive`` (a running variance near one). Fan-free, so 1-D tensors take them.
+UNIFORM_INITS: dict[str, tuple[float, float]] = {"small": (-0.1, 0.1), "positive": (0.5, 1.5)}
 
 
 def glorot_limit(shape: tuple[int, ...]) -> float:
@@ -28,6 +33,9 @@ def init_param(spec: ParamSpec, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(spec.shape, dtype=np.float32)
     if spec.init == "ones":
         return np.ones(spec.shape, dtype=np.float32)
+    if spec.init in UNIFORM_INITS:  # e.g. batch-norm running statistics, which are not all zero and one
+        low, high = UNIFORM_INITS[spec.init]
+        return (low + (high - low) * rng.random(spec.shape, dtype=np.float32)).astype(np.float32)
     limit = glorot_limit(spec.shape)
     # float32 draws directly: AlexNet's 62M weights would take a 500 MB float64 detour otherwise
     values = rng.random(spec.shape, dtype=np.float32)

@@ -202,7 +202,7 @@ def test_native_is_the_code_the_networks_ran_before() -> None:
         h = jax.nn.relu(dense(params, "fc1", h.reshape(h.shape[0], -1)))
         return dense(params, "fc2", h)
 
-    network = network_for("lenet", "", "jit", "native")
+    network = network_for(get_workload("lenet"), "", "jit", "native")
     now = jax.make_jaxpr(lambda p, i: network.output(p, i, None, max_pool_reshape_2x2))(weights, x)
     convs_now = [e for e in now.jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
     convs_before = [e for e in jax.make_jaxpr(before)(weights, x).jaxpr.eqns

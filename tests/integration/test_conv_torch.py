@@ -53,7 +53,7 @@ from dlbench.frameworks.torch.switches import (  # noqa: E402
 )
 from dlbench.verify.tolerances import tolerance_for  # noqa: E402
 from dlbench.workloads import LAYER_WORKLOADS, get_workload, make_batch  # noqa: E402
-from dlbench.workloads.definitions import forward_flops  # noqa: E402
+from dlbench.workloads.registry import forward_flops  # noqa: E402
 from tests.numpy_models import reference, with_random_biases  # noqa: E402
 
 pytestmark = pytest.mark.integration

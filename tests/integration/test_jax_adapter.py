@@ -25,7 +25,7 @@ from dlbench.errors import DlbenchError  # noqa: E402
 from dlbench.frameworks.base import BuildRequest, BuiltCase, CaseUnavailable, ContractError  # noqa: E402
 from dlbench.frameworks.jax.adapter import JaxAdapter  # noqa: E402
 from dlbench.workloads import Batch, get_workload, initial_weights, make_batch  # noqa: E402
-from dlbench.workloads.definitions import forward_flops, pass_flops  # noqa: E402
+from dlbench.workloads.registry import forward_flops, pass_flops  # noqa: E402
 from tests.numpy_models import ALL_CASES, masked_lstm_batch, reference, with_random_biases  # noqa: E402
 
 pytestmark = pytest.mark.integration

@@ -11,14 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from dlbench.workloads import get_workload
+from dlbench.workloads import get_workload, networks
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
 FRAMEWORKS = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
-EXPECTED = {("lenet", ""), ("alexnet", ""), ("autoencoder", "pretrain1"), ("autoencoder", "pretrain2"),
-            ("autoencoder", "pretrain3"), ("autoencoder", "finetune"), ("lstm", ""), ("transformer", "")}
+BUILTIN = {("lenet", ""), ("alexnet", ""), ("autoencoder", "pretrain1"), ("autoencoder", "pretrain2"),
+           ("autoencoder", "pretrain3"), ("autoencoder", "finetune"), ("lstm", ""), ("transformer", "")}
+# The smoke suite runs every registered network: the built-ins, and the installed workload plugins (the example
+# ResNet in the project's venv).
+EXPECTED = {(w.name, p) for w in networks().values() for p in w.phase_names}
+assert BUILTIN <= EXPECTED
 
 
 @pytest.mark.parametrize("framework", list(FRAMEWORKS))

@@ -24,7 +24,7 @@ from dlbench.frameworks.registry import get_adapter  # noqa: E402
 from dlbench.frameworks.torch.adapter import TorchAdapter  # noqa: E402
 from dlbench.frameworks.torch.case import TorchCase  # noqa: E402
 from dlbench.workloads import Batch, get_workload, initial_weights, make_batch  # noqa: E402
-from dlbench.workloads.definitions import forward_flops  # noqa: E402
+from dlbench.workloads.registry import forward_flops  # noqa: E402
 from tests.numpy_models import ALL_CASES, masked_lstm_batch, reference, with_random_biases  # noqa: E402
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ RUN = ("run", "--suite", "smoke", "--framework", "fake", "--device", "cpu", "--q
 @pytest.mark.parametrize(("args", "fragment"), [
     (("run", "--suite", "nope"), "unknown suite 'nope'"),
     (("run", "--suite", "smoke", "--framework", "caffe"), "unknown framework 'caffe'"),
-    ((*RUN, "--workload", "resnet"), "unknown workload 'resnet'"),
+    ((*RUN, "--workload", "vgg16"), "unknown workload 'vgg16'"),
     ((*RUN, "--workload", "autoencoder/pretrain7"), "no phase 'pretrain7'"),
     ((*RUN, "--variant", "turbo"), "unknown variant 'turbo'"),
     ((*RUN, "--batch-size", "0"), "batch size must be at least 1"),

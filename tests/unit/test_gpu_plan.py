@@ -9,6 +9,7 @@ from dlbench.errors import DlbenchError
 from dlbench.machine import nvml as gpu
 from dlbench.plan.planner import check_gpu, make_plan
 from dlbench.plan.suite import Overrides, load_suite
+from tests.conftest import smoke_cases
 
 A_GPU = ({"index": 0, "name": "NVIDIA Test", "driver": "999.1", "memory_mb": 16384},)
 
@@ -83,7 +84,7 @@ def test_a_usable_gpu_keeps_gpu_cases(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DLBENCH_FAKE_GPU", "1")
     plan = make_plan("smoke", Overrides(frameworks=("fake",), devices=("gpu",)))
     assert {c.device for c in plan.cases} == {"gpu"}
-    assert len(plan.cases) == 16  # 8 workload phases x 2 passes
+    assert len(plan.cases) == smoke_cases()  # every network phase (8 built-in) x 2 passes
 
 
 @pytest.mark.parametrize(("version", "expected"), [("2.13.0+cpu", False), ("2.4.1+cu121", True), ("2.4.1", True)])

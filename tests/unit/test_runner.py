@@ -17,7 +17,7 @@ import pytest
 from dlbench.cases.spec import Case
 from dlbench.record.schema import SCHEMA_VERSION
 from dlbench.record.store import load_run
-from tests.conftest import ROOT, run_cli, wait_for_results
+from tests.conftest import ROOT, run_cli, smoke_cases, wait_for_results
 
 FAST = ("--framework", "fake", "--device", "cpu", "--quiet")
 
@@ -35,7 +35,7 @@ def test_smoke_on_the_fake_adapter_writes_every_case(tmp_path: Path) -> None:
     proc = run_cli("run", "--suite", "smoke", *FAST, "--output", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
     table = rows(tmp_path / "r")
-    assert len(table) == 16
+    assert len(table) == smoke_cases()
     for row in table.values():
         assert row["status"] == "ok"
         assert float(row["median_ms"]) > 0
@@ -170,13 +170,13 @@ def test_interrupted_run_resumes_without_measuring_again(tmp_path: Path, how: st
     assert resumed.returncode == 0, resumed.stderr
     after = json.loads((out / "run.json").read_text())
     keys = [key_of(r) for r in after["results"]]
-    assert len(keys) == len(set(keys)) == 16
+    assert len(keys) == len(set(keys)) == smoke_cases()
     assert after["status"] == "complete"
     for result in after["results"]:
         assert result["status"] == "ok"
         if key_of(result) in before and before[key_of(result)]["status"] == "ok":
             assert result == before[key_of(result)]  # measured once, kept unchanged
-    assert len(rows(out)) == 16
+    assert len(rows(out)) == smoke_cases()
 
 
 def workers_of(pid: int) -> list[psutil.Process]:

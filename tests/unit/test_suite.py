@@ -6,6 +6,8 @@ import pytest
 
 from dlbench.errors import SuiteError
 from dlbench.plan.suite import Overrides, apply_overrides, available_suites, expand, load_suite, parse_suite
+from dlbench.workloads import WORKLOADS, networks
+from tests.conftest import smoke_cases
 
 BASE = {"workloads": ["lenet"], "devices": {"cpu": {"threads": [1], "batch_sizes": [4]}}}
 
@@ -23,11 +25,13 @@ def test_smoke_expands_to_every_workload_phase_and_pass() -> None:
     suite = apply_overrides(suite, Overrides(devices=("cpu",)), cores=2)
     cases = expand(suite, {"fake": ("default",)})
     labels = {(c.workload_label, c.pass_) for c in cases}
-    expected = {"lenet", "alexnet", "autoencoder/pretrain1", "autoencoder/pretrain2", "autoencoder/pretrain3",
-                "autoencoder/finetune", "lstm", "transformer"}
-    assert labels == {(w, p) for w in expected for p in ("forward", "gradient")}
+    builtin = {"lenet", "alexnet", "autoencoder/pretrain1", "autoencoder/pretrain2", "autoencoder/pretrain3",
+               "autoencoder/finetune", "lstm", "transformer"}
+    plugins = {f"{w.name}/{p}" if p else w.name for w in networks().values() if w.name not in WORKLOADS
+               for p in w.phase_names}  # installed workload plugins run too (no workloads key in smoke)
+    assert labels == {(w, p) for w in builtin | plugins for p in ("forward", "gradient")}
     assert all(c.threads == 1 and c.device == "cpu" for c in cases)
-    assert len(cases) == len({c.key for c in cases}) == 16
+    assert len(cases) == len({c.key for c in cases}) == smoke_cases()
 
 
 def test_paper_threads_are_limited_to_the_cores_present() -> None:
@@ -61,7 +65,7 @@ def test_workload_override_with_phase() -> None:
 
 @pytest.mark.parametrize(("data", "message"), [
     ({**BASE, "colour": "red"}, "unknown key 'colour'"),
-    ({**BASE, "workloads": ["resnet"]}, "unknown workload 'resnet'"),
+    ({**BASE, "workloads": ["vgg16"]}, "unknown workload 'vgg16'"),
     ({**BASE, "workloads": ["autoencoder/pretrain9"]}, "no phase 'pretrain9'"),
     ({**BASE, "workloads": "lenet", "passes": ["backward"]}, "unknown pass 'backward'"),
     ({**BASE, "devices": {"tpu": {"batch_sizes": [1]}}}, "unknown device 'tpu'"),

@@ -17,7 +17,7 @@ from dlbench.cli.verify_cmd import command
 from dlbench.errors import DlbenchError
 from dlbench.verify.collect import ImplResult, Target, evaluate_adapter
 from dlbench.verify.selection import make_plan, parse_targets
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import assert_one_line_error, network_phases, run_cli
 from tests.verify_fixtures import NumpyAdapter, permute_lstm_bias_gates
 
 
@@ -27,7 +27,7 @@ def invoke(*args: str) -> int:
 
 def test_targets_default_to_every_phase_and_accept_single_phases() -> None:
     everything = parse_targets([])
-    assert len(everything) == 8 and Target("autoencoder", "pretrain3") in everything
+    assert len(everything) == network_phases() and Target("autoencoder", "pretrain3") in everything
     assert parse_targets(["autoencoder/pretrain2", "lenet", "autoencoder/pretrain2"]) == (
         Target("autoencoder", "pretrain2"),
         Target("lenet", ""),
@@ -38,7 +38,7 @@ def test_targets_default_to_every_phase_and_accept_single_phases() -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (("-w", "resnet"), "unknown workload 'resnet'"),
+        (("-w", "vgg16"), "unknown workload 'vgg16'"),
         (("-w", "autoencoder/pretrain9"), "no phase 'pretrain9'"),
         (("-f", "caffe"), "unknown framework 'caffe'"),
         (("-f", "fake", "--variant", "turbo"), "unknown variant 'turbo'"),
@@ -79,7 +79,7 @@ def test_framework_errors_give_exit_code_1_and_json(capsys: pytest.CaptureFixtur
 def test_registered_command_maps_bad_input_to_exit_2() -> None:
     if "verify" not in COMMANDS:
         pytest.skip("verify is not registered in dlbench.cli yet")
-    assert_one_line_error(run_cli("verify", "-w", "resnet"), "unknown workload 'resnet'")
+    assert_one_line_error(run_cli("verify", "-w", "vgg16"), "unknown workload 'vgg16'")
     assert_one_line_error(run_cli("verify", "-b", "0"), "0")
 
 

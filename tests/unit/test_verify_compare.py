@@ -102,4 +102,4 @@ def test_every_workload_has_a_documented_float32_tolerance() -> None:
         assert tol.why
     assert set(TOLERANCES) == set(WORKLOADS)
     with pytest.raises(DlbenchError):
-        tolerance_for("resnet")
+        tolerance_for("vgg16")

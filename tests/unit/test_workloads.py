@@ -5,7 +5,7 @@ import pytest
 
 from dlbench.errors import SuiteError
 from dlbench.workloads import get_workload, initial_weights, make_batch
-from dlbench.workloads.definitions import pass_flops
+from dlbench.workloads.registry import pass_flops
 from dlbench.workloads.weights import glorot_limit
 
 # (workload, phase) -> (trainable params, forward MACs per sample), copied from workloads.md
@@ -46,7 +46,7 @@ def test_per_layer_counts_of_lenet_and_alexnet() -> None:
 
 def test_unknown_workload_and_phase_are_user_errors() -> None:
     with pytest.raises(SuiteError, match="unknown workload"):
-        get_workload("resnet")
+        get_workload("vgg16")
     with pytest.raises(SuiteError, match="no phase"):
         get_workload("autoencoder").phase("pretrain4")
 

@@ -171,7 +171,7 @@ class JaxAdapter(Adapter):
     def _build(self, request: BuildRequest) -> BuiltCase:
         import jax
 
-        network = network_for(request.workload.name, request.phase, request.variant, request.conv)
+        network = network_for(request.workload, request.phase, request.variant, request.conv)
         platform = request.device
         try:
             device = jax.devices(platform)[0]

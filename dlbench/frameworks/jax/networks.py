@@ -1,16 +1,18 @@
-"""The canonical networks in plain JAX and the (workload, phase) table.
+"""The canonical networks in plain JAX, their builders, and :func:`network_for`, which finds a workload's.
 
 Each network maps (params, inputs, dropout key or None, pool) to its output, built from the blocks of
 :mod:`dlbench.frameworks.jax.layers`; a :class:`Network` pairs it with its objective. A new network is a
-function here and a line in :func:`network_for`. LeNet and AlexNet compute every convolution by the case's
-algorithm (:func:`dlbench.frameworks.jax.convolution.conv_layer`; ``native`` is XLA's convolution, the code
-path they always had); the layer benchmarks (``conv:alexnet.conv2``) are built in :mod:`.layer`.
+builder function (such as :func:`lenet_network`) named by its workload plugin (:mod:`dlbench.workloads.builtin`);
+:func:`network_for` finds it. LeNet and AlexNet compute every convolution by the case's algorithm
+(:func:`dlbench.frameworks.jax.convolution.conv_layer`; ``native`` is XLA's convolution, the code path they
+always had); the layer benchmarks (``conv:alexnet.conv2``) are built in :mod:`.layer`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from dlbench.cases.precision import FLOAT32_PARAMS
 from dlbench.cases.spec import NATIVE_CONV
@@ -35,8 +37,7 @@ from dlbench.frameworks.jax.layers import (
     reconstruction_loss,
 )
 from dlbench.frameworks.jax.switches import SWITCH_VARIANTS
-from dlbench.workloads import get_workload, pretrain_level
-from dlbench.workloads.definitions import LAYER_PREFIX
+from dlbench.workloads import Workload, get_workload, load_builder, pretrain_level
 
 TRANSFORMER = get_workload("transformer")
 # Variants that only change the transformer's attention (other workloads: unavailable).
@@ -212,27 +213,50 @@ def _convnet(network: Callable[[Params, Inputs, Array | None, PoolFn, str], Arra
     return output
 
 
-def network_for(workload: str, phase: str, variant: str, conv: str = NATIVE_CONV) -> Network:
-    """The network of ``workload``/``phase`` in ``variant`` with its convolutions by algorithm ``conv``;
-    CaseUnavailable for a workload this adapter does not know (a plugin may add workloads that only some
-    adapters implement)."""
-    if workload.startswith(LAYER_PREFIX):
+def lenet_network(workload: Workload, phase: str, variant: str, conv: str) -> Network:
+    fn = _convnet(lenet, conv)
+    return Network(fn, _classifier_objective(fn), uses_dropout=False)
+
+
+def alexnet_network(workload: Workload, phase: str, variant: str, conv: str) -> Network:
+    fn = _convnet(alexnet, conv)
+    return Network(fn, _classifier_objective(fn), uses_dropout=True)
+
+
+def autoencoder_network(workload: Workload, phase: str, variant: str, conv: str) -> Network:
+    if phase == "finetune":
+        return Network(finetune, _classifier_objective(finetune), uses_dropout=False)
+    return _pretrain_network(pretrain_level(phase))
+
+
+def lstm_network(workload: Workload, phase: str, variant: str, conv: str) -> Network:
+    return Network(lstm, _classifier_objective(lstm), uses_dropout=True)
+
+
+def transformer_network(workload: Workload, phase: str, variant: str, conv: str) -> Network:
+    return _transformer_network(fused=variant not in ATTENTION_VARIANTS)
+
+
+# What a workload plugin's JAX builder is (docs/plugins.md): (definition, phase, variant, convolution
+# algorithm) -> the Network of that phase. The built-in five are the functions above.
+JaxBuilder = Callable[[Workload, str, str, str], Network]
+
+
+def network_for(workload: Workload, phase: str, variant: str, conv: str = NATIVE_CONV) -> Network:
+    """The network of ``workload``/``phase`` in ``variant`` with its convolutions by algorithm ``conv``: a
+    layer benchmark's from :mod:`.layer`, any other from the JAX builder its workload plugin names (the
+    built-ins' included); CaseUnavailable for a workload whose plugin has no JAX builder."""
+    if workload.is_layer:
         from dlbench.frameworks.jax.layer import layer_network
 
-        return layer_network(get_workload(workload), conv)
-    if workload == "transformer":
-        return _transformer_network(fused=variant not in ATTENTION_VARIANTS)
-    if workload in ("lenet", "alexnet"):
-        fn = _convnet(lenet if workload == "lenet" else alexnet, conv)
-        return Network(fn, _classifier_objective(fn), uses_dropout=workload == "alexnet")
-    if workload == "lstm":
-        return Network(lstm, _classifier_objective(lstm), uses_dropout=True)
-    if workload == "autoencoder":
-        if phase == "finetune":
-            return Network(finetune, _classifier_objective(finetune), uses_dropout=False)
-        if pretrain_level(phase):
-            return _pretrain_network(pretrain_level(phase))
-    raise CaseUnavailable(f"the JAX adapter does not implement workload {workload!r} phase {phase!r}")
+        return layer_network(workload, conv)
+    builder = load_builder(workload.name, "jax")
+    if builder is None:
+        raise CaseUnavailable(f"workload {workload.name!r} has no JAX implementation")
+    network = cast(JaxBuilder, builder)(workload, phase, variant, conv)
+    if not isinstance(network, Network):
+        raise TypeError(f"the JAX builder of {workload.name!r} returned {type(network).__name__}, not a Network")
+    return network
 
 
 POOLS: dict[str, PoolFn] = {"jit": max_pool_reshape_2x2, "jit_reduce_window": max_pool_window_2x2,

@@ -1,6 +1,7 @@
 """``TensorFlowAdapter``: the runtime set-up and information of ``initialize``, and ``build``, which puts a
 case together from the other modules of :mod:`dlbench.frameworks.tensorflow` (the table of networks by
-workload is here: a new network is one class in its own module plus one entry in ``NETWORKS``).
+workload is the ``dlbench.workloads`` registry: a network is a ``_Network`` subclass in its own module, named by
+its workload plugin, see :func:`tf_network_type`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, Runt
 from dlbench.frameworks.tensorflow.case import TensorFlowCase
 from dlbench.frameworks.tensorflow.convolution import TF_CONV_ALGORITHMS
 from dlbench.frameworks.tensorflow.layer import _ConvLayer
-from dlbench.frameworks.tensorflow.networks import KERAS_LSTM, _AlexNet, _Autoencoder, _LeNet, _Lstm, _Network
+from dlbench.frameworks.tensorflow.networks import KERAS_LSTM, _Network
 from dlbench.frameworks.tensorflow.precision import _precision_problem
 from dlbench.frameworks.tensorflow.runtime import (
     _block_jax_import,
@@ -24,8 +25,7 @@ from dlbench.frameworks.tensorflow.runtime import (
     _set_threads,
     device_feed_arrays,
 )
-from dlbench.frameworks.tensorflow.transformer import _Transformer
-from dlbench.workloads import LAYER_WORKLOADS
+from dlbench.workloads import Workload, load_builder
 
 # The library switches: environment variables that TensorFlow reads once, when it is loaded or at their first
 # use, so each of these variants runs in a worker of its own with them set (Adapter.variant_env). The names
@@ -41,14 +41,18 @@ DETERMINISTIC_SEED = 0  # the global seed of the deterministic variant: TF's ran
 VARIANTS: tuple[str, ...] = ("function", "xla", "eager", "keras_attention", KERAS_LSTM, EIGEN, NO_AUTOTUNE,
                              DETERMINISTIC)
 
-NETWORKS: dict[str, type[_Network]] = {
-    "lenet": _LeNet,
-    "alexnet": _AlexNet,
-    "autoencoder": _Autoencoder,
-    "lstm": _Lstm,
-    "transformer": _Transformer,
-    **{name: _ConvLayer for name in LAYER_WORKLOADS},  # conv:lenet.conv1 ... conv:alexnet.conv5
-}
+def tf_network_type(workload: Workload) -> type[_Network]:
+    """The TensorFlow builder of ``workload``: a ``_Network`` subclass, constructed with ``(tf, request)``
+    (docs/plugins.md); the layer benchmarks all share ``_ConvLayer``. CaseUnavailable when its plugin names
+    none."""
+    if workload.is_layer:
+        return _ConvLayer
+    builder = load_builder(workload.name, "tensorflow")
+    if builder is None:
+        raise CaseUnavailable(f"workload {workload.name!r} has no TensorFlow implementation")
+    if not (isinstance(builder, type) and issubclass(builder, _Network)):
+        raise TypeError(f"the TensorFlow builder of {workload.name!r} is not a _Network subclass")
+    return builder
 
 
 class TensorFlowAdapter(Adapter):
@@ -134,9 +138,7 @@ class TensorFlowAdapter(Adapter):
             raise RuntimeError("TensorFlowAdapter.initialize() must run before build()")
         if request.device != runtime.device:
             raise RuntimeError(f"worker initialised for {runtime.device}, case asks for {request.device}")
-        network_type = NETWORKS.get(request.workload.name)
-        if network_type is None:
-            raise CaseUnavailable(f"no TensorFlow implementation of workload {request.workload.name!r}")
+        network_type = tf_network_type(request.workload)
         tf = runtime.tf
         problem = _precision_problem(tf, request.precision, request.device)
         if problem is not None:

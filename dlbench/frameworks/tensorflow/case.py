@@ -75,7 +75,8 @@ class TensorFlowCase(BuiltCase):
         return self._scaled_gradient(feeds, self._dropout)[2]
 
     def _evaluation(self, *feeds: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
-        output, loss, grads = self._scaled_gradient(feeds, False)
+        _, loss, grads = self._scaled_gradient(feeds, False)
+        output = self._net.forward(feeds, training=False)  # the forward pass's output (see TorchCase.evaluate)
         params = grads[: len(self._trainable)]  # the parameters' gradients: what evaluate() reports
         return tf_float32(self._rt.tf, output), loss, [self._rt.tf.convert_to_tensor(g) for g in params]
 

@@ -1,6 +1,7 @@
 """``TorchAdapter``: the runtime set-up and information of ``initialize``, and ``build``, which puts a case
 together from the other modules of :mod:`dlbench.frameworks.torch` (the table of networks by workload is
-here: a new network is one builder in its own module plus one entry in ``BUILDERS``).
+by workload is the ``dlbench.workloads`` registry: a network is a builder in its own module, named by its workload
+plugin, see :func:`torch_builder`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from dlbench.cases.precision import MIXED_DTYPES, get_precision
 from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, RuntimeInfo
@@ -18,7 +19,7 @@ from dlbench.frameworks.torch.bindings import _load_weights, _mark_trainable, _t
 from dlbench.frameworks.torch.case import TorchCase, _State
 from dlbench.frameworks.torch.convolution import TORCH_CONV_ALGORITHMS, route_all
 from dlbench.frameworks.torch.layer import _conv_layer
-from dlbench.frameworks.torch.networks import _alexnet, _autoencoder, _lenet, _lstm, _Net, _Options
+from dlbench.frameworks.torch.networks import _Net, _Options
 from dlbench.frameworks.torch.precision import _precision_problem, _probe_dtypes, _set_tf32, _with_autocast
 from dlbench.frameworks.torch.switches import (
     SWITCH_DEVICES,
@@ -32,8 +33,7 @@ from dlbench.frameworks.torch.switches import (
     switch_traits,
     variant_switches,
 )
-from dlbench.frameworks.torch.transformer import _transformer
-from dlbench.workloads import LAYER_WORKLOADS, Workload
+from dlbench.workloads import Workload, load_builder
 
 # Variants that only change the transformer's attention (other workloads: unavailable).
 ATTENTION_VARIANTS: tuple[str, ...] = ("plain_attention",)
@@ -42,14 +42,20 @@ LSTM_CELL_VARIANT = "lstm_cell"
 # The one place where dlbench's device names meet PyTorch's.
 TORCH_DEVICES: dict[str, str] = {"cpu": "cpu", "gpu": "cuda"}
 
-BUILDERS: dict[str, Callable[[Workload, _Options], _Net]] = {
-    "lenet": _lenet,
-    "alexnet": _alexnet,
-    "autoencoder": _autoencoder,
-    "lstm": _lstm,
-    "transformer": _transformer,
-    **{name: _conv_layer for name in LAYER_WORKLOADS},  # conv:lenet.conv1 ... conv:alexnet.conv5
-}
+# What a workload plugin's PyTorch builder is (docs/plugins.md): (definition, options) -> _Net, called on the
+# meta device (the adapter allocates and loads the canonical weights). The built-ins name theirs in
+# dlbench.workloads.builtin; the layer benchmarks all share _conv_layer.
+TorchBuilder = Callable[[Workload, _Options], _Net]
+
+
+def torch_builder(workload: Workload) -> TorchBuilder:
+    """The PyTorch builder of ``workload`` (CaseUnavailable when its plugin names none)."""
+    if workload.is_layer:
+        return _conv_layer
+    builder = load_builder(workload.name, "torch")
+    if builder is None:
+        raise CaseUnavailable(f"workload {workload.name!r} has no PyTorch implementation")
+    return cast(TorchBuilder, builder)
 
 
 def _search(pattern: str, text: str) -> str | None:
@@ -171,9 +177,7 @@ class TorchAdapter(Adapter):
         import torch
 
         variant, workload = request.variant, request.workload
-        builder = BUILDERS.get(workload.name)
-        if builder is None:
-            raise CaseUnavailable(f"torch adapter has no implementation of workload {workload.name!r}")
+        builder = torch_builder(workload)
         if request.device == "gpu" and not torch.cuda.is_available():
             raise CaseUnavailable("PyTorch sees no CUDA GPU")
         problem = _precision_problem(torch, request.precision, request.device)
@@ -193,6 +197,8 @@ class TorchAdapter(Adapter):
         # initialisation (slow for AlexNet's 62M weights) would be overwritten by the canonical weights anyway.
         with torch.device("meta"):
             net = builder(workload, opts)
+        if not isinstance(net, _Net):
+            raise TypeError(f"the PyTorch builder of {workload.name!r} returned {type(net).__name__}, not a _Net")
         if request.conv == "fft":
             net = dataclasses.replace(net, flops_visible=False)  # FlopCounterMode counts no FFT
         route_all(net.layers, request.conv, channels_last=variant != "eager")  # native: left as it is

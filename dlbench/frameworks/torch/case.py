@@ -113,12 +113,17 @@ class TorchCase(BuiltCase):
 
     def evaluate(self) -> Evaluation:
         """Dropout is off here whatever the request said (``training=False``), so that every framework
-        computes the same function; the variant's own (possibly compiled) functions are used."""
+        computes the same function; the variant's own (possibly compiled) functions are used. The output is
+        the forward pass's and the loss and gradients the gradient pass's, as in every adapter: for a network
+        whose two passes differ beyond dropout (batch norm: running statistics in inference, the batch's in
+        training) verify then checks both."""
         torch = self._torch
         state = self._live()
         apply_switches(torch, state.switches)
+        with torch.no_grad():
+            out = state.forward(state.inputs, False)
         with torch.enable_grad():
-            out, loss = state.output_and_loss(state.inputs, False)
+            _, loss = state.output_and_loss(state.inputs, False)
             grads = torch.autograd.grad(loss * self._loss_scale, state.params)
             if self._loss_scale != 1.0:
                 grads = tuple(g / self._loss_scale for g in grads)
