@@ -52,6 +52,13 @@ def dot_backend(function: Any) -> str:
     return "+".join(seen) or "none"
 
 
+def _gradients(loss: Any, wrt: list[Any]) -> list[Any]:
+    """``pytensor.grad`` of ``loss`` w.r.t. each of ``wrt``, as a list (its return type is a union)."""
+    grads = pytensor.grad(loss, wrt)
+    assert isinstance(grads, list)
+    return grads
+
+
 def _shared(value: np.ndarray, name: str) -> Any:
     """A shared variable with its static shape: the rewrites then fold every shape to a constant, which the
     JAX backend needs (XLA compiles for concrete shapes) and which spares the others shape arithmetic."""
@@ -94,12 +101,12 @@ class PyTensorCase(BuiltCase):
     def _outputs(self, pass_: str) -> list[Any]:
         if pass_ == "forward":
             return [self._output()]
-        return list(pytensor.grad(self._loss(self._stream), self._wrt()))
+        return _gradients(self._loss(self._stream), self._wrt())
 
     def _compile(self, pass_: str, fresh: bool = False) -> Any:
         if fresh or pass_ not in self._compiled:
             outs = [pytensor.Out(v, borrow=True) for v in self._outputs(pass_)]
-            self._compiled[pass_] = pytensor.function([], outs, mode=self._mode.mode())
+            self._compiled[pass_] = pytensor.function([], outs, mode=self._mode.mode())  # type: ignore[arg-type]
         return self._compiled[pass_]
 
     # ----- BuiltCase -----
@@ -113,11 +120,11 @@ class PyTensorCase(BuiltCase):
         from pytensor.graph.traversal import io_toposort
 
         output = self._output()
-        seen = {"output": str(output.dtype)}
+        seen = {"output": str(output.type.dtype)}
         for node in io_toposort([], [output]):
             name = type(node.op).__name__
             if name in ("Dot", "Blockwise", "Convolve2d", "MatMul") and node.inputs:
-                seen["activation"] = str(node.inputs[0].dtype)
+                seen["activation"] = str(getattr(node.inputs[0].type, "dtype", ""))
                 break
         return seen
 
@@ -151,7 +158,7 @@ class PyTensorCase(BuiltCase):
     def evaluate(self) -> Evaluation:
         """Dropout off whatever the request said, so that every framework computes the same function."""
         loss = self._loss(None)
-        grads = pytensor.grad(loss, self._wrt())[: len(self._trainable_names)]
+        grads = _gradients(loss, self._wrt())[: len(self._trainable_names)]
         outs = [self._output(), loss, *grads]
         values = pytensor.function([], outs, mode=self._mode.mode())()
         return Evaluation(

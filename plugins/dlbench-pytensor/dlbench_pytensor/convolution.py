@@ -36,10 +36,13 @@ NATIVE_BACKEND = "scipy.signal.convolve (Blockwise Convolve2d)"
 
 
 def pad_nhwc(x: Var, padding: int) -> Var:
-    """Zeros on each side of H and W of an NHWC map."""
+    """Zeros on each side of H and W of an NHWC map, written into a zero map of the input's dtype (``pt.pad``
+    builds its fill value in float64, which would promote the whole network)."""
     if padding == 0:
         return x
-    return pt.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="constant")
+    h, w = x.shape[1], x.shape[2]
+    padded = pt.zeros((x.shape[0], h + 2 * padding, w + 2 * padding, x.shape[3]), dtype=x.dtype)
+    return pt.set_subtensor(padded[:, padding:padding + h, padding:padding + w, :], x)
 
 
 def _slice(x: Var, i: int, j: int, stride: int, out_h: int, out_w: int) -> Var:
@@ -70,12 +73,11 @@ def conv_im2col(x: Var, kernel: Var, k: int, stride: int, out_h: int, out_w: int
 def conv_direct(x: Var, kernel: Var, k: int, stride: int, out_h: int, out_w: int) -> Var:
     """The sum over kernel positions of ``slice [N*OH*OW, Cin] @ kernel[i, j] [Cin, Cout]``."""
     n, cin, cout = x.shape[0], kernel.shape[2], kernel.shape[3]
-    total = None
-    for i in range(k):
-        for j in range(k):
-            rows = _slice(x, i, j, stride, out_h, out_w).reshape((n * out_h * out_w, cin))
-            term = pt.dot(rows, kernel[i, j])
-            total = term if total is None else total + term
+    terms = [pt.dot(_slice(x, i, j, stride, out_h, out_w).reshape((n * out_h * out_w, cin)), kernel[i, j])
+             for i in range(k) for j in range(k)]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
     return total.reshape((n, out_h, out_w, cout))
 
 

@@ -61,7 +61,7 @@ def dropout(x: Var, stream: RandomStream | None, rate: float = DROPOUT_RATE) -> 
     variable with a default update, so every call of the compiled function draws a fresh mask."""
     if stream is None:
         return x
-    keep = stream.binomial(n=1, p=1.0 - rate, size=x.shape, dtype="float32")
+    keep = pt.cast(stream.bernoulli(1.0 - rate, size=x.shape), "float32")
     return x * keep / F32(1.0 - rate)
 
 
