@@ -75,7 +75,6 @@ def _numpy_conv(x: np.ndarray, kernel: np.ndarray, stride: int, padding: int) ->
 def test_each_convolution_algorithm_is_a_cross_correlation(algorithm: str, size: int, k: int, stride: int,
                                                            padding: int) -> None:
     import pytensor
-
     from dlbench_pytensor.convolution import conv_layer
 
     rng = np.random.default_rng(size * 10 + k)
@@ -91,7 +90,6 @@ def test_each_convolution_algorithm_is_a_cross_correlation(algorithm: str, size:
 
 def test_pools_match_numpy() -> None:
     import pytensor
-
     from dlbench_pytensor.layers import max_pool_2x2, max_pool_window
 
     x = np.random.default_rng(1).standard_normal((2, 7, 7, 3)).astype(np.float32)
