@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh machine (see README):
 #   make run    installs into .venv and runs the default job (small CPU suite, installed frameworks)
 #   make test   installs into .venv and runs the test suite
+#   make test-plugins  installs each plugin of plugins/ into .venv, runs its tests, uninstalls it again
 PYTHON ?= python3
 VENV ?= .venv
 EXTRAS ?= all,test
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test test-plugins lint clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +26,9 @@ run: setup
 test: setup
 	bash scripts/setup-browser.sh
 	bash scripts/test.sh
+
+test-plugins: setup
+	bash scripts/test-plugins.sh
 
 lint: setup
 	$(BIN)/ruff check dlbench tests
