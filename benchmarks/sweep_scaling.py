@@ -6,7 +6,7 @@ process, through the same code as ``dlbench run`` (plan, store, run loop, worker
 * harness ms per case at the start and at the end of the run: between two consecutive stored results the
   wall time minus the second case's own ``duration_s`` (inputs, build, first call, warm-up, samples), i.e.
   the store write, the progress callback, the messages between worker and parent and the worker's own
-  bookkeeping, the median over the first and over the last tenth of the cases (at least 10 cases). The very
+  bookkeeping, averaged over the first and over the last tenth of the cases (at least 10 cases). The very
   first result is left out: its gap holds the worker's start;
 * store ms per case at the start and at the end: the time inside ``RunStore.add`` alone (what the parent
   spends persisting a result; it overlaps the worker's next case, so it shows in the harness time only once
@@ -153,7 +153,7 @@ def fresh_record(suite: Path, cases: int, fleet: bool = False) -> tuple[RunRecor
 
 
 def window_ms(stamps: Stamps, started: float, first: bool) -> float:
-    """Median harness ms per case over the first (or last) tenth of the results, the very first left out."""
+    """Mean harness ms per case over the first (or last) tenth of the results, the very first left out."""
     gaps = []
     previous = started
     for at, result in zip(stamps.at, stamps.results, strict=True):
@@ -164,11 +164,11 @@ def window_ms(stamps: Stamps, started: float, first: bool) -> float:
 
 
 def edges_ms(values: list[float]) -> tuple[float, float]:
-    """Median ms over the first and over the last tenth (at least 10 values). The median, because the parent
-    stores a result while the worker already runs the next case: a gap can be shorter than its case (a
-    negative harness time) or hold a pause of the machine, and a mean of ten gaps follows either."""
+    """Mean ms over the first and over the last tenth (at least 10 values). The parent stores a result while
+    the worker already runs the next case, so a gap can be shorter than its case: near zero, these means can
+    be negative; the whole-run column (wall minus the cases' own time) is the one that cannot."""
     width = max(10, len(values) // 10)
-    return 1e3 * statistics.median(values[:width]), 1e3 * statistics.median(values[-width:])
+    return 1e3 * statistics.fmean(values[:width]), 1e3 * statistics.fmean(values[-width:])
 
 
 def run_sweep(directory: Path, cases: int, profile: Path | None) -> Sweep:
