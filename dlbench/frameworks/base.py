@@ -38,12 +38,22 @@ import numpy as np
 from dlbench.cases.precision import device_problem, dtype_problem, get_precision
 from dlbench.cases.spec import DEVICES, NATIVE_CONV, check_conv
 from dlbench.errors import SuiteError
-from dlbench.workloads import Batch, Workload
+from dlbench.workloads import Batch, Workload, load_builder
 
 
 class CaseUnavailable(Exception):
     """Raised by ``build`` when the adapter cannot run this case (e.g. a variant not supported on a
     device). The case is recorded with status ``unavailable``, not as a failure."""
+
+
+def plugin_builder(workload: Workload, framework: str, display_name: str) -> object:
+    """The builder that ``workload``'s plugin (a built-in's included) names for ``framework``, imported in
+    this worker; CaseUnavailable, the same words for every adapter, when the plugin names none. What the
+    builder is (a function, a class) is each adapter's own contract, which it checks."""
+    builder = load_builder(workload.name, framework)
+    if builder is None:
+        raise CaseUnavailable(f"workload {workload.name!r} has no {display_name} implementation")
+    return builder
 
 
 class ContractError(RuntimeError):

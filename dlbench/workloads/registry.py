@@ -108,6 +108,9 @@ def get_plugin(name: str) -> WorkloadPlugin:
         return found
     if name in broken:
         raise WorkloadPluginError(broken[name])
+    if not networks_ and not broken:  # even the built-ins are missing: the install's metadata is stale
+        raise SuiteError(f"unknown workload {name!r}: no workload is registered (entry points of the group "
+                         f"{GROUP} are missing; reinstall dlbench: make setup, or pip install -e .)")
     extra = f"; layers: {', '.join(layers)}" if name.startswith(LAYER_PREFIX) else ""
     raise SuiteError(f"unknown workload {name!r}; known: {', '.join(networks_)}{extra}")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dlbench.errors import SuiteError
 from dlbench.workloads import WorkloadPluginError, registry
 from dlbench.workloads.builtin import BUILTIN_ORDER
 from tests import workload_plugins
@@ -43,6 +44,20 @@ def plugin_env(tmp_path: Path) -> dict[str, str]:
 
 def test_builtins_come_through_the_entry_points() -> None:
     assert registry.workload_names()[:5] == BUILTIN_ORDER
+
+
+def test_an_install_without_the_entry_points_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout whose install predates the entry-point group (its metadata lists no workload at all): the
+    error says to reinstall, instead of listing no known workloads."""
+    monkeypatch.setattr(registry, "_entry_points", functools.cache(lambda: {}))
+    registry.reset()
+    try:
+        with pytest.raises(SuiteError, match="no workload is registered.*reinstall dlbench"):
+            registry.get_workload("lenet")
+    finally:
+        monkeypatch.undo()
+        registry.reset()
+    assert registry.get_workload("lenet").name == "lenet"
     assert set(registry._entry_points()) >= set(BUILTIN_ORDER)
     assert registry.broken_workloads() == {}
     assert registry.get_plugin("lenet").builders["jax"].endswith(":lenet_network")
@@ -139,3 +154,15 @@ def test_a_suite_of_every_workload_skips_broken_plugins_with_a_note(
     for name in workload_plugins.BROKEN:
         assert f"workload plugin skipped: workload plugin {name!r}" in " ".join(text.split()) or \
             f"workload plugin skipped: workload {name!r}" in " ".join(text.split()), (name, text[-3000:])
+
+
+def test_a_framework_the_plugin_does_not_build_for_is_unavailable(registered: None) -> None:
+    """Every adapter asks :func:`plugin_builder`: a plugin with a fake builder only is ``unavailable`` (with the
+    framework's name) on any other framework, and the builder it names is what the fake adapter gets."""
+    from dlbench.frameworks.base import CaseUnavailable, plugin_builder
+    from dlbench.workloads import get_workload
+
+    tiny = get_workload("tiny")
+    with pytest.raises(CaseUnavailable, match="workload 'tiny' has no PyTorch implementation"):
+        plugin_builder(tiny, "torch", "PyTorch")
+    assert plugin_builder(tiny, "fake", "fake") is workload_plugins.fake_build

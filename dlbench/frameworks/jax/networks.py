@@ -16,7 +16,7 @@ from typing import cast
 
 from dlbench.cases.precision import FLOAT32_PARAMS
 from dlbench.cases.spec import NATIVE_CONV
-from dlbench.frameworks.base import CaseUnavailable
+from dlbench.frameworks.base import plugin_builder
 from dlbench.frameworks.jax.convolution import conv_layer
 from dlbench.frameworks.jax.layers import (
     Array,
@@ -37,7 +37,7 @@ from dlbench.frameworks.jax.layers import (
     reconstruction_loss,
 )
 from dlbench.frameworks.jax.switches import SWITCH_VARIANTS
-from dlbench.workloads import Workload, get_workload, load_builder, pretrain_level
+from dlbench.workloads import Workload, get_workload, pretrain_level
 
 TRANSFORMER = get_workload("transformer")
 # Variants that only change the transformer's attention (other workloads: unavailable).
@@ -250,10 +250,7 @@ def network_for(workload: Workload, phase: str, variant: str, conv: str = NATIVE
         from dlbench.frameworks.jax.layer import layer_network
 
         return layer_network(workload, conv)
-    builder = load_builder(workload.name, "jax")
-    if builder is None:
-        raise CaseUnavailable(f"workload {workload.name!r} has no JAX implementation")
-    network = cast(JaxBuilder, builder)(workload, phase, variant, conv)
+    network = cast(JaxBuilder, plugin_builder(workload, "jax", "JAX"))(workload, phase, variant, conv)
     if not isinstance(network, Network):
         raise TypeError(f"the JAX builder of {workload.name!r} returned {type(network).__name__}, not a Network")
     return network

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import ClassVar
 
 from dlbench.cases.precision import get_precision
-from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, RuntimeInfo
+from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, RuntimeInfo, plugin_builder
 from dlbench.frameworks.tensorflow.case import TensorFlowCase
 from dlbench.frameworks.tensorflow.convolution import TF_CONV_ALGORITHMS
 from dlbench.frameworks.tensorflow.layer import _ConvLayer
@@ -25,7 +25,7 @@ from dlbench.frameworks.tensorflow.runtime import (
     _set_threads,
     device_feed_arrays,
 )
-from dlbench.workloads import Workload, load_builder
+from dlbench.workloads import Workload
 
 # The library switches: environment variables that TensorFlow reads once, when it is loaded or at their first
 # use, so each of these variants runs in a worker of its own with them set (Adapter.variant_env). The names
@@ -47,9 +47,7 @@ def tf_network_type(workload: Workload) -> type[_Network]:
     none."""
     if workload.is_layer:
         return _ConvLayer
-    builder = load_builder(workload.name, "tensorflow")
-    if builder is None:
-        raise CaseUnavailable(f"workload {workload.name!r} has no TensorFlow implementation")
+    builder = plugin_builder(workload, "tensorflow", "TensorFlow")
     if not (isinstance(builder, type) and issubclass(builder, _Network)):
         raise TypeError(f"the TensorFlow builder of {workload.name!r} is not a _Network subclass")
     return builder

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
 from dlbench.cases.precision import MIXED_DTYPES, get_precision
-from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, RuntimeInfo
+from dlbench.frameworks.base import Adapter, BuildRequest, CaseUnavailable, RuntimeInfo, plugin_builder
 from dlbench.frameworks.cuda_arch import kernel_binaries
 from dlbench.frameworks.torch.backend import conv_probe
 from dlbench.frameworks.torch.bindings import _load_weights, _mark_trainable, _to_inputs
@@ -33,7 +33,7 @@ from dlbench.frameworks.torch.switches import (
     switch_traits,
     variant_switches,
 )
-from dlbench.workloads import Workload, load_builder
+from dlbench.workloads import Workload
 
 # Variants that only change the transformer's attention (other workloads: unavailable).
 ATTENTION_VARIANTS: tuple[str, ...] = ("plain_attention",)
@@ -52,10 +52,7 @@ def torch_builder(workload: Workload) -> TorchBuilder:
     """The PyTorch builder of ``workload`` (CaseUnavailable when its plugin names none)."""
     if workload.is_layer:
         return _conv_layer
-    builder = load_builder(workload.name, "torch")
-    if builder is None:
-        raise CaseUnavailable(f"workload {workload.name!r} has no PyTorch implementation")
-    return cast(TorchBuilder, builder)
+    return cast(TorchBuilder, plugin_builder(workload, "torch", "PyTorch"))
 
 
 def _search(pattern: str, text: str) -> str | None:
