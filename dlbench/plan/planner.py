@@ -14,11 +14,13 @@ from typing import Any
 from dlbench.cases.spec import Case
 from dlbench.errors import DlbenchError, SuiteError
 from dlbench.frameworks.base import Adapter
+from dlbench.frameworks.keras.adapter import KerasAdapter
 from dlbench.frameworks.registry import get_adapter, installed_adapters
 from dlbench.machine.nvml import describe_processes, gpu_processes, nvml_gpus
 from dlbench.plan.gpu_probe import ProbeResult, probe_gpu
 from dlbench.plan.suite import DeviceSettings, Overrides, Suite, apply_overrides, expand, load_suite
 from dlbench.process.placement import available_cores
+from dlbench.workloads import keras_models
 
 FLEET_CORES = 1 << 16  # no limit: every node checks the thread counts against its own cores
 
@@ -36,9 +38,16 @@ class Plan:
 
 
 def resolve_frameworks(names: tuple[str, ...]) -> list[Adapter]:
-    """Named frameworks must be registered and installed; none named means every installed one."""
+    """Named frameworks must be registered and installed; none named means every installed one, and the
+    Keras backends (``keras-jax`` ...) too when a Keras model was given (``keras:lenet=pkg.mod:fn``)."""
     if not names:
         adapters = installed_adapters()
+        if keras_models.registered():
+            keras = [a for a in installed_adapters(include_hidden=True) if isinstance(a, KerasAdapter)]
+            if not keras:
+                raise DlbenchError("a Keras model was given, but Keras 3 and a backend are not installed here "
+                                   "(pip install keras, with jax, tensorflow or torch)")
+            adapters += keras
         if not adapters:
             raise DlbenchError("no framework is installed; install one, e.g. pip install 'dlbench[torch]'")
         return adapters

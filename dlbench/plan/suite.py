@@ -41,6 +41,7 @@ from dlbench.workloads import (
     all_workload_names,
     broken_workloads,
     check_pass,
+    entry_workload,
     get_workload,
     select_phases,
     workload_names,
@@ -154,7 +155,7 @@ SKIPPED_PLUGIN = "workload plugin skipped: "  # the note of a broken plugin left
 
 
 def _batch_sizes(value: Any, workloads: tuple[str, ...], where: str) -> dict[str, tuple[int, ...]]:
-    names = {w.split("/")[0] for w in workloads}
+    names = {entry_workload(w) for w in workloads}
     if isinstance(value, dict):
         _check_keys(value, (*all_workload_names(), OTHER_WORKLOADS), where)
         sizes = {w: positive_ints(v, f"{where}.{w}", MAX_BATCH_SIZE) for w, v in value.items()}
@@ -349,7 +350,7 @@ def apply_overrides(suite: Suite, o: Overrides, cores: int) -> Suite:
         if device == "gpu" and len(threads) > 1:  # a GPU case's key has no thread count: one count only
             notes.append(f"gpu threads {list(threads)}: GPU cases run with one host thread count, {max(threads)}")
             threads = (max(threads),)
-        names = {w.split("/")[0] for w in workloads}
+        names = {entry_workload(w) for w in workloads}
         if o.batch_sizes:
             sizes = {w: o.batch_sizes for w in names}
         else:

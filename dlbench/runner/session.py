@@ -32,6 +32,8 @@ from dlbench.record.store import RunStore
 from dlbench.runner.drift import measure_control
 from dlbench.runner.executor import Executor, LocalExecutor
 from dlbench.runner.schedule import RunLoop
+from dlbench.workloads import select_phases
+from dlbench.workloads.keras_models import is_keras_entry
 
 COMPLETE, INTERRUPTED = "complete", "interrupted"
 ENV_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
@@ -102,6 +104,13 @@ def reopen(directory: Path, output: Path | None) -> tuple[RunStore, list[Case]]:
     if not cases:
         store.close()
         raise DlbenchError(f"{directory}/run.json lists no planned cases; cannot resume it")
+    try:
+        for entry in store.record.config.suite.workloads:  # the Keras models it ran (keras:lenet=pkg.mod:fn)
+            if is_keras_entry(entry):
+                select_phases(entry)
+    except DlbenchError:
+        store.close()
+        raise
     return store, cases
 
 

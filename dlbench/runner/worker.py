@@ -164,7 +164,10 @@ def warm_up_runtime(adapter: Adapter, job: protocol.WorkerJob, first: Case, thre
     tiny = warmup_case(first)
     if not adapter.applies(tiny.variant, tiny.workload):  # e.g. a variant made for the LSTM only
         tiny = msgspec.structs.replace(tiny, variant=adapter.default_variant)
-    run_case(adapter, replace(job, measure=WARMUP_MEASURE), tiny, threads)
+    result = run_case(adapter, replace(job, measure=WARMUP_MEASURE), tiny, threads)
+    if result.status == UNAVAILABLE:  # an adapter without that workload (a Keras backend): the first case's own
+        own = msgspec.structs.replace(first, pass_="gradient", batch_size=1)
+        run_case(adapter, replace(job, measure=WARMUP_MEASURE), own, threads)
 
 
 UNUSED_OPTIONAL_IMPORTS = ("matplotlib", "pandas")

@@ -24,6 +24,7 @@ from dlbench.workloads.plugin import WorkloadPlugin, WorkloadPluginError
 from dlbench.workloads.registry import (
     all_workload_names,
     broken_workloads,
+    entry_workload,
     forward_flops,
     get_plugin,
     get_workload,
@@ -54,6 +55,7 @@ __all__ = [
     "all_workload_names",
     "broken_workloads",
     "check_pass",
+    "entry_workload",
     "forward_flops",
     "get_plugin",
     "get_workload",

@@ -22,6 +22,14 @@ import numpy as np
 from dlbench.errors import SuiteError
 from dlbench.workloads.data import Batch, default_batch, derive_seed
 from dlbench.workloads.definitions import LAYER_PREFIX, Workload, layer_workload
+from dlbench.workloads.keras_models import (
+    KERAS_BUILDER,
+    is_keras_entry,
+    parse_keras_entry,
+    register,
+    registered,
+    working_directory_importable,
+)
 from dlbench.workloads.plugin import TRIAL_BATCH, WorkloadPlugin, WorkloadPluginError, check_batch, check_definition
 
 GROUP = "dlbench.workloads"
@@ -153,20 +161,42 @@ def make_batch(workload: str, batch_size: int, seed: int = 0) -> Batch:
 @cache
 def load_builder(workload: str, framework: str) -> object | None:
     """The builder that ``workload``'s plugin names for ``framework``, imported now (in that framework's
-    worker); None when the plugin names none. A builder that does not import is a one-line error."""
-    target = get_plugin(workload).builders.get(framework)
+    worker); None when the plugin names none. A builder that does not import is a one-line error. For
+    ``framework`` :data:`~dlbench.workloads.keras_models.KERAS_BUILDER` a Keras model given on the command line
+    (:mod:`dlbench.workloads.keras_models`) comes first."""
+    from_command_line = registered().get(workload) if framework == KERAS_BUILDER else None
+    target = from_command_line or get_plugin(workload).builders.get(framework)
     if target is None:
         return None
     try:
+        if from_command_line:
+            with working_directory_importable():
+                return importlib.metadata.EntryPoint(workload, target, GROUP).load()
         return importlib.metadata.EntryPoint(workload, target, GROUP).load()
     except Exception as exc:  # noqa: BLE001 - the plugin's bug, reported as this workload's error
         raise WorkloadPluginError(f"workload {workload!r}: the {framework} builder {target} failed to import: "
                                   f"{type(exc).__name__}: {exc}") from None
 
 
+def entry_workload(entry: str) -> str:
+    """The workload an entry of a suite's ``workloads`` (or of ``--workload``) names: ``lenet`` for ``lenet``,
+    ``autoencoder/pretrain2`` and ``keras:lenet=pkg.mod:fn``. Nothing is registered or checked."""
+    if is_keras_entry(entry):
+        return parse_keras_entry(entry)[0]
+    return entry.partition("/")[0]
+
+
 def select_phases(selector: str) -> tuple[str, tuple[str, ...]]:
     """``lenet`` (every phase of a workload) or ``autoencoder/pretrain2`` (one phase): the workload's name
-    and the phases selected, as results name them. SuiteError for an unknown workload or phase."""
+    and the phases selected, as results name them. SuiteError for an unknown workload or phase.
+    ``keras:lenet=pkg.mod:fn`` selects every phase of ``lenet`` and registers the Keras model as its Keras
+    implementation (:func:`dlbench.workloads.keras_models.register`)."""
+    if is_keras_entry(selector):
+        name = parse_keras_entry(selector)[0]
+        get_workload(name)  # an unknown workload first: its message lists the known ones
+        register(selector)
+        load_builder.cache_clear()
+        return name, get_workload(name).phase_names
     name, _, phase = selector.partition("/")
     workload = get_workload(name)
     return name, ((workload.phase(phase).name,) if phase else workload.phase_names)
