@@ -55,7 +55,9 @@ def resolve_frameworks(names: tuple[str, ...]) -> list[Adapter]:
     for name in dict.fromkeys(names):
         adapter = get_adapter(name)  # unknown name -> SuiteError
         if not adapter.is_installed():
-            raise DlbenchError(f"framework {name!r} is not installed (pip install 'dlbench[{name}]')")
+            hint = "pip install keras, and its backend" if isinstance(adapter, KerasAdapter) else \
+                f"pip install 'dlbench[{name}]'"
+            raise DlbenchError(f"framework {name!r} is not installed ({hint})")
         adapters.append(adapter)
     return adapters
 

@@ -33,7 +33,7 @@ class KerasModelError(RuntimeError):
 def build_model(keras: Any, builder: object, workload: str) -> Any:
     """The builder's model, checked: a ``keras.Model`` (KerasModelError, one line, otherwise)."""
     if not callable(builder):
-        raise KerasModelError(f"the Keras builder of {workload!r} is a {type(builder).__name__}, not a function")
+        raise KerasModelError(f"the Keras builder of {workload!r} is not a function ({type(builder).__name__})")
     try:
         with working_directory_importable():
             model = builder()
