@@ -74,7 +74,8 @@ def suites_table() -> Table:
 
 
 @click.command("list")
-@click.option("--all", "show_hidden", is_flag=True, help="Also list hidden adapters (the test fake).")
+@click.option("--all", "show_hidden", is_flag=True,
+              help="Also list hidden adapters (the Keras backends, the test fake).")
 def command(show_hidden: bool) -> None:
     """List frameworks (installed?, version, devices, variants), workloads (phases, params, MACs), suites."""
     out.print(frameworks_table(show_hidden))

@@ -55,7 +55,7 @@ class KerasCase(BuiltCase):
         load(bound, request.weights)
         self._traits = {"keras_backend": self.backend, "keras_weights": matched}
         if request.workload.has_convolutions:
-            self._traits.update(layout="NHWC", conv=request.conv, conv_backend=f"keras ({self.backend})")
+            self._traits.update(layout="NHWC", conv=request.conv)
         self._arrays = model_inputs(model, request)
         self._labels = np.asarray(request.batch.y, dtype=np.int32)
 
