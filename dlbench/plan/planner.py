@@ -194,8 +194,10 @@ def make_plan(suite_name: str, overrides: Overrides, fleet: bool = False,
         raise SuiteError("no framework offers the requested variants")
     by_name = {a.name: a for a in adapters}
     # a variant made for one workload (e.g. an attention implementation) is not run on the others
+    own_models = keras_models.definitions()  # Keras models of their own: only the Keras backends build them
     cases = [c for c in expand(suite, frameworks) if by_name[c.framework].applies(c.variant, c.workload)
-             and not (c.device == "gpu" and c.framework in gpu.cpu_only)]
+             and not (c.device == "gpu" and c.framework in gpu.cpu_only)
+             and not (c.workload in own_models and not isinstance(by_name[c.framework], KerasAdapter))]
     if len(cases) > MAX_CASES:
         raise SuiteError(f"the plan has {len(cases):,} cases, more than the {MAX_CASES:,} one run takes; narrow it "
                          "(--workload, --threads, --batch-size, --variant) or split the suite")

@@ -115,7 +115,7 @@ def metrics(result: CaseResult) -> Metrics:
     if summary is None:
         return Metrics(**common)
     case = result.case
-    flops = pass_flops(case.workload, case.phase, case.pass_, case.batch_size)
+    flops = pass_flops(case.workload, case.phase, case.pass_, case.batch_size, result.macs)
     seconds = summary.median / 1e3
     return Metrics(
         **common, median_ms=_round(summary.median), iqr_ms=_round(summary.iqr), ci_low_ms=_round(summary.ci_low),

@@ -53,7 +53,7 @@ def fitting_kernel(result: CaseResult, ridge: float | None) -> str:
     if ridge is None or not working_set:
         return COMPUTE
     case = result.case
-    intensity = pass_flops(case.workload, case.phase, case.pass_, case.batch_size) / working_set
+    intensity = pass_flops(case.workload, case.phase, case.pass_, case.batch_size, result.macs) / working_set
     return MEMORY if intensity < ridge else COMPUTE
 
 

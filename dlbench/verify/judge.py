@@ -31,9 +31,9 @@ from dlbench.record.results import OK, UNAVAILABLE
 from dlbench.verify.biases import DEFAULT_BIASES, check_bias_mode
 from dlbench.verify.collect import ERROR, ImplResult, Target, build_request
 from dlbench.verify.compare import TensorError, compare_evaluations, failures
-from dlbench.verify.reference import NOISE_FACTOR, Reference, reference_evaluate
+from dlbench.verify.reference import NOISE_FACTOR, NoReference, Reference, reference_evaluate
 from dlbench.verify.tolerances import FLOAT32_BITS, Tolerance, tolerance_for
-from dlbench.workloads import PASSES, get_workload
+from dlbench.workloads import PASSES, get_plugin, get_workload
 from dlbench.workloads.registry import pass_flops
 
 REFERENCE = "numpy/reference"
@@ -154,14 +154,22 @@ def verify_target(
     tolerance = tolerance_for(target.workload, precision)
     implementations = [_same_biases(i, biases) for i in implementations]
     reference_error = ""
+    cross_note = ""
     if reference is None:
         try:
             reference = compute_reference(target, batch_size, seed, biases, precision)
+        except NoReference as exc:
+            if not get_plugin(target.workload).cross_check:
+                reference_error = f"NumPy reference failed: {one_line(exc)}"
+            else:  # a Keras model of its own: its backends against each other
+                cross_note = str(exc)
         except Exception as exc:  # noqa: BLE001 - a reference bug is reported, not raised
             reference_error = f"NumPy reference failed: {one_line(exc)}"
     evaluated = [
         (i.label, i.evaluation) for i in implementations if i.status == OK and i.evaluation is not None
     ]
+    if cross_note and len(evaluated) < 2:
+        reference_error = f"{cross_note}, and fewer than two were evaluated: nothing was compared"
     sides = ([(REFERENCE, reference.evaluation)] if reference is not None else []) + evaluated
     allowance = scaled_allowance(reference.allowance, precision) if reference is not None else {}
     comparisons = compare_pairs(sides, tolerance, allowance)
@@ -174,6 +182,7 @@ def verify_target(
     problems += [f"{i.label}: {i.error}" for i in implementations if i.status == ERROR]
     problems += _comparison_problems(comparisons)
     notes = [f"{i.label}: unavailable ({i.error})" for i in implementations if i.status == UNAVAILABLE]
+    notes += [cross_note] if cross_note else []
     if not evaluated:
         notes.append("no framework implementation was evaluated: only the reference's counts were checked")
     ties = reference.ties if reference is not None else None

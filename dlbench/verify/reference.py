@@ -400,8 +400,8 @@ def network_of(workload: str) -> Network:
         return _conv_layer(workload)
     target = get_plugin(workload).reference
     if not target:
-        raise NoReference(f"workload {workload!r} has no NumPy reference: its frameworks are compared with "
-                          f"each other only")
+        raise NoReference(f"workload {workload!r} has no NumPy reference: its implementations are compared "
+                          f"with each other only")
     try:
         found = importlib.metadata.EntryPoint(workload, target, "dlbench.workloads").load()
     except Exception as exc:  # noqa: BLE001 - the plugin's bug, one line

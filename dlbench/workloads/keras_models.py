@@ -12,11 +12,18 @@ an entry given on the command line takes precedence.
 The registrations of this process are kept in the environment variable :data:`ENV` (``lenet=module:function``,
 comma-separated), so that every worker the process starts (they inherit its environment) builds the same model.
 Nothing is imported here: the parent only checks that the module can be found, the worker imports it.
+
+``keras:<module>:<function>`` (no workload) is a Keras model of its own: its definition is derived from the
+model (:mod:`dlbench.workloads.keras_describe`, in a child process), registered as a workload named by the
+entry itself, and kept in :data:`DEFINITIONS_ENV` (JSON) for the workers. It has no NumPy reference: ``verify``
+compares the Keras backends with each other (they all run the same model code, so their agreement is what
+there is to check).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -28,6 +35,7 @@ from dlbench.workloads.plugin import WorkloadPluginError, check_target
 KERAS_PREFIX = "keras:"
 KERAS_BUILDER = "keras"  # the builders key that every Keras adapter reads
 ENV = "DLBENCH_KERAS_MODELS"
+DEFINITIONS_ENV = "DLBENCH_KERAS_DEFINITIONS"  # the derived definitions of Keras models of their own (JSON)
 EXAMPLE = "keras:lenet=examples.keras_lenet:build_model"
 
 
@@ -36,14 +44,13 @@ def is_keras_entry(entry: str) -> bool:
 
 
 def parse_keras_entry(entry: str) -> tuple[str, str]:
-    """``keras:lenet=pkg.mod:fn`` as (``lenet``, ``pkg.mod:fn``); a one-line SuiteError for any other form."""
+    """``keras:lenet=pkg.mod:fn`` as (``lenet``, ``pkg.mod:fn``), ``keras:pkg.mod:fn`` as (the entry,
+    ``pkg.mod:fn``); a one-line SuiteError for any other form."""
     body = entry[len(KERAS_PREFIX):]
     name, sep, target = body.partition("=")
-    if not sep:
-        raise SuiteError(f"{entry!r}: name the dlbench workload the Keras model implements, as "
-                         f"keras:<workload>=<module>:<function> (e.g. {EXAMPLE}); a network dlbench does not "
-                         f"know needs a workload plugin with a {KERAS_BUILDER!r} builder (docs/plugins.md)")
-    if not name.strip() or name != name.strip() or "/" in name:
+    if not sep:  # a model of its own: the workload is named by the entry itself
+        name, target = entry, body
+    if not name.strip() or name != name.strip() or ("/" in name and name != entry):
         raise SuiteError(f"{entry!r}: {name!r} is not a workload name (e.g. {EXAMPLE})")
     try:
         check_target(target, f"{entry!r}: the Keras model")
@@ -89,6 +96,28 @@ def check_importable(module: str, entry: str) -> None:
     if found is None:
         raise SuiteError(f"{entry!r}: module {module!r} cannot be imported ({reason}; the current directory "
                          f"and the installed packages are searched)")
+
+
+def is_own_model(entry: str) -> bool:
+    """``keras:pkg.mod:fn``: a Keras model that names no dlbench workload."""
+    return is_keras_entry(entry) and "=" not in entry
+
+
+def definitions() -> dict[str, dict[str, object]]:
+    """The derived definitions of this process's Keras models of their own, by workload name (the fields of
+    :class:`dlbench.workloads.keras_describe.Described`)."""
+    text = os.environ.get(DEFINITIONS_ENV, "")
+    if not text:
+        return {}
+    try:
+        found = json.loads(text)
+    except ValueError:
+        raise SuiteError(f"{DEFINITIONS_ENV} is not JSON: unset it") from None
+    return found if isinstance(found, dict) else {}
+
+
+def keep_definition(name: str, described: dict[str, object]) -> None:
+    os.environ[DEFINITIONS_ENV] = json.dumps({**definitions(), name: described})
 
 
 def register(entry: str) -> str:

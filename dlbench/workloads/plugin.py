@@ -57,6 +57,9 @@ class WorkloadPlugin:
     * ``tolerance``: ``verify``'s float32 relative budgets (output, loss, gradient); None takes the defaults
       of :data:`DEFAULT_TOLERANCE`.
     * ``input_dtype``: the dtype of ``Batch.x`` (``float32`` images or features, ``int32`` token ids).
+    * ``cross_check``: without a reference, ``verify`` compares the implementations with each other instead of
+      refusing (a Keras model of its own: every backend runs the same model code; see
+      :mod:`dlbench.workloads.keras_models`).
     """
 
     workload: Workload
@@ -66,6 +69,7 @@ class WorkloadPlugin:
     declared_params: int | None = None
     tolerance: tuple[float, float, float] | None = None
     input_dtype: str = "float32"
+    cross_check: bool = False
 
 
 # verify's float32 budgets for a plugin that declares none: those of the built-in networks (1e-5 relative on

@@ -24,7 +24,10 @@ from dlbench.workloads.data import Batch, default_batch, derive_seed
 from dlbench.workloads.definitions import LAYER_PREFIX, Workload, layer_workload
 from dlbench.workloads.keras_models import (
     KERAS_BUILDER,
+    definitions,
     is_keras_entry,
+    is_own_model,
+    keep_definition,
     parse_keras_entry,
     register,
     registered,
@@ -71,6 +74,14 @@ def _layer_plugin(network: WorkloadPlugin, layer: Workload) -> WorkloadPlugin:
                           tolerance=network.tolerance)
 
 
+def _keras_plugin(name: str, described: dict[str, object]) -> WorkloadPlugin:
+    """A Keras model of its own as a workload: its derived definition, its one builder, no reference."""
+    from dlbench.workloads.keras_describe import Described, workload_of
+
+    return WorkloadPlugin(workload=workload_of(name, Described(**described)),  # type: ignore[arg-type]
+                          builders={KERAS_BUILDER: parse_keras_entry(name)[1]}, cross_check=True)
+
+
 def _ordered(names: list[str]) -> list[str]:
     from dlbench.workloads.builtin import BUILTIN_ORDER
 
@@ -89,6 +100,8 @@ def _registered() -> tuple[dict[str, WorkloadPlugin], dict[str, WorkloadPlugin],
             networks[name] = _load(name, found[name])
         except WorkloadPluginError as exc:
             broken[name] = str(exc)
+    for name, described in definitions().items():  # Keras models of their own (keras:pkg.mod:fn)
+        networks[name] = _keras_plugin(name, described)
     layers = {w.name: _layer_plugin(p, w) for p in networks.values()
               for w in (layer_workload(p.workload, c) for c in p.workload.convolutions)}
     return networks, layers, broken
@@ -192,9 +205,17 @@ def select_phases(selector: str) -> tuple[str, tuple[str, ...]]:
     ``keras:lenet=pkg.mod:fn`` selects every phase of ``lenet`` and registers the Keras model as its Keras
     implementation (:func:`dlbench.workloads.keras_models.register`)."""
     if is_keras_entry(selector):
-        name = parse_keras_entry(selector)[0]
-        get_workload(name)  # an unknown workload first: its message lists the known ones
-        register(selector)
+        name, target = parse_keras_entry(selector)
+        if is_own_model(selector):
+            register(selector)  # the module can be found
+            if name not in definitions():
+                from dlbench.workloads.keras_describe import describe
+
+                keep_definition(name, describe(selector, target).to_wire())
+                reset()
+        else:
+            get_workload(name)  # an unknown workload first: its message lists the known ones
+            register(selector)
         load_builder.cache_clear()
         return name, get_workload(name).phase_names
     name, _, phase = selector.partition("/")
@@ -207,10 +228,14 @@ def forward_flops(workload: str, phase: str, batch_size: int) -> float:
     return 2.0 * get_workload(workload).macs(phase) * batch_size
 
 
-def pass_flops(workload: str, phase: str, pass_: str, batch_size: int) -> float:
+def pass_flops(workload: str, phase: str, pass_: str, batch_size: int, macs: int | None = None) -> float:
     """FLOPs of a timed pass. The gradient pass is counted as 3x the forward pass (forward + a backward of
     about twice its cost), the usual convention (e.g. Kaplan et al. 2020); it is an estimate, documented
-    as such in the README, while the forward count is exact for the layers that dominate."""
+    as such in the README, while the forward count is exact for the layers that dominate. With ``macs`` (a
+    stored result's MACs per sample) a workload not registered in this process (a Keras model of its own,
+    an uninstalled plugin) is counted from them instead of raising."""
     factor = 1.0 if pass_ == "forward" else 3.0
+    if macs is not None and workload not in all_workload_names():
+        return factor * 2.0 * macs * batch_size
     return factor * forward_flops(workload, phase, batch_size)
 

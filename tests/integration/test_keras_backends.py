@@ -44,3 +44,34 @@ def test_verify_passes_the_keras_lenet_against_the_reference() -> None:
     assert report["verdict"] == "pass"
     [target] = report["targets"]
     assert {i["framework"] for i in target["implementations"] if i["status"] == "ok"} == set(KERAS)
+
+
+OWN = "keras:examples.keras_lenet:build_model"  # the same LeNet as a model of its own: definition derived from it
+
+
+def test_a_model_of_its_own_runs_on_the_keras_backends_and_they_agree(tmp_path: Path) -> None:
+    out = tmp_path / "own"
+    proc = run_cli("run", "--workload", OWN, "--threads", "1", "--batch-size", "2", "--max-time", "0.2",
+                   "--min-samples", "3", "--output", str(out), "--quiet", timeout=900)
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # only the Keras backends build it; its definition (parameters, MACs) is derived from the model
+    assert {(r["framework"], r["pass"]) for r in rows} == {(f, p) for f in KERAS for p in ("forward", "gradient")}
+    assert all(r["status"] == "ok" and r["workload"] == OWN and r["params"] == "431080"
+               and r["macs"] == "2293000" for r in rows), rows
+    proc = run_cli("verify", "--workload", OWN, "--framework", ",".join(KERAS), "--threads", "1",
+                   "--format", "json", timeout=900)
+    report = json.loads(proc.stdout)
+    expected = "pass" if len(KERAS) > 1 else "error"  # one backend alone has nothing to be compared with
+    assert report["verdict"] == expected, (proc.stdout[-3000:], proc.stderr[-2000:])
+
+
+def test_a_model_of_its_own_that_cannot_be_built_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken_net.py").write_text("def build():\n    raise ValueError('no layers yet')\n"
+                                            "def number():\n    return 42\n")
+    for function, fragment in (("build", "raised ValueError: no layers yet"),
+                               ("number", "returned int, not a Keras 3 keras.Model"),
+                               ("missing", "has no attribute 'missing'")):
+        proc = run_cli("run", "--workload", f"keras:broken_net:{function}", "--quiet", cwd=tmp_path)
+        assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -3,6 +3,7 @@ planner's Keras backends, the weight bindings and the builder checks on fakes, a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,20 +12,37 @@ import numpy as np
 import pytest
 
 from dlbench.errors import DlbenchError, SuiteError
+from dlbench.frameworks.base import Evaluation
 from dlbench.frameworks.keras.adapter import KerasAdapter, KerasModelError, build_model
 from dlbench.frameworks.keras.bindings import BY_NAME, BY_ORDER, bind, canonical_name, load
 from dlbench.plan.planner import resolve_frameworks
 from dlbench.plan.suite import parse_suite
-from dlbench.workloads import entry_workload, get_workload, load_builder, select_phases
-from dlbench.workloads.keras_models import ENV, EXAMPLE, parse_keras_entry, register, registered
+from dlbench.verify.collect import OK, ImplResult, Target
+from dlbench.verify.judge import FAIL, PASS, VERDICT_ERROR, verify_target
+from dlbench.workloads import entry_workload, get_workload, load_builder, registry, select_phases
+from dlbench.workloads.keras_describe import Described, param_names, workload_of
+from dlbench.workloads.keras_models import (
+    DEFINITIONS_ENV,
+    ENV,
+    EXAMPLE,
+    is_own_model,
+    keep_definition,
+    parse_keras_entry,
+    register,
+    registered,
+)
 from tests.conftest import assert_one_line_error, run_cli
 
 
 @pytest.fixture(autouse=True)
-def no_keras_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test starts without registrations, and what it registers is undone (the variable is restored)."""
+def no_keras_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts without registrations, and what it registers is undone (the variables are restored)."""
     monkeypatch.setenv(ENV, "")
-    load_builder.cache_clear()
+    monkeypatch.setenv(DEFINITIONS_ENV, "")
+    registry.reset()
+    yield
+    monkeypatch.undo()
+    registry.reset()
 
 
 def test_an_entry_names_a_workload_and_a_function() -> None:
@@ -34,8 +52,14 @@ def test_an_entry_names_a_workload_and_a_function() -> None:
     assert entry_workload("autoencoder/pretrain2") == "autoencoder"
 
 
+def test_an_entry_without_a_workload_is_a_model_of_its_own() -> None:
+    entry = "keras:examples.keras_lenet:build_model"
+    assert parse_keras_entry(entry) == (entry, "examples.keras_lenet:build_model")
+    assert is_own_model(entry) and not is_own_model(EXAMPLE)
+
+
 @pytest.mark.parametrize(("entry", "fragment"), [
-    ("keras:examples.keras_lenet:build_model", "name the dlbench workload the Keras model implements"),
+    ("keras:examples.keras_lenet", "is not of the form 'module:attribute'"),
     ("keras:lenet=examples.keras_lenet", "is not of the form 'module:attribute'"),
     ("keras:lenet=", "is not of the form 'module:attribute'"),
     ("keras:=examples.keras_lenet:build_model", "is not a workload name"),
@@ -161,10 +185,62 @@ def test_the_builder_must_return_a_keras_model() -> None:
 
 
 @pytest.mark.parametrize(("workload", "fragment"), [
-    ("keras:examples.keras_lenet:build_model", "name the dlbench workload"),
+    ("keras:examples.keras_lenet", "is not of the form 'module:attribute'"),
+    ("keras:no_such_module_here:build", "cannot be imported"),
     ("keras:lenet=no_such_module_here:build", "cannot be imported"),
     ("keras:vgg=examples.keras_lenet:build_model", "unknown workload 'vgg'"),
 ])
 def test_bad_keras_entries_on_the_command_line(workload: str, fragment: str) -> None:
     for command in (("run", "--framework", "fake", "--quiet"), ("verify", "--framework", "fake")):
         assert_one_line_error(run_cli(*command, "--workload", workload), fragment)
+
+
+# ----- a Keras model of its own: the derived definition, its FLOPs, verify without a reference
+OWN = "keras:my_pkg.nets:build"
+DESCRIBED = Described(input_shape=[8], num_classes=3, weights=[["hidden/kernel", [8, 4]], ["hidden/bias", [4]],
+                                                               ["logits/kernel", [4, 3]], ["logits/bias", [3]]],
+                      macs=8 * 4 + 4 * 3, description="Keras model mlp: input 8, 3 classes")
+
+
+def test_the_derived_definition_is_the_models() -> None:
+    workload = workload_of(OWN, DESCRIBED)
+    assert [(p.name, p.shape, p.init) for p in workload.params] == [
+        ("hidden.kernel", (8, 4), "glorot_uniform"), ("hidden.bias", (4,), "zeros"),
+        ("logits.kernel", (4, 3), "glorot_uniform"), ("logits.bias", (3,), "zeros")]
+    assert workload.input_shape == (8,) and workload.num_classes == 3 and workload.macs("") == 44
+    assert workload.phase("").trainable == tuple(p.name for p in workload.params)
+    assert param_names(["a/dense/kernel", "b/dense/kernel"]) == ["a.dense.kernel", "b.dense.kernel"]
+
+
+def own_model_registered() -> None:
+    keep_definition(OWN, DESCRIBED.to_wire())
+    registry.reset()
+
+
+def test_a_model_of_its_own_is_a_workload_counted_from_its_macs_anywhere() -> None:
+    own_model_registered()
+    assert get_workload(OWN).total_params() == 8 * 4 + 4 + 4 * 3 + 3
+    assert registry.get_plugin(OWN).cross_check
+    assert registry.pass_flops(OWN, "", "gradient", 2) == 3 * 2 * 44 * 2
+    # a process that does not know the model (a report of the stored run) counts from the stored MACs
+    assert registry.pass_flops("keras:elsewhere:build", "", "forward", 2, macs=10) == 40
+
+
+def evaluation(scale: float) -> Evaluation:
+    rng = np.random.default_rng(0)
+    grads = {p.name: rng.random(p.shape) * scale for p in workload_of(OWN, DESCRIBED).params}
+    return Evaluation(output=np.ones((2, 3)) * scale, loss=1.0 * scale, gradients=grads)
+
+
+def impl(framework: str, scale: float) -> ImplResult:
+    return ImplResult(framework, "v", Target(OWN), OK, evaluation=evaluation(scale), trainable_params=51)
+
+
+def test_verify_compares_the_backends_of_a_model_of_its_own_with_each_other() -> None:
+    own_model_registered()
+    agree = verify_target(Target(OWN), [impl("keras-jax", 1.0), impl("keras-torch", 1.0)], 2)
+    assert agree.verdict == PASS and any("compared with each other" in n for n in agree.notes)
+    disagree = verify_target(Target(OWN), [impl("keras-jax", 1.0), impl("keras-torch", 1.01)], 2)
+    assert disagree.verdict == FAIL
+    alone = verify_target(Target(OWN), [impl("keras-jax", 1.0)], 2)
+    assert alone.verdict == VERDICT_ERROR and "nothing was compared" in alone.reference_error
