@@ -1,7 +1,9 @@
 """One Keras 3 model on three backends: the ``keras-jax``, ``keras-tensorflow`` and ``keras-torch`` adapters.
 
 A Keras model of a dlbench workload (``--workload keras:lenet=examples.keras_lenet:build_model``, or a workload
-plugin's ``keras`` builder; :mod:`dlbench.workloads.keras_models`) is built in a worker per backend, with
+plugin's ``keras`` builder), or a Keras model of its own (``keras:pkg.mod:fn``, its definition read from the
+model: :mod:`dlbench.workloads.keras_describe`), see :mod:`dlbench.workloads.keras_models`, is built in a worker
+per backend, with
 ``KERAS_BACKEND`` set before Keras is imported and the backend framework set up by its own native adapter
 (threads, platforms, precision settings: the same worker environment as the native ``jax``, ``tensorflow`` and
 ``torch`` workers). The canonical weights are loaded into the model by name (``bindings.py``), the forward pass

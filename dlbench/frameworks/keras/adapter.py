@@ -9,8 +9,9 @@ no arguments that returns an uncompiled Keras 3 model. A builder that raises or 
 its cases with one line; a workload without a Keras model is ``unavailable``.
 
 Hidden, as the fake adapter is: a default run does not list them, a run given a Keras model
-(``keras:lenet=pkg.mod:fn``) adds them, and ``--framework keras-jax`` names one. float32 on CPUs only (never
-tried on a GPU); single-phase workloads whose output is logits (the loss is softmax cross-entropy).
+(``keras:lenet=pkg.mod:fn`` or ``keras:pkg.mod:fn``) adds them, and ``--framework keras-jax`` names one.
+float32 on CPUs only (never tried on a GPU); single-phase workloads whose output is logits (the loss is
+softmax cross-entropy).
 """
 
 from __future__ import annotations
