@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from dlbench.cases.spec import NATIVE_CONV, check_convs
 from dlbench.errors import DlbenchError
+from dlbench.frameworks.keras.adapter import KerasAdapter
 from dlbench.plan.planner import resolve_frameworks
 from dlbench.verify.collect import Target
-from dlbench.workloads import networks, select_phases
+from dlbench.workloads import keras_models, networks, select_phases
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ def make_plan(frameworks: Sequence[str], workloads: Sequence[str], variants: Seq
     targets = parse_targets(workloads)
     chosen_convs = check_convs(tuple(convs), "--conv") if convs else (NATIVE_CONV,)
     adapters = resolve_frameworks(tuple(frameworks))  # the same rules as dlbench run
+    own = keras_models.definitions()  # Keras models of their own: only the Keras backends have them
+    if not frameworks and targets and all(t.workload in own for t in targets):
+        adapters = [a for a in adapters if isinstance(a, KerasAdapter)]
     wanted = tuple(dict.fromkeys(variants))
     known = {v for a in adapters for v in a.variants}
     unknown = [v for v in wanted if v not in known]

@@ -244,3 +244,16 @@ def test_verify_compares_the_backends_of_a_model_of_its_own_with_each_other() ->
     assert disagree.verdict == FAIL
     alone = verify_target(Target(OWN), [impl("keras-jax", 1.0)], 2)
     assert alone.verdict == VERDICT_ERROR and "nothing was compared" in alone.reference_error
+
+
+def test_verify_of_a_model_of_its_own_takes_only_the_keras_backends() -> None:
+    from dlbench.verify.selection import make_plan
+
+    entry = "keras:examples.keras_lenet:build_model"
+    keep_definition(entry, DESCRIBED.to_wire())  # as if its child had described it
+    registry.reset()
+    if not KerasAdapter.is_installed(_any_keras_adapter()):
+        pytest.skip("keras and a backend are not installed")
+    plan = make_plan((), (entry,), ())
+    assert plan.targets == (Target(entry),)
+    assert plan.frameworks and all(f.name.startswith("keras-") for f in plan.frameworks)
