@@ -257,3 +257,17 @@ def test_verify_of_a_model_of_its_own_takes_only_the_keras_backends() -> None:
     plan = make_plan((), (entry,), ())
     assert plan.targets == (Target(entry),)
     assert plan.frameworks and all(f.name.startswith("keras-") for f in plan.frameworks)
+
+
+def test_a_resumed_run_registers_its_keras_models_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlbench.runner.session import reopen
+
+    out = tmp_path / "run"
+    proc = run_cli("run", "--workload", EXAMPLE, "--framework", "fake", "--pass", "forward", "--quiet",
+                   "--output", str(out))
+    assert proc.returncode == 0, proc.stderr  # the entry runs lenet on the frameworks named (here the fake)
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # where examples/ is importable
+    store, cases = reopen(out, None)
+    store.close()
+    assert {c.workload for c in cases} == {"lenet"}
+    assert registered() == {"lenet": "examples.keras_lenet:build_model"}

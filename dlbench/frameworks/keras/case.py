@@ -107,6 +107,7 @@ class KerasJaxCase(KerasCase):
         self._state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
         self._inputs = [jax.device_put(a) for a in self._arrays]
         self._y = jax.device_put(self._labels)
+        self._compiled: dict[str, Any] = {}  # pass -> its executable, for the memory query
 
     def _x(self, inputs: list[Any]) -> Any:
         return inputs[0] if len(inputs) == 1 else inputs
@@ -121,7 +122,7 @@ class KerasJaxCase(KerasCase):
 
     def _forward_call(self) -> Callable[[], Any]:
         args = (*self._state, self._inputs)
-        compiled = self._jax.jit(self._forward).lower(*args).compile()
+        compiled = self._compiled["forward"] = self._jax.jit(self._forward).lower(*args).compile()
         return lambda: compiled(*args)
 
     def _gradient_fn(self, training: bool) -> Callable[..., Any]:
@@ -134,7 +135,7 @@ class KerasJaxCase(KerasCase):
 
     def _gradient_call(self, training: bool) -> Callable[[], Any]:
         args = (*self._state, self._inputs, self._y)
-        compiled = self._jax.jit(self._gradient_fn(training)).lower(*args).compile()
+        compiled = self._compiled["gradient"] = self._jax.jit(self._gradient_fn(training)).lower(*args).compile()
         return lambda: compiled(*args)
 
     def _loss_and_gradients(self) -> tuple[Any, list[Any]]:
@@ -147,10 +148,23 @@ class KerasJaxCase(KerasCase):
     def sync(self, handle: Any) -> None:
         self._jax.block_until_ready(handle)
 
+    def peak_memory_bytes(self, pass_: str) -> int | None:
+        """XLA's buffer assignment of the compiled pass, as the native JAX adapter reports it (arguments,
+        outputs and temporaries, less aliased bytes)."""
+        try:
+            stats = self._compiled[pass_].memory_analysis()
+        except Exception:  # noqa: BLE001 - an optional counter must never fail a case
+            return None
+        if stats is None:
+            return None
+        return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+                   - stats.alias_size_in_bytes)
+
     def close(self) -> None:
         super().close()
         self._state = ([], [])
         self._inputs = []
+        self._compiled = {}
 
 
 class KerasTensorFlowCase(KerasCase):
