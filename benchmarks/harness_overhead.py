@@ -7,7 +7,10 @@ then prints the breakdown:
   CLI itself);
 * cases: the sum of the cases' ``duration_s`` (inputs, build, first call, warm-up and sampling);
 * import: per worker, from spawn to "framework ready" (interpreter start, pinning, framework import);
-* warm-up: from "ready" to the first case (the tiny throwaway case of every worker);
+* warm-up: from "ready" to the first case (the tiny throwaway case of every worker), or, for a worker started
+  ahead of its turn, to its "waiting" at the gate;
+* waiting ahead: from "waiting" to the gate's opening, while the workers before it measure (not harness time:
+  their cases run meanwhile; its CPU time shows that a waiting worker runs nothing);
 * start message to result: per case, as the parent sees it (``duration_s`` plus the release of the case);
 * gaps: from one case's result to the next case's start message, in the same worker;
 * teardown: from the last result to the worker's exit having been seen;
@@ -17,7 +20,11 @@ Beside each part's wall time, the worker's CPU time in it: on a busy machine wal
 one-thread worker's CPU time stays close to what a quiet machine's wall time would be, so the last line
 estimates the quiet share outside cases from the workers' CPU times (the parent's own time not included).
 
-    python benchmarks/harness_overhead.py [--suite default] [--threads 1] [--framework torch,jax] [-- ...]
+    python benchmarks/harness_overhead.py [--suite default] [--threads 1] [--framework torch,jax] [--in-turn] [-- ...]
+
+Workers started ahead of their turn import side by side, so their import and warm-up times overlap and add up
+to more than the wall time they cost; ``--in-turn`` starts every worker in its turn instead (the way before
+start-ahead), for a before/after in one sitting.
 
 Arguments after ``--`` go to ``dlbench run`` unchanged. The issue's target: under 10% of the wall clock
 outside cases for ``--suite default --threads 1`` on a quiet 2-core machine. Timings taken while other
@@ -40,6 +47,7 @@ t_import = time.perf_counter()
 import psutil  # noqa: E402
 
 import dlbench.cli.run_cmd  # noqa: E402, F401 - its import time is part of what we report
+import dlbench.runner.schedule as schedule  # noqa: E402
 import dlbench.runner.session as session  # noqa: E402
 from dlbench.cases.spec import WorkerKey  # noqa: E402
 from dlbench.cli import main as cli_main  # noqa: E402
@@ -68,7 +76,7 @@ class Timeline:
         self.events[worker].append((event, at, 0.0 if event == "spawn" else worker_cpu(pid)))
 
 
-PARTS = ("import", "warm-up", "in cases", "gaps", "teardown", "in workers")
+PARTS = ("import", "warm-up", "waiting ahead", "in cases", "gaps", "teardown", "in workers")
 
 
 def breakdown(timeline: Timeline) -> tuple[dict[str, float], dict[str, float]]:
@@ -82,17 +90,25 @@ def breakdown(timeline: Timeline) -> tuple[dict[str, float], dict[str, float]]:
             cpu[part] += end[1] - start[1]
 
     for events in timeline.events.values():
-        spawn = ready = last_result = last_start = None
+        spawn = ready = last_result = last_start = waiting = gone = None
         for event, at, used in events:
             point = (at, used)
             if event == "spawn":
-                spawn, ready, last_result, last_start = point, None, None, None
+                spawn, ready, last_result, last_start, waiting, gone = point, None, None, None, None, None
             elif event == "ready" and spawn is not None:
                 ready = point
                 add("import", spawn, point)
+            elif event == "waiting" and ready is not None:
+                waiting = point
+                add("warm-up", ready, point)
+            elif event == "go" and waiting is not None:
+                gone = point
+                add("waiting ahead", waiting, point)
             elif event == "start":
                 if last_result is not None:
                     add("gaps", last_result, point)
+                elif gone is not None:
+                    add("gaps", gone, point)
                 elif ready is not None:
                     add("warm-up", ready, point)
                 last_start = point
@@ -103,12 +119,31 @@ def breakdown(timeline: Timeline) -> tuple[dict[str, float], dict[str, float]]:
             elif event == "exit":
                 if last_result is not None:
                     add("teardown", last_result, point)
-                elif ready is not None:
+                elif ready is not None and waiting is None:
                     add("warm-up", ready, point)  # a worker that measured nothing
                 if spawn is not None:
                     add("in workers", spawn, point)
                 spawn = None
     return wall, cpu
+
+
+def union(timeline: Timeline) -> float:
+    """Wall seconds during which at least one worker was alive (workers started ahead overlap)."""
+    spans = []
+    for events in timeline.events.values():
+        spawn = None
+        for event, at, _ in events:
+            if event == "spawn":
+                spawn = at
+            elif event == "exit" and spawn is not None:
+                spans.append((spawn, at))
+                spawn = None
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def main() -> None:
@@ -117,8 +152,11 @@ def main() -> None:
     parser.add_argument("--threads", default="1")
     parser.add_argument("--framework", default=None, help="comma list (default: every installed framework)")
     parser.add_argument("--output", type=Path, default=None, help="run directory (default: a temporary one)")
+    parser.add_argument("--in-turn", action="store_true", help="start every worker in its turn (no start-ahead)")
     parser.add_argument("rest", nargs="*", help="more dlbench run arguments (after --)")
     args = parser.parse_args()
+    if args.in_turn:
+        schedule.ahead_limit = lambda: 1  # type: ignore[assignment]
 
     output = args.output or Path(tempfile.mkdtemp(prefix="dlbench-overhead-")) / "run"
     argv = ["run", "--suite", args.suite, "--threads", args.threads, "--quiet", "--output", str(output), *args.rest]
@@ -137,9 +175,11 @@ def main() -> None:
     record = json.loads((output / "run.json").read_text())
     cases = sum(result["duration_s"] or 0.0 for result in record["results"])
     wall_parts, cpu_parts = breakdown(timeline)
-    outside_workers = wall - wall_parts["in workers"]
+    outside_workers = wall - union(timeline)
 
-    print(f"{len(record['results'])} cases in {len(timeline.events)} worker group(s), run in {output}")
+    started = "each in its turn" if args.in_turn else "ahead of their turn where they can"
+    print(f"{len(record['results'])} cases in {len(timeline.events)} worker group(s), started {started}, "
+          f"run in {output}")
     print(f"  {'':<36} {'wall s':>8} {'share':>6}   {'worker CPU s':>12}")
 
     def line(name: str, seconds: float, cpu: float | None = None) -> None:
@@ -149,7 +189,7 @@ def main() -> None:
     line("wall (dlbench run)", wall)
     line("cases (sum of duration_s)", cases)
     line("  start message to result, per case", wall_parts["in cases"], cpu_parts["in cases"])
-    for name in ("import", "warm-up", "gaps", "teardown"):
+    for name in ("import", "warm-up", "waiting ahead", "gaps", "teardown"):
         line(f"  {name}", wall_parts[name], cpu_parts.get(name))
     line("outside workers (parent alone)", outside_workers)
     line("outside cases (wall - cases)", wall - cases)

@@ -290,6 +290,16 @@ class Adapter(ABC):
         return None
 
     # ----- in the worker: the contract, checked here once for every adapter -----
+    def preload(self, device: str) -> None:
+        """Import the framework's modules, and nothing more: no op, no thread pool, no backend.
+
+        A worker started ahead of its turn (:mod:`dlbench.process.gate`) calls this before it is pinned to its
+        cores, so that several workers can import at once on all cores while nothing is measured; everything
+        that reads the affinity or the thread settings must wait for :meth:`initialize`. The default imports
+        nothing (the import then happens in ``initialize``, pinned, as for any worker); an adapter whose
+        import has a side effect that must come first (such as TensorFlow's block of JAX) does it here too."""
+        return None
+
     @final
     def initialize(self, device: str, threads: int) -> RuntimeInfo:
         """Check ``device`` and ``threads``, then let the adapter import and configure its framework."""

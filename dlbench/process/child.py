@@ -34,6 +34,7 @@ from typing import Any
 
 import psutil
 
+from dlbench.process.gate import GATE_ENV, PIN_ENV
 from dlbench.process.messages import Codec, Message
 from dlbench.process.placement import Placement
 from dlbench.process.turns import BATON_ENV, CONTINUE
@@ -84,6 +85,7 @@ class ChildSpec:
     python: str = sys.executable
     memory_limit_mb: float | None = None
     baton: bool = False  # the child takes turns with others (dlbench.process.turns): give it a baton pipe
+    gate: bool = False  # started ahead of its turn: imports unpinned, then waits (dlbench.process.gate)
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -105,6 +107,7 @@ class Child:
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd = -1
         self._baton = -1  # the write end of the baton pipe (ChildSpec.baton)
+        self._gate = -1  # the write end of the gate pipe (ChildSpec.gate)
         self._buffer = b""
         self._pending: list[Message] = []
         self._oom_kills_at_start: int | None = None
@@ -134,7 +137,9 @@ class Child:
 
         self._tmp = tempfile.TemporaryDirectory(prefix="dlbench-child-")
         envelope = self.directory / "job.json"
-        envelope.write_text(json.dumps({"module": self.spec.module, "cores": list(self.spec.placement.cores),
+        cores = list(self.spec.placement.cores)
+        # a gated child pins itself once imported (dlbench.process.gate); the boot pins every other one first
+        envelope.write_text(json.dumps({"module": self.spec.module, "cores": [] if self.spec.gate else cores,
                                         "job": self.job}))
         read_fd, write_fd = os.pipe()
         env = self.spec.environment()
@@ -143,6 +148,11 @@ class Child:
             baton_read, self._baton = os.pipe()
             passed.append(baton_read)
             env[BATON_ENV] = str(baton_read)
+        if self.spec.gate:
+            gate_read, self._gate = os.pipe()
+            passed.append(gate_read)
+            env[GATE_ENV] = str(gate_read)
+            env[PIN_ENV] = ",".join(str(core) for core in cores)
         self._oom_kills_at_start = kernel_oom_kills()
         try:
             with open(self.directory / "stderr.txt", "wb") as err:
@@ -169,12 +179,24 @@ class Child:
         except OSError:  # BrokenPipeError: the child closed its end, i.e. it exited
             pass
 
+    def open_gate(self) -> None:
+        """Let a gated child go on (:mod:`dlbench.process.gate`); like :meth:`give_turn`, a child that is gone
+        is seen where its messages are read."""
+        if self._gate < 0:
+            return
+        try:
+            os.write(self._gate, b"g")
+        except OSError:
+            pass
+        os.close(self._gate)  # the gate opens once
+        self._gate = -1
+
     def close(self) -> None:
         self.kill()
-        for fd in (self._fd, self._baton):
+        for fd in (self._fd, self._baton, self._gate):
             if fd >= 0:
                 os.close(fd)
-        self._fd = self._baton = -1
+        self._fd = self._baton = self._gate = -1
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

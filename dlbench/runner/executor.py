@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast
 
+import psutil
+
 from dlbench.cases.spec import Case, WorkerKey
 from dlbench.frameworks.registry import get_adapter
 from dlbench.process.child import Cause, Child, ChildSpec, Ended
@@ -67,14 +69,17 @@ class LocalExecutor:
     trace: TraceSink | None = None
 
     def run(self, job: protocol.WorkerJob, on_result: ResultSink, on_runtime: RuntimeSink,
-            turns: SharedCores | None = None, rank: int = 0) -> None:
+            turns: SharedCores | None = None, rank: int = 0, started: WorkerProcess | None = None) -> None:
         """Measure the job's cases, starting a fresh worker after one dies; with ``turns`` every worker
         takes turns on its cores with the other workers of that ring, at place ``rank``
-        (:func:`run_side_by_side`)."""
+        (:func:`run_side_by_side`). ``started``: the job's worker, already started ahead of its turn and
+        waiting at its gate (:func:`start_ahead`)."""
         remaining = list(job.cases)
         while remaining:
             attempt = replace(job, cases=tuple(remaining))
-            done = WorkerProcess(attempt, self, turns, rank).supervise(on_result, on_runtime)
+            worker = started if started is not None else WorkerProcess(attempt, self, turns, rank)
+            started = None  # a replacement after a crash starts the usual way
+            done = worker.supervise(on_result, on_runtime)
             if turns is not None and turns.stopped:
                 return
             if not done:  # a worker that neither measured nor failed a case: do not loop forever
@@ -87,10 +92,10 @@ class LocalExecutor:
         """Start a worker with no cases, only to hear what its framework reports about itself."""
         WorkerProcess(replace(job, cases=()), self).supervise(lambda result: None, on_runtime)
 
-    def spec(self, job: protocol.WorkerJob, baton: bool = False) -> ChildSpec:
+    def spec(self, job: protocol.WorkerJob, baton: bool = False, gate: bool = False) -> ChildSpec:
         env = {**get_adapter(job.framework).process_env(job.device, job.threads, job.key.process), **self.extra_env}
         return ChildSpec(module=WORKER_MODULE, placement=job.placement, codec=protocol.CODEC, env=env,
-                         python=self.python, memory_limit_mb=self.memory_limit_mb, baton=baton)
+                         python=self.python, memory_limit_mb=self.memory_limit_mb, baton=baton, gate=gate)
 
 
 @dataclass
@@ -162,6 +167,36 @@ def run_side_by_side(runs: list[SideBySide]) -> int:
     return shared.turns.given
 
 
+AHEAD_MAX = 6  # workers started ahead at once, at most
+AHEAD_MEMORY = 2 * 2**30  # memory to keep free per worker started ahead (an idle, warmed-up framework holds less)
+
+Ahead = tuple[LocalExecutor, protocol.WorkerJob, ResultSink, RuntimeSink]
+
+
+def ahead_limit() -> int:
+    """How many workers may wait ahead of their turn at once: :data:`AHEAD_MAX`, fewer where memory is short."""
+    return max(1, min(AHEAD_MAX, int(psutil.virtual_memory().available // AHEAD_MEMORY)))
+
+
+def start_ahead(entries: list[Ahead]) -> list[WorkerProcess]:
+    """Start these jobs' workers together and wait until each is imported and warmed up, waiting at its gate
+    (:mod:`dlbench.process.gate`); :meth:`LocalExecutor.run` then measures each job with its worker, in
+    turn. Call it only while nothing is measured: the workers import side by side on every core. What a
+    worker reports meanwhile (its framework, or that it failed to start) reaches its sinks at once. The
+    caller closes every worker it does not run (:meth:`WorkerProcess.close`)."""
+    workers = [WorkerProcess(job, executor, gated=True, together=len(entries)) for executor, job, _, _ in entries]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker, (_, _, on_result, on_runtime) in zip(workers, entries, strict=True):
+            worker.until_waiting(on_result, on_runtime)
+    except BaseException:
+        for worker in workers:
+            worker.close()
+        raise
+    return workers
+
+
 def startup_timeout(job: protocol.WorkerJob) -> float:
     """How long a worker may take outside a case (import, warm-up, between cases): the case timeout, at
     least :data:`MIN_STARTUP_S`, and on a GPU at least :data:`MIN_GPU_STARTUP_S`."""
@@ -170,14 +205,19 @@ def startup_timeout(job: protocol.WorkerJob) -> float:
 
 
 class WorkerProcess:
-    """One worker process and the bookkeeping to attribute what happens to the right case."""
+    """One worker process and the bookkeeping to attribute what happens to the right case.
+
+    A *gated* worker is started ahead of its turn (:func:`start_ahead`): :meth:`start`,
+    then :meth:`until_waiting` while nothing is measured, and :meth:`supervise` opens its gate when its turn
+    comes. ``together``: how many workers start at once (their start-up deadline stretches to match)."""
 
     def __init__(self, job: protocol.WorkerJob, executor: LocalExecutor, shared: SharedCores | None = None,
-                 rank: int = 0) -> None:
+                 rank: int = 0, gated: bool = False, together: int = 1) -> None:
         self.job = job
         self.executor = executor
         self.shared = shared
         self.rank = rank  # its place in the ring of turns (the first rank goes first)
+        self.gated = gated
         # a worker that takes turns with others runs only part of the time: its deadlines stretch to match
         self.timeout_s = job.measure.timeout_s * (shared.members if shared is not None else 1)
         self.by_key = {c.key: c for c in job.cases}
@@ -186,24 +226,59 @@ class WorkerProcess:
         self.case_deadline = 0.0
         self.late = False  # the running case's result came after its deadline
         self.pid = 0
-        self.startup_timeout_s = startup_timeout(job) * (shared.members if shared is not None else 1)
+        self.startup_timeout_s = startup_timeout(job) * (shared.members if shared is not None else 1) * together
+        self.child: Child | None = None
+        self.ended = False  # the worker ended before its gate opened (failed to start, or killed)
 
     def _trace(self, event: str) -> None:
         if self.executor.trace is not None:
             self.executor.trace(event, self.job.key, time.monotonic(), self.pid)
 
+    def start(self) -> Child:
+        """Spawn the worker process (once)."""
+        if self.child is None:
+            child = Child(self.executor.spec(self.job, baton=self.shared is not None, gate=self.gated),
+                          self.job.to_wire())
+            child.start()
+            self.child = child
+            self.pid = child.pid
+            self._trace("spawn")
+        return self.child
+
+    def close(self) -> None:
+        """Kill the worker if it still runs and remove its files (a worker started ahead and never run)."""
+        if self.child is not None:
+            self.child.close()
+
+    def until_waiting(self, on_result: ResultSink, on_runtime: RuntimeSink) -> None:
+        """Read a gated worker's messages until it waits at its gate, or ends (then :meth:`supervise` says how)."""
+        child = self.start()
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            message = child.receive(deadline)
+            if isinstance(message, Ended):
+                self.ended = True
+                return
+            if isinstance(message, protocol.Waiting):
+                self._trace("waiting")
+                return
+            self._handle(child, message, on_result, on_runtime)
+
     def supervise(self, on_result: ResultSink, on_runtime: RuntimeSink) -> set[str]:
         """Run the worker to the end; returns the keys that got a result (any status)."""
         shared = self.shared
-        with Child(self.executor.spec(self.job, baton=shared is not None), self.job.to_wire()) as child:
-            self.pid = child.pid
-            self._trace("spawn")
+        child = self.start()
+        try:
             try:
                 if shared is not None:
                     shared.turns.join(child, self.rank)
                     if shared.stopped:  # stopped while this worker was being started
                         child.kill()
-                self._pump(child, on_result, on_runtime)
+                if not self.ended:
+                    if self.gated:
+                        child.open_gate()
+                        self._trace("go")
+                    self._pump(child, on_result, on_runtime)
                 if shared is not None and shared.stopped:
                     raise KeyboardInterrupt
             except BaseException:
@@ -218,6 +293,8 @@ class WorkerProcess:
                 if shared is not None:
                     shared.turns.leave(child)
             self._account_for_end(child, on_result)
+        finally:
+            child.close()
         self._trace("exit")
         return self.done
 

@@ -2,7 +2,8 @@
 
 The parent sends a :class:`WorkerJob` when it starts the worker; the worker answers with :class:`Ready` (or
 :class:`InitFailed`), then :class:`Started` and :class:`Finished` for each case, in order; a worker that
-takes turns with others also sends the process kit's :class:`~dlbench.process.turns.Yield` between samples.
+takes turns with others also sends the process kit's :class:`~dlbench.process.turns.Yield` between samples,
+and a worker started ahead of its turn (:mod:`dlbench.process.gate`) sends :class:`Waiting` once warmed up.
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ class InitFailed(Message):
 
 
 @dataclass(frozen=True)
+class Waiting(Message):
+    """A worker started ahead of its turn is imported and warmed up, and waits at its gate."""
+
+    kind = "waiting"
+
+
+@dataclass(frozen=True)
 class Started(Message):
     """A case begins (its timeout starts now)."""
 
@@ -96,4 +104,4 @@ class Finished(Message):
         return cls(CaseResult.from_dict(data["result"]))
 
 
-CODEC = Codec(Ready, InitFailed, Started, Finished, Yield)
+CODEC = Codec(Ready, InitFailed, Waiting, Started, Finished, Yield)

@@ -18,7 +18,16 @@ from dlbench.process.placement import cores_for
 from dlbench.record.results import CaseResult
 from dlbench.record.schema import SAMPLES, ControlReading, RunConfig
 from dlbench.record.store import RunStore
-from dlbench.runner.executor import Executor, LocalExecutor, ResultSink, RuntimeSink, run_side_by_side
+from dlbench.runner.executor import (
+    Executor,
+    LocalExecutor,
+    ResultSink,
+    RuntimeSink,
+    WorkerProcess,
+    ahead_limit,
+    run_side_by_side,
+    start_ahead,
+)
 from dlbench.runner.protocol import WorkerJob
 
 HOSTNAME = socket.gethostname()  # every row names the machine that ran it (a fleet run mixes several)
@@ -97,21 +106,60 @@ class RunLoop:
 
     def run(self, cases: list[Case]) -> None:
         controlled: set[int] = set()
-        for batch in self.batches(self.pending(cases)):
-            # a round that failed earlier in this run ends the case's rounds
-            steps = [replace(step, cases=todo) for step in batch if (todo := self._todo(step))]
-            if not steps:
+        batches = self.batches(self.pending(cases))
+        ahead: dict[int, WorkerProcess] = {}  # batch index -> its worker, started ahead and waiting at its gate
+        try:
+            for index, batch in enumerate(batches):
+                # a round that failed earlier in this run ends the case's rounds
+                steps = [replace(step, cases=todo) for step in batch if (todo := self._todo(step))]
+                if not steps:
+                    continue
+                number = steps[0].round
+                if self.control is not None and number not in controlled:
+                    controlled.add(number)  # once per round, before its first worker, pinned like the cases
+                    self.store.add_control(self.control(number))
+                if len(steps) == 1:
+                    step = steps[0]
+                    if index not in ahead:
+                        ahead.update(self._start_ahead(batches, index))
+                    started = ahead.pop(index, None)
+                    if started is not None:
+                        self._local(step.environment).run(self._job(step), *self._sinks(step.environment),
+                                                          started=started)
+                    else:
+                        self.executors[step.environment].run(self._job(step), *self._sinks(step.environment))
+                else:
+                    run_side_by_side([(self._local(step.environment), self._job(step),
+                                       *self._sinks(step.environment)) for step in steps])
+        finally:
+            for worker in ahead.values():
+                worker.close()
+
+    def _start_ahead(self, batches: list[list[Step]], index: int) -> dict[int, WorkerProcess]:
+        """Start the workers of this batch and of the ones after it in the same round together, while nothing
+        is measured (:func:`~dlbench.runner.executor.start_ahead`): each imports on every core beside the
+        others and waits, warmed up, for its turn, instead of importing alone on its cores when its turn
+        comes. Only lone CPU steps on this machine take part (a GPU worker waiting would hold memory on the
+        GPU that another measures on; workers that take turns have their own ring); nothing is started ahead
+        for a single worker."""
+        chosen: list[tuple[int, Step]] = []
+        limit = ahead_limit()
+        for later in range(index, len(batches)):
+            batch = batches[later]
+            if len(chosen) >= limit or len(batch) != 1 or batch[0].round != batches[index][0].round:
+                break
+            step = batch[0]
+            todo = self._todo(step)
+            if not todo:
                 continue
-            number = steps[0].round
-            if self.control is not None and number not in controlled:
-                controlled.add(number)  # once per round, before its first worker, pinned like the cases
-                self.store.add_control(self.control(number))
-            if len(steps) == 1:
-                step = steps[0]
-                self.executors[step.environment].run(self._job(step), *self._sinks(step.environment))
-            else:
-                run_side_by_side([(self._local(step.environment), self._job(step), *self._sinks(step.environment))
-                                  for step in steps])
+            if step.worker.device != "cpu" or not isinstance(self.executors[step.environment], LocalExecutor):
+                break
+            chosen.append((later, replace(step, cases=todo)))
+        if len(chosen) < 2:
+            return {}
+        workers = start_ahead([(self._local(step.environment), self._job(step), *self._sinks(step.environment))
+                               for _, step in chosen])
+        return {later: worker for (later, _), worker in zip(chosen, workers, strict=True)}
 
     def batches(self, steps: list[Step]) -> list[list[Step]]:
         """The steps that run together: with ``interleave = "samples"``, the environments' steps of one round

@@ -4,7 +4,9 @@ The kit's boot (:mod:`dlbench.process.boot`) has already pinned the process to i
 variables in the environment, before this module is imported (JAX only honours affinity set before its backend
 starts; TensorFlow refuses thread changes after its first op). :func:`child_main` then imports the framework
 through the adapter, warms its runtime up, and measures each case in turn, reporting each result the moment it
-exists so that a later crash loses nothing.
+exists so that a later crash loses nothing. A worker started ahead of its turn (:mod:`dlbench.process.gate`)
+is not pinned by the boot: it imports its framework first (``Adapter.preload``), then pins every thread,
+initialises and warms up, and waits at its gate until the parent lets it measure.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dlbench.machine import telemetry as gpu_telemetry
 from dlbench.measure.device import DEVICE_BLOCKS, SYNC_PROBE_MAX_MEDIAN_MS, after_timing
 from dlbench.measure.memory import current_rss, peak_rss, reset_peak_rss
 from dlbench.measure.timing import MeasureConfig, measure
+from dlbench.process.gate import Gate, thread_affinities
 from dlbench.process.messages import Channel
 from dlbench.process.turns import Baton
 from dlbench.record.results import FAILED, OK, OOM, UNAVAILABLE, CaseResult, Memory, failed_result
@@ -216,6 +219,17 @@ def placement_settings(device: str) -> dict[str, str]:
             "cuda_device_order": os.environ.get("CUDA_DEVICE_ORDER", "")}
 
 
+def start_settings(gate: Gate | None) -> dict[str, str]:
+    """How a worker started ahead of its turn was pinned, as its runtime settings record it: every thread
+    of the process (those its framework's import started too) on its cores, checked after ``initialize``."""
+    if gate is None:
+        return {}
+    masks = thread_affinities()
+    stray = sum(1 for mask in masks.values() if mask != frozenset(gate.cores))
+    pinned = f"{len(masks) - stray} of {len(masks)} threads on cores {','.join(map(str, sorted(gate.cores)))}"
+    return {"started": "ahead of its turn (imported beside other workers, then pinned)", "pinned": pinned}
+
+
 def child_main(data: dict[str, Any], channel: Channel) -> None:
     """Entry point in the worker process (called by the kit's boot, already pinned)."""
     job = protocol.WorkerJob.from_wire(data)
@@ -226,7 +240,11 @@ def child_main(data: dict[str, Any], channel: Channel) -> None:
     from dlbench.frameworks.registry import get_adapter  # light: adapters import no framework at module level
 
     adapter = get_adapter(job.framework)
+    gate = Gate.from_environment()  # started ahead of its turn: import on every core, then pin
     try:
+        if gate is not None:
+            adapter.preload(job.device)
+            gate.pin()
         runtime = adapter.initialize(job.device, job.threads)
     except Exception as exc:
         status = UNAVAILABLE if job.device == "gpu" else FAILED
@@ -234,13 +252,16 @@ def child_main(data: dict[str, Any], channel: Channel) -> None:
         return
     info = {"framework": runtime.framework, "version": runtime.version, "threads": runtime.threads,
             "devices": list(runtime.devices), "backends": runtime.backends,
-            "settings": {**runtime.settings, **placement_settings(job.device)},
+            "settings": {**runtime.settings, **placement_settings(job.device), **start_settings(gate)},
             "affinity": sorted(os.sched_getaffinity(0))}
     channel.send(protocol.Ready(info))
     settle_heap(collect=False)
     if job.cases:
         warm_up_runtime(adapter, job, job.cases[0], runtime.threads)
     settle_heap()
+    if gate is not None:
+        channel.send(protocol.Waiting())
+        gate.wait()  # idle until the worker before it has measured its last case
     for case in job.cases:
         channel.send(protocol.Started(case.key))
         result = run_case(adapter, job, case, runtime.threads, baton)

@@ -47,3 +47,29 @@ def test_smoke_suite_runs_every_case_ok(framework: str, tmp_path: Path) -> None:
     record = json.loads((out / "run.json").read_text())
     info = record["environment"]["workers"][f"{framework}/cpu/t1"]
     assert info["threads"] == 1 and info["version"]
+
+
+def test_workers_started_ahead_keep_their_threads_and_cores(tmp_path: Path) -> None:
+    """Every installed framework at one and two threads: six workers, started ahead of their turn together
+    (imported on every core, then pinned). Each one's threads all end on its own cores and each framework
+    reports the thread count asked for, as for a worker started in its turn."""
+    installed = [name for name, module in FRAMEWORKS.items() if importlib.util.find_spec(module) is not None]
+    if len(installed) < 2:
+        pytest.skip("needs two frameworks (workers are started ahead only when several are to run)")
+    out = tmp_path / "ahead"
+    proc = run_cli("run", "-w", "lenet", "-f", ",".join(installed), "--threads", "1,2", "-b", "4", "--pass",
+                   "forward", "--device", "cpu", "--output", str(out), "--quiet", timeout=900)
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert proc.returncode == 0 and {r["status"] for r in rows} == {"ok"}, proc.stderr[-2000:]
+    threads = sorted({int(r["threads"]) for r in rows})
+    for row in rows:
+        assert row["threads_effective"] == row["threads"]
+        assert row["affinity"] == " ".join(str(core) for core in range(int(row["threads"])))
+    workers = json.loads((out / "run.json").read_text())["environment"]["workers"]
+    assert len(workers) == len(installed) * len(threads)
+    for label, info in workers.items():
+        settings = info["settings"]
+        assert settings["started"].startswith("ahead of its turn"), label
+        pinned, _, rest = settings["pinned"].partition(" of ")
+        assert pinned == rest.split()[0], (label, settings["pinned"])  # every thread on the worker's cores

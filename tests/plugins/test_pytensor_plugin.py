@@ -165,3 +165,18 @@ def test_other_variants_and_algorithms_verify_on_the_layout_hazards() -> None:
     (target,) = document["targets"]
     assert {(i["variant"], i["conv"]): i["status"] for i in target["implementations"]} == {
         (v, c): "ok" for v in ("c", "jax") for c in ("im2col", "direct")}
+
+
+@pytest.mark.integration
+def test_a_workload_plugin_without_a_pytensor_builder_is_unavailable_in_one_line(tmp_path: Path) -> None:
+    """The example ResNet plugin (installed by make setup) names builders for torch, TensorFlow and JAX only:
+    on PyTensor its cases are unavailable with the reason, the run goes on (exit 0: nothing failed)."""
+    out = tmp_path / "resnet"
+    proc = run_cli("run", "-f", "pytensor", "-w", "resnet", "-b", "2", "--pass", "forward", "--threads", "1",
+                   "--device", "cpu",
+                   "--output", str(out), "--quiet", timeout=600)
+    with open(out / "results.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["status"] == "unavailable", row
+    assert row["error"] == "the PyTensor adapter does not implement workload 'resnet'", row
+    assert "Traceback" not in proc.stderr

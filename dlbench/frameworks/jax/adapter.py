@@ -130,6 +130,9 @@ class JaxAdapter(Adapter):
         value = stats.get("bytes_in_use")
         return int(value) if value is not None else None
 
+    def preload(self, device: str) -> None:
+        import jax  # noqa: F401  (the backend, which reads the affinity, starts in initialize)
+
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         import jax
         import jaxlib

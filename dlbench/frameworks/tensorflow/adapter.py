@@ -120,6 +120,10 @@ class TensorFlowAdapter(Adapter):
         except ValueError:
             return None
 
+    def preload(self, device: str) -> None:
+        _block_jax_import()  # must precede the TensorFlow import
+        import tensorflow  # noqa: F401, PLC0415  (no op yet: the thread settings still apply)
+
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         jax_blocked = _block_jax_import()  # must precede the TensorFlow import
         import tensorflow as tf  # noqa: PLC0415  (heavy: only ever in the worker)

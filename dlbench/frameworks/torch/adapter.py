@@ -136,6 +136,9 @@ class TorchAdapter(Adapter):
             return None
         return int(torch.cuda.memory_allocated())
 
+    def preload(self, device: str) -> None:
+        import torch  # noqa: F401  (its thread pools start with the first parallel op, after initialize)
+
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         import torch
 

@@ -208,4 +208,5 @@ def network_for(workload: str, phase: str) -> Network:
             return Network(finetune, _classifier(finetune), uses_dropout=False)
         if pretrain_level(phase):
             return _pretrain(pretrain_level(phase))
-    raise CaseUnavailable(f"the PyTensor adapter does not implement workload {workload!r} phase {phase!r}")
+    where = f" phase {phase!r}" if phase else ""
+    raise CaseUnavailable(f"the PyTensor adapter does not implement workload {workload!r}{where}")
