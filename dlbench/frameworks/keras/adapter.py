@@ -73,6 +73,12 @@ class KerasAdapter(Adapter):
     def worker_env(self, device: str, threads: int) -> dict[str, str]:
         return {**self._native.worker_env(device, threads), "KERAS_BACKEND": self.backend}
 
+    def preload(self, device: str) -> None:
+        """The backend's modules, then Keras's (``KERAS_BACKEND`` is in the environment already); Keras's import
+        runs no op of its backend, so the thread settings of ``initialize`` still apply."""
+        self._native.preload(device)
+        import keras  # noqa: F401
+
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         native = self._native.initialize(device, threads)
         import keras
@@ -140,6 +146,10 @@ class KerasTorchAdapter(KerasAdapter):
     def worker_env(self, device: str, threads: int) -> dict[str, str]:
         """Keras picks a CUDA device whenever PyTorch sees one: the case's device, said before import."""
         return {**super().worker_env(device, threads), "KERAS_TORCH_DEVICE": "cuda" if device == "gpu" else "cpu"}
+
+    def preload(self, device: str) -> None:
+        _block_jax_import()  # before Keras is imported (see _initialize)
+        super().preload(device)
 
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         """Keras on PyTorch imports JAX when it is installed (about 95 MB of RSS that would be billed to the
