@@ -51,7 +51,12 @@ WORKLOADS = ("lenet", "alexnet", "autoencoder", "lstm", "transformer")
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 PHASES = {"autoencoder": ("pretrain1", "pretrain2", "pretrain3", "finetune")}
 PASSES = ("forward", "gradient")
-Medians = dict[str, float]  # "phase/pass" -> median ms
+# "phase/pass" -> {"median": median wall ms, "cpu": mean CPU ms per iteration, "cpu_per_wall": its share}
+Medians = dict[str, dict[str, float]]
+# Variants of dlbench that compute the way the plain reference does where the default computes the same
+# function another way (docs/measurement.md, "Fidelity"): timed as extra rows beside the default.
+SAME_STRATEGY = {("jax", "lenet"): "jit_reduce_window", ("tensorflow", "lstm"): "keras_lstm"}
+BUSY = 0.9  # a one-thread side whose CPU time over wall time is below this waited for its core
 
 
 def suite_settings() -> tuple[dict[str, int], dict[str, float]]:
@@ -83,7 +88,10 @@ def plain_child(framework: str, workload: str, batch_size: int, settings: dict[s
         for pass_ in PASSES:
             gc.collect()
             timing = measure(lambda call=passes[pass_]: call, lambda _: None, config)
-            medians[f"{phase}/{pass_}"] = statistics.median(timing.samples_ms)
+            medians[f"{phase}/{pass_}"] = {
+                "median": statistics.median(timing.samples_ms),
+                "cpu": statistics.fmean(timing.samples_ms) * timing.cpu_per_wall,
+                "cpu_per_wall": timing.cpu_per_wall}
         del passes
     return medians
 
@@ -122,58 +130,78 @@ def run_dlbench(framework: str, workload: str, variant: str, scratch: Path) -> M
         for row in csv.DictReader(f):
             if row["status"] != "ok":
                 raise RuntimeError(f"dlbench {row['key']}: {row['status']} {row['error']}")
-            medians[f"{row['phase']}/{row['pass']}"] = float(row["median_ms"])
+            share = float(row["cpu_per_wall"])
+            medians[f"{row['phase']}/{row['pass']}"] = {
+                "median": float(row["median_ms"]), "cpu": float(row["mean_ms"]) * share, "cpu_per_wall": share}
     return medians
 
 
 # ----------------------------------------------------------------------------------------------------------
 # The table
 # ----------------------------------------------------------------------------------------------------------
-def pair_rounds(framework: str, workload: str, variant: str, batch_size: int, repeats: int,
-                scratch: Path) -> dict[str, dict[str, list[float]]]:
-    """plain, dlbench, plain, ...: for each phase/pass the dlbench medians, the plain medians and the
-    rounds' ratios (dlbench over the mean of the plain medians around it)."""
+def pair_rounds(framework: str, workload: str, variants: list[str], batch_size: int, repeats: int,
+                scratch: Path) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """plain, dlbench (each of ``variants`` in turn, "" = the default), plain, ...: for each variant and
+    phase/pass the dlbench medians, the plain medians and the rounds' ratios (dlbench over the mean of the
+    plain medians around it), of wall time and of CPU time."""
     plains = [run_plain(framework, workload, batch_size)]
-    mine: list[Medians] = []
+    mine: dict[str, list[Medians]] = {variant: [] for variant in variants}
     for _ in range(repeats):
-        mine.append(run_dlbench(framework, workload, variant, scratch))
+        for variant in variants:
+            mine[variant].append(run_dlbench(framework, workload, variant, scratch))
         plains.append(run_plain(framework, workload, batch_size))
-    out: dict[str, dict[str, list[float]]] = {}
-    for key in plains[0]:
-        ratios = [m[key] / ((before[key] + after[key]) / 2)
-                  for m, before, after in zip(mine, plains, plains[1:], strict=False)]
-        out[key] = {"dlbench": [m[key] for m in mine], "plain": [p[key] for p in plains], "ratio": ratios}
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for variant, runs in mine.items():
+        rounds = list(zip(runs, plains, plains[1:], strict=False))
+        out[variant] = {}
+        for key in plains[0]:
+            def ratios(what: str, key: str = key, rounds: list[tuple[Medians, ...]] = rounds) -> list[float]:
+                return [m[key][what] / ((before[key][what] + after[key][what]) / 2) for m, before, after in rounds]
+
+            out[variant][key] = {
+                "dlbench": [m[key]["median"] for m in runs], "plain": [p[key]["median"] for p in plains],
+                "ratio": ratios("median"), "cpu_ratio": ratios("cpu"),
+                "cpu_per_wall": [m[key]["cpu_per_wall"] for m in runs] + [p[key]["cpu_per_wall"] for p in plains]}
     return out
 
 
-def cell(ratios: list[float]) -> str:
+def cell(values: dict[str, list[float]]) -> str:
+    """The median wall-time ratio, its range over the rounds, ``!`` when a side waited for its core, and the
+    CPU-time ratio in brackets."""
+    ratios = values["ratio"]
     text = f"{statistics.median(ratios):.2f}"
     if len(ratios) > 1:
         text += f" [{min(ratios):.2f}-{max(ratios):.2f}]"
-    return text
+    busy = "!" if min(values["cpu_per_wall"]) < BUSY else ""
+    return f"{text}{busy} ({statistics.median(values['cpu_ratio']):.2f})"
 
 
-def print_table(results: dict[tuple[str, str], dict[str, dict[str, list[float]]]], frameworks: list[str],
-                workloads: list[str], batch_sizes: dict[str, int]) -> None:
-    print("\nratio dlbench / plain, median over rounds, forward / gradient (one thread, CPU)")
+Results = dict[tuple[str, str, str], dict[str, dict[str, list[float]]]]  # (framework, workload, variant)
+
+
+def print_table(results: Results, frameworks: list[str], workloads: list[str], batch_sizes: dict[str, int]) -> None:
+    print("\nratio dlbench / plain, median over rounds, forward / gradient (one thread, CPU); "
+          f"! = a run's CPU time was under {BUSY:.0%} of its wall time (it waited for the core: rerun); "
+          "(the ratio of the mean CPU times per iteration)")
     print(f"| workload | {' | '.join(frameworks)} |")
     print(f"|---|{'---|' * len(frameworks)}")
     for workload in workloads:
-        for phase in PHASES.get(workload, ("",)):
-            name = f"{workload}/{phase}" if phase else workload
-            cells = []
-            for framework in frameworks:
-                got = results.get((framework, workload))
-                if got is None:
-                    cells.append("-")
-                    continue
-                cells.append(" / ".join(cell(got[f"{phase}/{p}"]["ratio"]) for p in PASSES))
-            print(f"| {name} b{batch_sizes[workload]} | {' | '.join(cells)} |")
+        extra = sorted({v for f, w, v in results if w == workload and v})
+        for variant in ["", *extra]:
+            for phase in PHASES.get(workload, ("",)):
+                name = f"{workload}/{phase}" if phase else workload
+                name += f" b{batch_sizes[workload]}" + (f" (variant {variant})" if variant else "")
+                cells = []
+                for framework in frameworks:
+                    got = results.get((framework, workload, variant))
+                    cells.append("-" if got is None else " / ".join(cell(got[f"{phase}/{p}"]) for p in PASSES))
+                print(f"| {name} | {' | '.join(cells)} |")
     print("\nmedian ms, dlbench vs plain (median over runs)")
-    for (framework, workload), got in results.items():
+    for (framework, workload, variant), got in results.items():
         for key, values in got.items():
-            print(f"  {framework:10s} {workload:11s} {key:20s} dlbench {statistics.median(values['dlbench']):9.3f}"
-                  f"  plain {statistics.median(values['plain']):9.3f}")
+            mine, plain = statistics.median(values["dlbench"]), statistics.median(values["plain"])
+            print(f"  {framework:10s} {workload:11s} {variant or 'default':17s} {key:20s} "
+                  f"dlbench {mine:9.3f}  plain {plain:9.3f}")
 
 
 def main() -> None:
@@ -181,7 +209,10 @@ def main() -> None:
     parser.add_argument("--workload", default=",".join(WORKLOADS))
     parser.add_argument("--framework", default=",".join(FRAMEWORKS))
     parser.add_argument("--repeats", type=int, default=1, help="dlbench runs per case (plain runs: one more)")
-    parser.add_argument("--variant", action="append", default=[], metavar="FRAMEWORK=VARIANT")
+    parser.add_argument("--variant", action="append", default=[], metavar="FRAMEWORK=VARIANT",
+                        help="time this dlbench variant instead of the framework's default")
+    parser.add_argument("--no-same-strategy", action="store_true",
+                        help="skip the extra rows of the variants that compute as the plain reference does")
     parser.add_argument("--json", type=Path, help="also write the raw medians and ratios here")
     parser.add_argument("--plain-child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=0, help=argparse.SUPPRESS)
@@ -196,20 +227,25 @@ def main() -> None:
     frameworks, workloads = args.framework.split(","), args.workload.split(",")
     variants = dict(v.split("=", 1) for v in args.variant)
     print(f"load before: {os.getloadavg()}  ({time.strftime('%H:%M:%S')})", flush=True)
-    results = {}
+    results: Results = {}
     with tempfile.TemporaryDirectory(prefix="dlbench-fidelity-") as scratch:
         for framework in frameworks:
             for workload in workloads:
                 start = time.perf_counter()
-                got = pair_rounds(framework, workload, variants.get(framework, ""), batch_sizes[workload],
-                                  args.repeats, Path(scratch))
-                results[(framework, workload)] = got
-                summary = "  ".join(f"{k} {cell(v['ratio'])}" for k, v in got.items())
-                print(f"{framework} {workload} ({time.perf_counter() - start:.0f} s): {summary}", flush=True)
+                timed = [variants.get(framework, "")]
+                if not args.no_same_strategy and (framework, workload) in SAME_STRATEGY:
+                    timed.append(SAME_STRATEGY[(framework, workload)])
+                got = pair_rounds(framework, workload, timed, batch_sizes[workload], args.repeats, Path(scratch))
+                for variant, values in got.items():
+                    results[(framework, workload, variant)] = values
+                    summary = "  ".join(f"{k} {cell(v)}" for k, v in values.items())
+                    print(f"{framework} {workload} {variant or 'default'} ({time.perf_counter() - start:.0f} s): "
+                          f"{summary}", flush=True)
     print_table(results, frameworks, workloads, batch_sizes)
     print(f"\nload after: {os.getloadavg()}  ({time.strftime('%H:%M:%S')})")
     if args.json:
-        args.json.write_text(json.dumps({f"{f}/{w}": v for (f, w), v in results.items()}, indent=1))
+        args.json.write_text(json.dumps({f"{f}/{w}/{v or 'default'}": r for (f, w, v), r in results.items()},
+                                        indent=1))
 
 
 if __name__ == "__main__":
