@@ -17,17 +17,24 @@ For each (framework, workload) the script runs, one after the other on the same 
 
 The ratio of a round is dlbench's median over the mean of the two plain medians around it (drift in the
 machine's speed then cancels to first order); the table shows the median ratio over the rounds, forward /
-gradient, and with ``--repeats`` 2 or more the range of the rounds' ratios. A ratio in [0.95, 1.05] is within
-the issue's goal; ``docs/measurement.md`` ("Fidelity") says why the ones outside are not the same computation.
+gradient, with ``--repeats`` 2 or more the range of the rounds' ratios, ``!`` where a run's CPU time was
+under 90% of its wall time (it shared its core), and in brackets the same ratio of the mean CPU times per
+iteration (less disturbed by a busy machine). Where dlbench's default computes the same function another way
+than the plain code, the variant that computes it the plain way is timed too, as an extra row
+(``SAME_STRATEGY``). A ratio in [0.95, 1.05] is within the issue's goal; ``docs/measurement.md``
+("Fidelity") says why the ones outside are not the same computation.
 
-    .venv/bin/python benchmarks/fidelity.py                     # everything, one round (~10 min)
-    .venv/bin/python benchmarks/fidelity.py --repeats 3         # three rounds: a steadier table
+    .venv/bin/python benchmarks/fidelity.py                     # everything, one round (~7 min)
+    .venv/bin/python benchmarks/fidelity.py --repeats 2         # two rounds (~10-12 min): ranges
+    .venv/bin/python benchmarks/fidelity.py --steady-malloc     # glibc's heap never trimmed, on both sides
     .venv/bin/python benchmarks/fidelity.py --workload lstm --framework torch,jax --repeats 5
     .venv/bin/python benchmarks/fidelity.py --variant tensorflow=keras_lstm --workload lstm
 
 ``--variant F=V`` times dlbench's variant V of framework F instead of its default (``dlbench list`` names
-them). The machine's load (``os.getloadavg``) is printed before and after: on a busy machine every time
-stretches and the ratios get noisier (the interleaving keeps them fairer than the absolute times).
+them). ``--steady-malloc`` sets ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` (1 GiB) for both
+sides: with glibc's defaults a PyTorch gradient may get its large buffers from fresh pages every iteration or
+from the heap, depending on the process's history, which moved the same code by up to 20% between processes
+(docs/measurement.md). The machine's load (``os.getloadavg``) is printed before and after.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ Medians = dict[str, dict[str, float]]
 # function another way (docs/measurement.md, "Fidelity"): timed as extra rows beside the default.
 SAME_STRATEGY = {("jax", "lenet"): "jit_reduce_window", ("tensorflow", "lstm"): "keras_lstm"}
 BUSY = 0.9  # a one-thread side whose CPU time over wall time is below this waited for its core
+STEADY_MALLOC = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")  # glibc's tunables, set by --steady-malloc
 
 
 def suite_settings() -> tuple[dict[str, int], dict[str, float]]:
@@ -213,6 +221,8 @@ def main() -> None:
                         help="time this dlbench variant instead of the framework's default")
     parser.add_argument("--no-same-strategy", action="store_true",
                         help="skip the extra rows of the variants that compute as the plain reference does")
+    parser.add_argument("--steady-malloc", action="store_true",
+                        help="never trim or mmap glibc's heap, on both sides (steadier PyTorch times)")
     parser.add_argument("--json", type=Path, help="also write the raw medians and ratios here")
     parser.add_argument("--plain-child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=0, help=argparse.SUPPRESS)
@@ -224,9 +234,12 @@ def main() -> None:
         medians = plain_child(args.plain_child, args.workload, args.batch_size, settings)
         print(json.dumps(medians), flush=True)
         os._exit(0)  # no interpreter shutdown of the framework (slow, and can crash), as dlbench's workers
+    if args.steady_malloc:  # inherited by every child: the plain ones, dlbench and its workers
+        os.environ.update({name: str(2**30) for name in STEADY_MALLOC})
     frameworks, workloads = args.framework.split(","), args.workload.split(",")
     variants = dict(v.split("=", 1) for v in args.variant)
-    print(f"load before: {os.getloadavg()}  ({time.strftime('%H:%M:%S')})", flush=True)
+    print(f"load before: {os.getloadavg()}  ({time.strftime('%H:%M:%S')})"
+          + ("  steady malloc" if args.steady_malloc else ""), flush=True)
     results: Results = {}
     with tempfile.TemporaryDirectory(prefix="dlbench-fidelity-") as scratch:
         for framework in frameworks:
