@@ -20,7 +20,9 @@ would write them, with the framework's own layers and nothing from dlbench's ada
 Same shapes, the same seeded batch (``dlbench.workloads.make_batch``) and the same canonical weights
 (``dlbench.workloads.weights.initial_weights``, loaded into each framework's layers), dropout (0.5) on in
 the gradient pass where the canonical network has it (AlexNet fc6/fc7, the LSTM's pooled vector), one batch
-on the device, the gradient of every trainable parameter left on the device, no optimizer step.
+on the device, the gradient of every trainable parameter left on the device, no optimizer step. (The
+transformer's plain versions, from ``transformer_plain.py``, draw their own seeded weights and batch of the
+same shapes.)
 
 ``build(framework, workload, phase, batch_size)`` returns ``{"forward": call, "gradient": call}``, each call
 one pass including the wait for its result; the transformer's are those of ``transformer_plain.py``.
