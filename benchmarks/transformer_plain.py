@@ -212,8 +212,7 @@ def adapter_cases(framework: str, batch_size: int, threads: int) -> dict[str, di
     """Every transformer variant of dlbench's adapter, as the runner builds and calls it."""
     from dlbench.frameworks.base import BuildRequest
     from dlbench.frameworks.registry import get_adapter
-    from dlbench.workloads import get_workload
-    from dlbench.workloads.data import make_batch
+    from dlbench.workloads import get_workload, make_batch
     from dlbench.workloads.weights import initial_weights
 
     adapter = get_adapter(framework)

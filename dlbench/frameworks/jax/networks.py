@@ -109,7 +109,9 @@ def lstm(params: Params, inputs: Inputs, key: Array | None, pool: PoolFn) -> Arr
     from jax import lax
 
     tokens, mask = inputs
-    embedded = jnp.take(params["embedding.table"], tokens, axis=0)  # [N, T, D]
+    # Indexing, not jnp.take: take's default "fill" mode adds a bounds check and a select over the whole
+    # [N, T, D] result (NaN rows for ids out of range) that the canonical look-up does not have.
+    embedded = params["embedding.table"][tokens]  # [N, T, D]
     projected = matmul(embedded, params["lstm.input_kernel"]) + params["lstm.bias"]  # [N, T, 4H]
     recurrent = params["lstm.recurrent_kernel"]
     hidden = recurrent.shape[0]
@@ -147,7 +149,7 @@ def transformer(params: Params, inputs: Inputs, fused: bool) -> Array:
     heads, layers = extra["heads"], extra["layers"]
     tokens, mask = inputs
     n, steps = tokens.shape
-    embedded = jnp.take(params["embedding.table"], tokens, axis=0) + params["position.table"][:steps]
+    embedded = params["embedding.table"][tokens] + params["position.table"][:steps]  # indexing: see lstm()
     h = embedded.reshape(n * steps, -1)  # the residual stream as [N*T, D]: every projection one 2-D GEMM
     keep = (mask > 0)[:, None, None, :]
     for i in range(layers):
