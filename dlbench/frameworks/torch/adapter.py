@@ -137,7 +137,15 @@ class TorchAdapter(Adapter):
         return int(torch.cuda.memory_allocated())
 
     def preload(self, device: str) -> None:
-        import torch  # noqa: F401  (its thread pools start with the first parallel op, after initialize)
+        """``torch``, and ``torch._dynamo``, which the first FLOP count of every worker imports (the counting
+        mode's dispatch is wrapped in a "dynamo disabled" guard that imports it on first use): the largest part
+        of the warm-up case otherwise, paid here beside the other workers' imports instead of on the pinned
+        core. Neither starts a thread pool (that happens with the first parallel op, after initialize)."""
+        import torch
+        import torch._dynamo  # noqa: F401
+        import torch.utils.flop_counter  # noqa: F401
+
+        del torch
 
     def _initialize(self, device: str, threads: int) -> RuntimeInfo:
         import torch
