@@ -8,22 +8,22 @@ command runs, the usual handler is back and each command stops in its own way (`
 measured).
 """
 
-import os
-import signal
+import os  # already loaded by the interpreter's start-up: no time passes here
+import _signal  # the C module itself, built in: ``signal`` would first build its enums, long enough for a Ctrl-C
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
     os._exit(130)
 
 
-signal.signal(signal.SIGINT, _interrupted_while_starting)
+_signal.signal(_signal.SIGINT, _interrupted_while_starting)
 
 from dlbench.cli import main as _main  # noqa: E402 - imported after the handler, on purpose
 
 
 def run() -> None:
     """The entry point: the usual Ctrl-C behaviour back, then the command."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
     _main()
 
 

@@ -59,3 +59,21 @@ def reference(
     Not calibrated: these tests judge with fixed tolerances that already cover float32 rounding on their
     inputs, so the float32 shadow run and near-tie analysis would only cost time."""
     return reference_evaluate(workload, phase, batch, weights, gradients=gradients, calibrate=False).evaluation
+
+
+@functools.cache
+def near_tie_allowance(workload: str, batch_size: int) -> dict[str, np.ndarray]:
+    """The reference's elementwise float32 allowance (noise level plus near-tie envelope, see
+    :mod:`dlbench.verify.ties`) of ``workload`` on :func:`with_random_biases` weights and the seeded batch of
+    ``batch_size``. Two float32 implementations may each take a near-tied ReLU or max-pool decision either way
+    (which ones depends on the CPU's summation order), so two of them may differ by twice this."""
+    from dlbench.workloads import make_batch  # noqa: PLC0415
+
+    batch = make_batch(workload, batch_size)
+    return reference_evaluate(workload, "", batch, with_random_biases(workload), calibrate=True).allowance
+
+
+def beyond_ties(a: np.ndarray, b: np.ndarray, allowance: np.ndarray | None) -> np.ndarray:
+    """``|a - b|`` less twice the allowance of both sides' near-ties (zero where they explain it)."""
+    diff = np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+    return diff if allowance is None else np.maximum(diff - 2 * allowance, 0.0)

@@ -346,6 +346,11 @@ def test_dropout_only_when_requested(child: tuple[dict[str, Any], dict[str, np.n
 
 def test_memory_counters(child: tuple[dict[str, Any], dict[str, np.ndarray]]) -> None:
     cases = child[0]["cases"]
+    if child[0]["info"]["backends"]["onednn"] == "off":
+        # TF's CPU allocator keeps statistics only with oneDNN on (the default on x86 CPUs with AVX-512 VNNI,
+        # bf16 or AMX): elsewhere get_memory_info("CPU:0") raises, and the case has no framework peak.
+        assert cases["lenet|function"]["peak_gradient"] is None
+        return
     assert cases["lenet|function"]["peak_gradient"] > 0
     # The 62 M float32 weights are live allocations of TF's CPU allocator, so its peak must cover them.
     assert cases["alexnet|function"]["peak_forward"] >= get_workload("alexnet").total_params() * 4

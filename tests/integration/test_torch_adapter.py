@@ -25,7 +25,14 @@ from dlbench.frameworks.torch.adapter import TorchAdapter  # noqa: E402
 from dlbench.frameworks.torch.case import TorchCase  # noqa: E402
 from dlbench.workloads import Batch, get_workload, initial_weights, make_batch  # noqa: E402
 from dlbench.workloads.registry import forward_flops  # noqa: E402
-from tests.numpy_models import ALL_CASES, masked_lstm_batch, reference, with_random_biases  # noqa: E402
+from tests.numpy_models import (  # noqa: E402
+    ALL_CASES,
+    beyond_ties,
+    masked_lstm_batch,
+    near_tie_allowance,
+    reference,
+    with_random_biases,
+)  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -160,9 +167,11 @@ def test_variants_agree(workload: str, phase: str) -> None:
     b = evaluate(workload, phase, "channels_last", weights, batch)
     np.testing.assert_allclose(a.output, b.output, rtol=1e-4, atol=1e-5)
     assert a.loss == pytest.approx(b.loss, rel=1e-5, abs=1e-6)
+    ties = near_tie_allowance(workload, batch_size(workload)) if workload in ("lenet", "alexnet") else {}
     for name, grad in a.gradients.items():
         scale = float(np.abs(grad).max()) or 1.0
-        np.testing.assert_allclose(grad, b.gradients[name], rtol=0, atol=1e-4 * scale, err_msg=name)
+        excess = float(beyond_ties(grad, b.gradients[name], ties.get(name)).max())
+        assert excess <= 1e-4 * scale, f"{name}: eager and channels_last differ by {excess:.2e} beyond near-ties"
 
 
 # ----------------------------------------------------------------------------------------------------

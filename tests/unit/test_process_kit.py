@@ -15,6 +15,7 @@ import pytest
 
 from dlbench.cases.spec import Case
 from dlbench.process import child as child_module
+from dlbench.process.allocator import allocator_environment
 from dlbench.process.child import Cause, Child, ChildSpec, Ended
 from dlbench.process.messages import Codec
 from dlbench.process.placement import THREAD_ENV, cores_for, place
@@ -46,7 +47,8 @@ def test_a_child_is_pinned_and_has_its_thread_environment_from_the_start() -> No
 
 def test_placement_gives_n_threads_exactly_n_cores() -> None:
     assert cores_for(2, [5, 3, 9]) == (3, 5)
-    assert place(1, [4]).environment() == {**{name: "1" for name in THREAD_ENV}, "CUDA_VISIBLE_DEVICES": ""}
+    assert place(1, [4]).environment() == {**{name: "1" for name in THREAD_ENV}, "CUDA_VISIBLE_DEVICES": "",
+                                           **allocator_environment()}
     with pytest.raises(ValueError, match="3 threads requested but only 2 cores"):
         cores_for(3, [0, 1])
 
