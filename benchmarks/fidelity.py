@@ -26,15 +26,16 @@ than the plain code, the variant that computes it the plain way is timed too, as
 
     .venv/bin/python benchmarks/fidelity.py                     # everything, one round (~7 min)
     .venv/bin/python benchmarks/fidelity.py --repeats 2         # two rounds (~10-12 min): ranges
-    .venv/bin/python benchmarks/fidelity.py --steady-malloc     # glibc's heap never trimmed, on both sides
+    .venv/bin/python benchmarks/fidelity.py --malloc-threshold 1073741824   # another fixed heap, both sides
     .venv/bin/python benchmarks/fidelity.py --workload lstm --framework torch,jax --repeats 5
     .venv/bin/python benchmarks/fidelity.py --variant tensorflow=keras_lstm --workload lstm
 
 ``--variant F=V`` times dlbench's variant V of framework F instead of its default (``dlbench list`` names
-them). ``--steady-malloc`` sets ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` (1 GiB) for both
-sides: with glibc's defaults a PyTorch gradient may get its large buffers from fresh pages every iteration or
-from the heap, depending on the process's history, which moved the same code by up to 20% between processes
-(docs/measurement.md). The machine's load (``os.getloadavg``) is printed before and after.
+them). Both sides get the C heap dlbench gives every child (:mod:`dlbench.process.allocator`: glibc's mmap and
+trim thresholds fixed at 32 and 64 MiB, so that a process's history does not decide whether a pass's buffers
+are fresh pages); ``--malloc-threshold BYTES`` sets ``MALLOC_MMAP_THRESHOLD_`` to BYTES and
+``MALLOC_TRIM_THRESHOLD_`` to twice that instead, on both sides (dlbench keeps a user's malloc variables). The
+machine's load (``os.getloadavg``) is printed before and after.
 """
 
 from __future__ import annotations
@@ -64,7 +65,6 @@ Medians = dict[str, dict[str, float]]
 # function another way (docs/measurement.md, "Fidelity"): timed as extra rows beside the default.
 SAME_STRATEGY = {("jax", "lenet"): "jit_reduce_window", ("tensorflow", "lstm"): "keras_lstm"}
 BUSY = 0.9  # a one-thread side whose CPU time over wall time is below this waited for its core
-STEADY_MALLOC = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")  # glibc's tunables, set by --steady-malloc
 
 
 def suite_settings() -> tuple[dict[str, int], dict[str, float]]:
@@ -221,8 +221,8 @@ def main() -> None:
                         help="time this dlbench variant instead of the framework's default")
     parser.add_argument("--no-same-strategy", action="store_true",
                         help="skip the extra rows of the variants that compute as the plain reference does")
-    parser.add_argument("--steady-malloc", action="store_true",
-                        help="never trim or mmap glibc's heap, on both sides (steadier PyTorch times)")
+    parser.add_argument("--malloc-threshold", type=int, default=0, metavar="BYTES",
+                        help="glibc's mmap threshold (and twice it as trim threshold) on both sides")
     parser.add_argument("--json", type=Path, help="also write the raw medians and ratios here")
     parser.add_argument("--plain-child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=0, help=argparse.SUPPRESS)
@@ -234,12 +234,13 @@ def main() -> None:
         medians = plain_child(args.plain_child, args.workload, args.batch_size, settings)
         print(json.dumps(medians), flush=True)
         os._exit(0)  # no interpreter shutdown of the framework (slow, and can crash), as dlbench's workers
-    if args.steady_malloc:  # inherited by every child: the plain ones, dlbench and its workers
-        os.environ.update({name: str(2**30) for name in STEADY_MALLOC})
+    if args.malloc_threshold:  # inherited by every child: the plain ones, dlbench and its workers
+        os.environ.update({"MALLOC_MMAP_THRESHOLD_": str(args.malloc_threshold),
+                           "MALLOC_TRIM_THRESHOLD_": str(2 * args.malloc_threshold)})
     frameworks, workloads = args.framework.split(","), args.workload.split(",")
     variants = dict(v.split("=", 1) for v in args.variant)
     print(f"load before: {os.getloadavg()}  ({time.strftime('%H:%M:%S')})"
-          + ("  steady malloc" if args.steady_malloc else ""), flush=True)
+          + (f"  malloc threshold {args.malloc_threshold}" if args.malloc_threshold else ""), flush=True)
     results: Results = {}
     with tempfile.TemporaryDirectory(prefix="dlbench-fidelity-") as scratch:
         for framework in frameworks:

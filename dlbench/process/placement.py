@@ -11,6 +11,9 @@ GPU, ``CUDA_VISIBLE_DEVICES=<selector>`` with ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` (
 same GPU as in ``nvidia-smi`` and NVML, whose order is the PCI bus order; CUDA's own default order is
 "fastest first"). TensorFlow and JAX would otherwise create a context, and take memory, on every visible GPU.
 A CPU child gets ``CUDA_VISIBLE_DEVICES=""`` and so never initialises CUDA, even where a framework would.
+
+Every child also gets glibc's malloc thresholds fixed (:mod:`dlbench.process.allocator`), so that what ran
+before in a process does not decide whether a pass's buffers come from the heap or from fresh pages.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dlbench.errors import SuiteError
+from dlbench.process.allocator import allocator_environment
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS")
@@ -42,9 +46,10 @@ class Placement:
     gpu: str = ""
 
     def environment(self) -> dict[str, str]:
-        """The thread and GPU variables a child must have in its environment from the start."""
+        """The thread, GPU and malloc variables a child must have in its environment from the start."""
         env = {name: str(self.threads) for name in THREAD_ENV}
         env.update(gpu_environment(self.device, self.gpu))
+        env.update(allocator_environment())
         return env
 
 

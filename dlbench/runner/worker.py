@@ -31,6 +31,7 @@ from dlbench.machine import telemetry as gpu_telemetry
 from dlbench.measure.device import DEVICE_BLOCKS, SYNC_PROBE_MAX_MEDIAN_MS, after_timing
 from dlbench.measure.memory import current_rss, peak_rss, reset_peak_rss
 from dlbench.measure.timing import MeasureConfig, measure
+from dlbench.process.allocator import allocator_setting
 from dlbench.process.gate import Gate, thread_affinities
 from dlbench.process.messages import Channel
 from dlbench.process.turns import Baton
@@ -212,11 +213,12 @@ def gpu_selector(device: str) -> str:
 def placement_settings(device: str) -> dict[str, str]:
     """The GPU placement this worker was started with (:mod:`dlbench.process.placement`), as its runtime
     settings record it: ``gpu_selector`` is the one GPU it could see (an index in ``CUDA_DEVICE_ORDER`` or a
-    UUID), the value that names the GPU of every case of this worker."""
+    UUID), the value that names the GPU of every case of this worker. ``malloc``: how its C heap was set up
+    (:mod:`dlbench.process.allocator`)."""
     if device != "gpu":
-        return {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")}
+        return {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"), "malloc": allocator_setting()}
     return {"gpu_selector": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-            "cuda_device_order": os.environ.get("CUDA_DEVICE_ORDER", "")}
+            "cuda_device_order": os.environ.get("CUDA_DEVICE_ORDER", ""), "malloc": allocator_setting()}
 
 
 def start_settings(gate: Gate | None) -> dict[str, str]:
