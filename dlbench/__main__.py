@@ -8,8 +8,8 @@ command runs, the usual handler is back and each command stops in its own way (`
 measured).
 """
 
-import os  # already loaded by the interpreter's start-up: no time passes here
 import _signal  # the C module itself, built in: ``signal`` would first build its enums, long enough for a Ctrl-C
+import os  # already loaded by the interpreter's start-up: no time passes here
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:

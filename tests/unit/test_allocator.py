@@ -39,7 +39,8 @@ def test_a_child_gets_glibcs_thresholds_fixed_where_the_dynamic_ones_end() -> No
     env = allocator_environment({})
     assert env == {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20)}
     assert TRIM_THRESHOLD_BYTES == 2 * MMAP_THRESHOLD_BYTES
-    assert allocator_setting(env) == f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD_BYTES} MALLOC_TRIM_THRESHOLD_={TRIM_THRESHOLD_BYTES}"
+    expected = f"MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD_BYTES} MALLOC_TRIM_THRESHOLD_={TRIM_THRESHOLD_BYTES}"
+    assert allocator_setting(env) == expected
 
 
 @pytest.mark.parametrize("inherited", [{"MALLOC_MMAP_THRESHOLD_": "131072"}, {"MALLOC_TOP_PAD_": "0"},
