@@ -210,7 +210,7 @@ PLAIN: dict[str, Callable[[int], dict[str, Timed]]] = {
 # ----------------------------------------------------------------------------------------------------------
 def adapter_cases(framework: str, batch_size: int, threads: int) -> dict[str, dict[str, Timed]]:
     """Every transformer variant of dlbench's adapter, as the runner builds and calls it."""
-    from dlbench.frameworks.base import BuildRequest
+    from dlbench.frameworks.base import BuildRequest, CaseUnavailable
     from dlbench.frameworks.registry import get_adapter
     from dlbench.workloads import get_workload, make_batch
     from dlbench.workloads.weights import initial_weights
@@ -223,7 +223,10 @@ def adapter_cases(framework: str, batch_size: int, threads: int) -> dict[str, di
             continue
         request = BuildRequest(get_workload("transformer"), "", make_batch("transformer", batch_size, 0),
                                initial_weights("transformer", 0), variant, "cpu")
-        built = adapter.build(request)
+        try:
+            built = adapter.build(request)
+        except CaseUnavailable:  # a GPU-only variant, or one that needs a worker of its own
+            continue
 
         def timed(pass_: str, built: Any = built) -> Timed:
             run = built.prepare(pass_)
