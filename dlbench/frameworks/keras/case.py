@@ -4,8 +4,8 @@ weight) written with the backend's own autodiff, as Keras's guides to custom tra
 
 * JAX: pure functions over ``model.stateless_call``, ``jax.grad`` of the loss, both compiled ahead of time with
   ``jax.jit(...).lower(...).compile()`` (the native JAX adapter's recipe); ``sync`` is ``block_until_ready``.
-* TensorFlow: the model's call and a ``tf.GradientTape`` step, each a ``tf.function`` traced once and called
-  as a training loop calls it, as the native adapter's default variant runs; a CPU call returns when it is done.
+* TensorFlow: the model's call and a ``tf.GradientTape`` step, each traced once into a ``tf.function``
+  (ConcreteFunction), as the native adapter's default variant runs; a CPU call returns when it is done.
 * PyTorch: eager, the forward pass under ``torch.inference_mode`` and the gradient pass by
   ``torch.autograd.grad`` (the native adapter's recipe); CPU work is synchronous.
 
@@ -197,16 +197,14 @@ class KerasTensorFlowCase(KerasCase):
         return step
 
     def _forward_call(self) -> Callable[[], Any]:
-        function = self._tf.function(self._forward)
-        function.get_concrete_function(*self._inputs)  # traced now; the timed call finds the trace by its inputs
+        concrete = self._tf.function(self._forward).get_concrete_function(*self._inputs)
         inputs = self._inputs
-        return lambda: function(*inputs)
+        return lambda: concrete(*inputs)
 
     def _gradient_call(self, training: bool) -> Callable[[], Any]:
-        function = self._tf.function(self._step(training))
-        function.get_concrete_function(self._y, *self._inputs)
+        concrete = self._tf.function(self._step(training)).get_concrete_function(self._y, *self._inputs)
         y, inputs = self._y, self._inputs
-        return lambda: function(y, *inputs)[1]
+        return lambda: concrete(y, *inputs)[1]
 
     def _loss_and_gradients(self) -> tuple[Any, list[Any]]:
         loss, grads = self._tf.function(self._step(False))(self._y, *self._inputs)

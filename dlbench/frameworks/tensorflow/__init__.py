@@ -24,10 +24,10 @@ the algorithms of ``--conv``: ``native`` (``tf.nn.conv2d``), ``im2col``, ``fft``
 ops in :mod:`.convolution`, in every variant. The case traits ``conv`` and ``conv_backend`` record the
 algorithm and what computes native convolutions in the worker (``onednn``, ``eigen``, ``cudnn``, ``xla``).
 
-For the graph variants ``prepare`` traces each pass's ``tf.function`` for the fixed batch shapes (and XLA
+For the graph variants ``prepare`` traces a ``ConcreteFunction`` for the fixed batch shapes (and XLA
 compiles on its first call), so tracing and compilation are timed as ``first_call_ms`` and never enter
-the samples. The samples call the ``tf.function``, as a user's loop does: its argument binding and
-trace-cache lookup on every call are part of what TensorFlow costs (noticeable at small batch sizes).
+the samples. Calling the ConcreteFunction directly also skips the tf.function argument binding and
+trace-cache lookup on every call, a fixed cost that is noticeable at small batch sizes.
 
 The modules, one part each:
 

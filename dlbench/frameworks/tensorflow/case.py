@@ -1,10 +1,5 @@
 """The built TensorFlow case: one canonical network on TF variables with its batch on the device, its
-passes traced once by a ``tf.function`` (or run eagerly) and reused.
-
-The timed call is the ``tf.function`` itself, as a user's training loop calls it, not the ConcreteFunction
-it holds: the function first binds its arguments and looks up their trace, a per-call cost (tens of
-microseconds) that every TensorFlow user pays and that a small case would otherwise hide
-(docs/measurement.md, "Fidelity")."""
+passes traced into ConcreteFunctions (or run eagerly) once and reused."""
 
 from __future__ import annotations
 
@@ -30,8 +25,7 @@ class _Compiled:
     """The callables of one built case, traced once per pass and reused by later ``prepare`` calls."""
 
     passes: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    functions: dict[str, Any] = field(default_factory=dict)  # pass -> its tf.function, traced: what is timed
-    graphs: dict[str, Any] = field(default_factory=dict)  # pass -> its ConcreteFunction, for FLOP counting
+    graphs: dict[str, Any] = field(default_factory=dict)  # pass -> ConcreteFunction, for FLOP counting
 
 
 class TensorFlowCase(BuiltCase):
@@ -95,15 +89,13 @@ class TensorFlowCase(BuiltCase):
         return passes[pass_]
 
     def _trace(self, pass_: str, jit_compile: bool) -> Any:
-        """Trace ``pass_`` by its ``tf.function`` for the fixed input shapes (autograph off: the code has no
-        data-dependent Python control flow to convert); the ConcreteFunction, whose graph FLOP counting reads.
-        Later calls of the ``tf.function`` with the same feeds find this trace."""
+        """Trace ``pass_`` into a ConcreteFunction for the fixed input shapes (autograph off: the code
+        has no data-dependent Python control flow to convert)."""
         tf = self._rt.tf
         if pass_ not in self._compiled.graphs:
             fn = tf.function(self._python_pass(pass_), jit_compile=jit_compile, autograph=False)
             with tf.device(self._rt.device_name):
                 self._compiled.graphs[pass_] = fn.get_concrete_function(*self._feeds)
-            self._compiled.functions[pass_] = fn
         return self._compiled.graphs[pass_]
 
     def _callable(self, pass_: str) -> Callable[..., Any]:
@@ -118,8 +110,7 @@ class TensorFlowCase(BuiltCase):
 
             fn: Callable[..., Any] = run_eager
         else:
-            self._trace(pass_, jit_compile=self._variant == "xla")
-            fn = self._compiled.functions[pass_]  # finds the trace (made under the device scope) by its feeds
+            fn = self._trace(pass_, jit_compile=self._variant == "xla")
         self._compiled.passes[pass_] = fn
         return fn
 
@@ -157,7 +148,7 @@ class TensorFlowCase(BuiltCase):
 
     def sync(self, handle: Any) -> None:
         """GPU kernels run asynchronously on streams: wait for all of them (no copy to the host). On the
-        CPU a tf.function call, and each eager op (eager execution is synchronous by default), returns
+        CPU a ConcreteFunction call, and each eager op (eager execution is synchronous by default), returns
         only after its outputs are computed, so there is nothing to wait for."""
         if self._rt.device == "gpu":
             self._rt.tf.test.experimental.sync_devices()
