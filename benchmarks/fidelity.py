@@ -235,8 +235,9 @@ def main() -> None:
         print(json.dumps(medians), flush=True)
         os._exit(0)  # no interpreter shutdown of the framework (slow, and can crash), as dlbench's workers
     if args.malloc_threshold:  # inherited by every child: the plain ones, dlbench and its workers
-        os.environ.update({"MALLOC_MMAP_THRESHOLD_": str(args.malloc_threshold),
-                           "MALLOC_TRIM_THRESHOLD_": str(2 * args.malloc_threshold)})
+        from dlbench.process.allocator import MALLOC_ENV
+
+        os.environ.update(zip(MALLOC_ENV, (str(args.malloc_threshold), str(2 * args.malloc_threshold)), strict=True))
     frameworks, workloads = args.framework.split(","), args.workload.split(",")
     variants = dict(v.split("=", 1) for v in args.variant)
     print(f"load before: {os.getloadavg()}  ({time.strftime('%H:%M:%S')})"

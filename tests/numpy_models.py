@@ -17,7 +17,7 @@ import numpy as np
 
 from dlbench.frameworks.base import Evaluation
 from dlbench.verify.reference import reference_evaluate
-from dlbench.workloads import Batch, get_workload, initial_weights, workload_names
+from dlbench.workloads import Batch, get_workload, initial_weights, make_batch, workload_names
 
 # Every (workload, phase) of the canonical definitions, in their order.
 ALL_CASES: list[tuple[str, str]] = [(w, p) for w in workload_names() for p in get_workload(w).phase_names]
@@ -67,8 +67,6 @@ def near_tie_allowance(workload: str, batch_size: int) -> dict[str, np.ndarray]:
     :mod:`dlbench.verify.ties`) of ``workload`` on :func:`with_random_biases` weights and the seeded batch of
     ``batch_size``. Two float32 implementations may each take a near-tied ReLU or max-pool decision either way
     (which ones depends on the CPU's summation order), so two of them may differ by twice this."""
-    from dlbench.workloads import make_batch  # noqa: PLC0415
-
     batch = make_batch(workload, batch_size)
     return reference_evaluate(workload, "", batch, with_random_biases(workload), calibrate=True).allowance
 

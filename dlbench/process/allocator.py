@@ -28,26 +28,21 @@ MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 USER_MALLOC_ENV = (*MALLOC_ENV, "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")  # any of these: the user's choice
 
 
-def user_set(inherited: Mapping[str, str]) -> bool:
-    """Whether the user chose glibc's malloc settings in the environment (then dlbench keeps them)."""
-    return any(name in inherited for name in USER_MALLOC_ENV) or "glibc.malloc." in inherited.get("GLIBC_TUNABLES", "")
+def malloc_settings(environ: Mapping[str, str]) -> list[str]:
+    """The glibc malloc settings in ``environ``, as ``NAME=value`` (empty: glibc's dynamic defaults)."""
+    settings = [f"{name}={environ[name]}" for name in USER_MALLOC_ENV if name in environ]
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    return settings + ([f"GLIBC_TUNABLES={tunables}"] if "glibc.malloc." in tunables else [])
 
 
 def allocator_environment(inherited: Mapping[str, str] | None = None) -> dict[str, str]:
     """The malloc variables a child gets (none where the user set their own)."""
-    if user_set(os.environ if inherited is None else inherited):
+    if malloc_settings(os.environ if inherited is None else inherited):
         return {}
-    return {"MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD_BYTES), "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD_BYTES)}
+    return dict(zip(MALLOC_ENV, (str(MMAP_THRESHOLD_BYTES), str(TRIM_THRESHOLD_BYTES)), strict=True))
 
 
 def allocator_setting(environ: Mapping[str, str] | None = None) -> str:
     """How this process's heap was set up, as a worker's runtime settings record it."""
-    environ = os.environ if environ is None else environ
-    fixed = {name: environ[name] for name in MALLOC_ENV if name in environ}
-    tunables = environ.get("GLIBC_TUNABLES", "")
-    if not fixed and "glibc.malloc." not in tunables:
-        return "glibc defaults (dynamic mmap and trim thresholds)"
-    parts = [f"{name}={value}" for name, value in fixed.items()]
-    if "glibc.malloc." in tunables:
-        parts.append(f"GLIBC_TUNABLES={tunables}")
-    return " ".join(parts)
+    settings = malloc_settings(os.environ if environ is None else environ)
+    return " ".join(settings) or "glibc defaults (dynamic mmap and trim thresholds)"

@@ -216,10 +216,11 @@ def placement_settings(device: str) -> dict[str, str]:
     UUID), the value that names the GPU of every case of this worker. ``malloc``: how its C heap was set up
     (:mod:`dlbench.process.allocator`)."""
     if device != "gpu":
-        return {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"),
-                "malloc": allocator_setting()}
-    return {"gpu_selector": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-            "cuda_device_order": os.environ.get("CUDA_DEVICE_ORDER", ""), "malloc": allocator_setting()}
+        gpu = {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)")}
+    else:
+        gpu = {"gpu_selector": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+               "cuda_device_order": os.environ.get("CUDA_DEVICE_ORDER", "")}
+    return {**gpu, "malloc": allocator_setting()}
 
 
 def start_settings(gate: Gate | None) -> dict[str, str]:

@@ -89,11 +89,12 @@ EXPECTED_BACKEND = {  # the conv_backend trait of each algorithm in each layout,
 }
 
 
-def scaled_error(a: Any, b: Any) -> float:
+def scaled_error(a: Any, b: Any, ties: np.ndarray | None = None) -> float:
+    """The largest difference over the larger magnitude; with ``ties``, beyond both sides' near-ties."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape, (a.shape, b.shape)
     scale = max(float(np.abs(a).max()), float(np.abs(b).max())) or 1.0
-    return float(np.abs(a - b).max()) / scale
+    return float(beyond_ties(a, b, ties).max()) / scale
 
 
 def assert_close(got: dict[str, Any], want: dict[str, Any], tol: float | dict[str, float], what: str,
@@ -101,10 +102,7 @@ def assert_close(got: dict[str, Any], want: dict[str, Any], tol: float | dict[st
     """Scaled errors within ``tol``; with ``ties`` (a reference's allowances), beyond its near-ties only."""
     for name, value in want.items():
         limit = tol[name] if isinstance(tol, dict) else tol
-        error = scaled_error(got[name], value)
-        if ties is not None and name in ties and error > limit:
-            scale = max(float(np.abs(np.asarray(got[name])).max()), float(np.abs(np.asarray(value)).max())) or 1.0
-            error = float(beyond_ties(got[name], value, ties[name]).max()) / scale
+        error = scaled_error(got[name], value, (ties or {}).get(name))
         assert error <= limit, f"{what}: {name} off by {error:.2e} (tolerance {limit:.0e})"
 
 

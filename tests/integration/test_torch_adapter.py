@@ -32,7 +32,7 @@ from tests.numpy_models import (  # noqa: E402
     near_tie_allowance,
     reference,
     with_random_biases,
-)  # noqa: E402
+)
 
 pytestmark = pytest.mark.integration
 

@@ -47,6 +47,8 @@ def test_a_child_gets_glibcs_thresholds_fixed_where_the_dynamic_ones_end() -> No
                                        {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}])
 def test_the_users_own_malloc_settings_are_kept(inherited: dict[str, str]) -> None:
     assert allocator_environment(inherited) == {}
+    ((name, value),) = inherited.items()
+    assert allocator_setting(inherited) == f"{name}={value}"  # recorded as the user's, not as glibc's defaults
     assert allocator_setting({}) == "glibc defaults (dynamic mmap and trim thresholds)"
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from dlbench.cases.spec import WorkerKey
 from dlbench.measure.timing import MeasureConfig
+from dlbench.process.allocator import allocator_environment, allocator_setting
 from dlbench.process.child import Child, ChildSpec, Ended
 from dlbench.process.placement import cores_for, place
 from dlbench.record.results import CaseResult
@@ -94,6 +95,8 @@ def test_workers_started_ahead_import_together_and_measure_one_after_the_other()
         pinned, _, total = settings["pinned"].partition(" of ")
         assert pinned == total.split()[0]  # every thread on the worker's cores
         assert settings["pinned"].endswith("cores " + ",".join(map(str, cores_for(job.threads))))
+        # the C heap the placement gave it, as the worker itself read it from its environment
+        assert settings["malloc"] == allocator_setting({**os.environ, **allocator_environment()})
 
 
 def test_a_worker_that_fails_to_start_ahead_fails_its_own_cases_only() -> None:
